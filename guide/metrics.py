@@ -1,0 +1,227 @@
+"""Trigger-quality metrics of FORMATS.md, from a ground truth and an event log.
+
+    m = score(truth_rows, events, durations=..., walk_end=...)
+    print(format_table({"engine": m, "naive": m2}))
+
+Definitions (per visitor, summed over visitors):
+- hit: a `listen` row of 15 s or more for E during which a track of E starts
+  (from 5 s before the row's start to its end), or E's track is already
+  playing at the row's start. recall = hits / such rows.
+- latency: for each hit, max(0, start.t - row.start); median and p90.
+- false start: a start of X that is not the first start of X within a
+  `listen` row for X (5 s slack before the row).
+- interruption: a track of X that stops before its end (earlier than its
+  duration minus 0.5 s after its start) at a time inside a `listen` or
+  `wander` row for X.
+- unwanted audio: seconds played by false starts, to their end or the end of
+  the walk.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from guide.errors import ScanLogError
+
+MIN_LISTEN = 15.0  # s: shorter listen rows do not count for recall
+SLACK = 5.0  # s a start may precede its listen row
+END_TOLERANCE = 0.5  # s: a track ending this close to its duration finished
+INTENTS = ("listen", "wander", "glance")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TruthRow:
+    visitor: str
+    start: float
+    end: float
+    exhibit: str
+    intent: str  # listen | wander | glance
+
+
+def read_truth(path: str | os.PathLike) -> list[TruthRow]:
+    """A FORMATS.md ground-truth CSV; ScanLogError naming file:line on a bad row."""
+    path = Path(path)
+    try:
+        f = open(path, newline="", encoding="utf-8")
+    except OSError as e:
+        raise ScanLogError(f"{path}: cannot open the ground truth ({e.strerror})") from None
+    rows: list[TruthRow] = []
+    with f:
+        reader = csv.DictReader(f)
+        need = {"visitor", "start", "end", "exhibit", "intent"}
+        if not reader.fieldnames or not need <= {h.strip() for h in reader.fieldnames}:
+            raise ScanLogError(f"{path}:1: the header must name visitor,start,end,exhibit,intent "
+                               f"(found {','.join(reader.fieldnames or [])})")
+        for rec in reader:
+            line = reader.line_num
+            try:
+                start, end = float(rec["start"]), float(rec["end"])
+            except (TypeError, ValueError):
+                raise ScanLogError(f"{path}:{line}: start and end must be seconds "
+                                   f"(found {rec['start']!r}, {rec['end']!r})") from None
+            if not (math.isfinite(start) and math.isfinite(end)) or end < start:
+                raise ScanLogError(f"{path}:{line}: end ({end:g}) is before start ({start:g})")
+            intent = (rec["intent"] or "").strip()
+            if intent not in INTENTS:
+                raise ScanLogError(f"{path}:{line}: intent {intent!r} is not one of {', '.join(INTENTS)}")
+            rows.append(TruthRow(visitor=rec["visitor"], start=start, end=end,
+                                 exhibit=rec["exhibit"], intent=intent))
+    return rows
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metrics:
+    visitors: int
+    hours: float  # visitor-hours
+    listen_rows: int
+    hits: int
+    latencies: tuple[float, ...]
+    false_starts: int
+    interruptions: int
+    unwanted: float  # seconds
+
+    @property
+    def recall(self) -> float:
+        return self.hits / self.listen_rows if self.listen_rows else float("nan")
+
+    @property
+    def latency_median(self) -> float:
+        return statistics.median(self.latencies) if self.latencies else float("nan")
+
+    @property
+    def latency_p90(self) -> float:
+        return _percentile(self.latencies, 0.9)
+
+    def per_hour(self, value: float) -> float:
+        return value / self.hours if self.hours else float("nan")
+
+    def as_dict(self) -> dict:
+        return {
+            "visitors": self.visitors, "visitor_hours": round(self.hours, 3),
+            "listen_rows": self.listen_rows, "hits": self.hits,
+            "recall": round(self.recall, 4),
+            "latency_median_s": round(self.latency_median, 2),
+            "latency_p90_s": round(self.latency_p90, 2),
+            "false_starts": self.false_starts,
+            "false_starts_per_hour": round(self.per_hour(self.false_starts), 2),
+            "interruptions": self.interruptions,
+            "interruptions_per_hour": round(self.per_hour(self.interruptions), 3),
+            "unwanted_audio_s": round(self.unwanted, 1),
+            "unwanted_audio_s_per_hour": round(self.per_hour(self.unwanted), 1),
+        }
+
+
+def _percentile(values: Iterable[float], q: float) -> float:
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    k = (len(v) - 1) * q
+    lo = math.floor(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def score(truth: Iterable[TruthRow], events: Iterable[dict], *,
+          durations: Mapping[str, float], walk_end: Mapping[str, float]) -> Metrics:
+    """Score one event log against its ground truth.
+
+    `durations`: track path (as in start events) -> seconds. `walk_end`:
+    visitor -> end of their walk (every visitor scored must be in it)."""
+    rows_by: dict[str, list[TruthRow]] = defaultdict(list)
+    for r in truth:
+        rows_by[r.visitor].append(r)
+    starts_by: dict[str, list[dict]] = defaultdict(list)
+    plays_by: dict[str, list[tuple[str, float, float, float]]] = defaultdict(list)
+    # plays: (exhibit, start t, end t or walk end, full length from start)
+    open_: dict[str, dict] = {}
+    for e in events:
+        v = e["visitor"]
+        if e["event"] == "start":
+            starts_by[v].append(e)
+            open_[v] = e
+        elif e["event"] == "end" and v in open_:
+            s = open_.pop(v)
+            if s["exhibit"] == e["exhibit"]:
+                plays_by[v].append(_play(s, e["t"], durations))
+    for v, s in open_.items():
+        plays_by[v].append(_play(s, walk_end.get(v, s["t"]), durations, ended=False))
+
+    visitors = set(walk_end) | set(rows_by) | set(starts_by)
+    hours = sum(walk_end.get(v, 0.0) for v in visitors) / 3600.0
+    listen_rows = hits = false_starts = interruptions = 0
+    latencies: list[float] = []
+    unwanted = 0.0
+    for v in visitors:
+        rows = rows_by.get(v, [])
+        listens = [r for r in rows if r.intent == "listen"]
+        plays = plays_by.get(v, [])
+        # recall and latency
+        for r in listens:
+            if r.end - r.start < MIN_LISTEN:
+                continue
+            listen_rows += 1
+            already = any(ex == r.exhibit and st < r.start - SLACK and r.start < en
+                          for ex, st, en, _, _ in plays)
+            first = next((s["t"] for s in starts_by.get(v, [])
+                          if s["exhibit"] == r.exhibit and r.start - SLACK <= s["t"] <= r.end), None)
+            if already:
+                hits += 1
+                latencies.append(0.0)
+            elif first is not None:
+                hits += 1
+                latencies.append(max(0.0, first - r.start))
+        # false starts and unwanted audio
+        used: set[int] = set()
+        for ex, st, en, _, _ in plays:
+            legit = None
+            for i, r in enumerate(listens):
+                if r.exhibit == ex and r.start - SLACK <= st <= r.end and i not in used:
+                    legit = i
+                    break
+            if legit is None:
+                false_starts += 1
+                unwanted += max(0.0, en - st)
+            else:
+                used.add(legit)
+        # interruptions
+        for ex, st, en, full, ended in plays:
+            if not ended or en >= st + full - END_TOLERANCE:
+                continue
+            if any(r.exhibit == ex and r.intent in ("listen", "wander") and r.start <= en <= r.end
+                   for r in rows):
+                interruptions += 1
+    return Metrics(visitors=len(visitors), hours=hours, listen_rows=listen_rows, hits=hits,
+                   latencies=tuple(latencies), false_starts=false_starts,
+                   interruptions=interruptions, unwanted=unwanted)
+
+
+def _play(start: dict, end_t: float, durations: Mapping[str, float], ended: bool = True):
+    full = durations.get(start["track"], math.inf) - start.get("offset", 0.0)
+    return (start["exhibit"], start["t"], end_t, full, ended)
+
+
+def format_table(results: Mapping[str, Metrics]) -> str:
+    """Policies side by side, one metric a line."""
+    names = list(results)
+    lines = [("", *names)]
+
+    def row(label: str, f) -> None:
+        lines.append((label, *(f(results[n]) for n in names)))
+
+    row("visitors (visitor-hours)", lambda m: f"{m.visitors} ({m.hours:.2f} h)")
+    row("recall", lambda m: f"{m.recall:.3f} ({m.hits}/{m.listen_rows})")
+    row("latency median (s)", lambda m: f"{m.latency_median:.1f}")
+    row("latency p90 (s)", lambda m: f"{m.latency_p90:.1f}")
+    row("false starts / visitor-hour", lambda m: f"{m.per_hour(m.false_starts):.1f} ({m.false_starts})")
+    row("interruptions / visitor-hour", lambda m: f"{m.per_hour(m.interruptions):.2f} ({m.interruptions})")
+    row("unwanted audio s / visitor-hour", lambda m: f"{m.per_hour(m.unwanted):.0f} ({m.unwanted:.0f} s)")
+    widths = [max(len(str(l[i])) for l in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                               for i, (c, w) in enumerate(zip(l, widths))) for l in lines)

@@ -1,0 +1,233 @@
+"""Replaying visits through the engine in virtual time.
+
+The simulator's core: scan rows in, event-log objects out, one engine per
+visitor, tracks lasting their real durations. The device runs the same engine
+in real time; here `now` is the scan log's own clock, and the "player" is a
+note of when the playing track will end.
+
+    site = load_zones("zones.yaml")
+    rows = read_scans("scans.csv", site)           # streams; never holds the log
+    events = []
+    summary = replay(site, rows, lang="en", emit=events.append)
+
+`read_scans` validates as it streams: a malformed row, a row out of time
+order or an implausible RSSI stops the replay with the file and line; rows
+naming a beacon the map does not know are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Protocol
+
+from guide.actions import Action, End, Start, to_event
+from guide.engine import Engine
+from guide.errors import ScanLogError
+from guide.naive import NaiveEngine
+from guide.site import Site
+from guide import tracks
+
+ScanRow = tuple[str, float, str, int]  # visitor, t, beacon, rssi
+
+POLICIES = ("engine", "naive")
+
+
+class _Policy(Protocol):
+    def observe(self, beacon: str, rssi: int, now: float) -> list[Action]: ...
+    def tick(self, now: float) -> list[Action]: ...
+    def finished(self, now: float) -> list[Action]: ...
+    def next_deadline(self) -> float | None: ...
+
+
+@dataclass(kw_only=True)
+class ScanStats:
+    """What a scan-log read saw (filled in as it streams)."""
+
+    rows: int = 0
+    skipped_unknown: int = 0
+    unknown_beacons: set[str] = field(default_factory=set)
+    last_t: dict[str, float] = field(default_factory=dict)  # visitor -> last scan time
+
+
+def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None = None,
+               progress: bool = False) -> Iterator[ScanRow]:
+    """Stream a FORMATS.md scan log as (visitor, t, beacon, rssi) tuples."""
+    path = Path(path)
+    stats = stats if stats is not None else ScanStats()
+    known = site.beacons
+    try:
+        f = open(path, newline="", encoding="utf-8")
+    except OSError as e:
+        raise ScanLogError(f"{path}: cannot open the scan log ({e.strerror})") from None
+    with f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise ScanLogError(f"{path}: the scan log is empty; it needs the header visitor,t,beacon,rssi")
+        cols = [h.strip() for h in header]
+        missing = [c for c in ("visitor", "t", "beacon", "rssi") if c not in cols]
+        if missing:
+            raise ScanLogError(
+                f"{path}:1: the header lacks {', '.join(missing)}; "
+                f"a scan log starts with the line visitor,t,beacon,rssi (found {','.join(cols)})")
+        iv, it, ib, ir = (cols.index(c) for c in ("visitor", "t", "beacon", "rssi"))
+        width = max(iv, it, ib, ir) + 1
+        last_t = stats.last_t
+        bar = _Progress(path, f) if progress else None
+        cur_v = None
+        prev = -math.inf
+        n = 0
+        row: list[str] = []
+        try:
+            for row in reader:
+                n += 1
+                b = row[ib]
+                v = row[iv]
+                t = float(row[it])
+                r = int(row[ir])
+                if v != cur_v:
+                    if cur_v is not None:
+                        last_t[cur_v] = prev
+                    cur_v = v
+                    prev = last_t.get(v, -math.inf)
+                if not t >= prev:  # also catches NaN
+                    raise _BadRow(f"t={row[it]} is earlier than this visitor's previous row "
+                                  f"(t={prev:g}); each visitor's rows must be in time order")
+                if not -127 <= r <= 0:
+                    raise _BadRow(f"rssi={r} is not a plausible signal strength; "
+                                  f"RSSI is a negative dBm value between -127 and 0")
+                prev = t
+                if b not in known:
+                    stats.skipped_unknown += 1
+                    stats.unknown_beacons.add(b)
+                    continue
+                if bar is not None and not n & 0xFFFF:
+                    bar.update()
+                yield v, t, b, r
+        except (ValueError, IndexError, _BadRow) as e:
+            line = reader.line_num
+            if isinstance(e, _BadRow):
+                why = str(e)
+            elif len(row) < width:
+                why = f"expected {len(cols)} fields ({','.join(cols)}), found {len(row)}"
+            else:
+                why = (f"t must be a number of seconds and rssi a whole number of dBm "
+                       f"(found t={row[it]!r}, rssi={row[ir]!r})")
+            raise ScanLogError(f"{path}:{line}: {why}") from None
+        except csv.Error as e:
+            raise ScanLogError(f"{path}:{reader.line_num}: not valid CSV ({e})") from None
+        finally:
+            if cur_v is not None:
+                last_t[cur_v] = prev
+            stats.rows += n
+            if bar is not None:
+                bar.close()
+
+
+class _BadRow(Exception):
+    pass
+
+
+class _Progress:
+    """A progress bar on stderr by bytes read (tqdm), for long replays."""
+
+    def __init__(self, path: Path, f) -> None:
+        from tqdm import tqdm
+
+        self._f = f
+        self._done = 0
+        self._bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
+                         desc=f"replay {path.name}", leave=False, disable=None)
+
+    def update(self) -> None:
+        pos = self._f.buffer.tell()
+        self._bar.update(pos - self._done)
+        self._done = pos
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+@dataclass(slots=True)
+class _Run:
+    """One visitor's replay: its engine and the virtual player."""
+
+    visitor: str
+    engine: _Policy
+    track_end: float = math.inf  # when the playing track will finish by itself
+    due: float = -math.inf  # earliest time anything but an observation is due
+    last: float = 0.0
+
+
+def replay(site: Site, rows: Iterable[ScanRow], *, lang: str, emit: Callable[[dict], None],
+           policy: str = "engine", walk_end: dict[str, float] | None = None,
+           visitor_lang: dict[str, str] | None = None) -> dict[str, float]:
+    """Run every visitor's rows through a fresh engine; `emit` receives each
+    event-log object in time order per visitor. Returns each visitor's last
+    time (the end of its walk: `walk_end` if given, else its last row)."""
+    make = {"engine": Engine, "naive": NaiveEngine}.get(policy)
+    if make is None:
+        raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    durations: dict[str, float] = {}
+
+    def duration(track: str) -> float:
+        d = durations.get(track)
+        if d is None:
+            d = durations[track] = tracks.duration(site.track_path(track))
+        return d
+
+    def perform(run: _Run, actions: list[Action], t: float) -> None:
+        for a in actions:
+            if type(a) is Start:
+                run.track_end = t + duration(a.track) - a.offset
+            elif type(a) is End:
+                # the fade still sounds, but the track is over for the engine
+                run.track_end = math.inf
+            emit(to_event(a, visitor=run.visitor, t=t))
+        d = run.engine.next_deadline()
+        run.due = min(run.track_end, d if d is not None else math.inf)
+
+    def advance(run: _Run, t: float) -> None:
+        """Everything due up to `t`: tracks ending, engine deadlines."""
+        eng = run.engine
+        while True:
+            d = eng.next_deadline()
+            d = math.inf if d is None else d
+            if run.track_end <= t and run.track_end <= d:
+                at = run.track_end
+                run.track_end = math.inf
+                perform(run, eng.finished(at), at)
+            elif d <= t:
+                perform(run, eng.tick(d), d)
+            else:
+                run.due = min(run.track_end, d)
+                return
+
+    runs: dict[str, _Run] = {}
+    run: _Run | None = None
+    cur = None
+    for v, t, b, r in rows:
+        if v != cur:
+            run = runs.get(v)
+            if run is None:
+                vl = (visitor_lang or {}).get(v, lang)
+                run = runs[v] = _Run(visitor=v, engine=make(site, vl))
+            cur = v
+        if t >= run.due:
+            advance(run, t)
+        run.last = t
+        acts = run.engine.observe(b, r, t)
+        if acts:
+            perform(run, acts, t)
+    ends: dict[str, float] = {}
+    for v, run in runs.items():
+        end = max(run.last, (walk_end or {}).get(v, run.last))
+        advance(run, end)
+        ends[v] = end
+    for v, end in (walk_end or {}).items():
+        ends.setdefault(v, end)  # visitors the radio never reached still walked
+    return ends

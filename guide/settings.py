@@ -1,0 +1,78 @@
+"""Trigger settings: every tuning value of the engine, with its unit and default.
+
+They live in zones.yaml under the optional key ``trigger:`` at site level, and
+under ``trigger:`` of an exhibit for the values marked per-exhibit, which
+override the site's for that exhibit only::
+
+    trigger:
+      dwell: 4.0            # seconds
+    exhibits:
+      - id: coin-1
+        trigger: {dwell: 6.0, margin: 4.0}
+
+The zone-map loader validates these keys by reading the fields below (name,
+type, ``unit``, ``min``/``max``, ``per_exhibit``, ``doc``), so this dataclass is
+the one list of what may be tuned; the README table is generated from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+
+def _s(default: Any, unit: str, doc: str, *, min: float | None = None,
+       max: float | None = None, per_exhibit: bool = False) -> Any:
+    return field(default=default, metadata={
+        "unit": unit, "doc": doc, "min": min, "max": max, "per_exhibit": per_exhibit})
+
+
+@dataclass(frozen=True, kw_only=True)
+class TriggerSettings:
+    """The engine's tuning values (see the module docstring for where they live)."""
+
+    smoothing: float = _s(
+        2.0, "s", "time constant of the RSSI filter; longer rides out fades and "
+        "lost packets, shorter reacts sooner", min=0.1, max=30)
+    forget: float = _s(
+        10.0, "s", "a beacon not heard for this long is forgotten", min=1, max=120)
+    path_loss_exponent: float = _s(
+        2.0, "", "how fast signal falls with distance, used to turn an "
+        "exhibit's radius into the level expected at its edge", min=1.0, max=6.0)
+    level: float | None = _s(
+        None, "dBm", "smoothed RSSI a visitor must reach to be at this exhibit; "
+        "default: the beacon's tx_power at the exhibit's radius, less `slack`",
+        min=-127, max=0, per_exhibit=True)
+    slack: float = _s(
+        8.0, "dB", "how far below the level expected at the radius still counts "
+        "(phones and bodies differ by several dB)", min=0, max=40, per_exhibit=True)
+    margin: float = _s(
+        5.0, "dB", "lead over every other exhibit needed to arrive", min=0, max=40,
+        per_exhibit=True)
+    hysteresis: float = _s(
+        3.0, "dB", "once arrived, the visitor stays until another exhibit leads by "
+        "this much, or the level falls this far below `level`", min=0, max=40,
+        per_exhibit=True)
+    dwell: float = _s(
+        4.0, "s", "how long the visitor must stay settled before the track starts",
+        min=0, max=120, per_exhibit=True)
+    glance: float = _s(
+        12.0, "s", "a track the visitor leaves within this many seconds of its "
+        "start was a glance: it fades out and the exhibit is not counted as heard",
+        min=0, max=60, per_exhibit=True)
+    fade: float = _s(
+        1.0, "s", "length of the fade-out of an abandoned or stopped track",
+        min=0, max=10)
+    replay_heard: bool = _s(
+        False, "", "start an exhibit again when the visitor comes back to it")
+    resume_rewind: float = _s(
+        3.0, "s", "after a reboot, resume the interrupted track this many seconds "
+        "before where it stopped", min=0, max=60)
+
+    def override(self, values: dict[str, Any]) -> "TriggerSettings":
+        """A copy with some values replaced (already validated by the loader)."""
+        return replace(self, **values)
+
+
+SETTINGS = {f.name: f for f in fields(TriggerSettings)}
+PER_EXHIBIT = frozenset(n for n, f in SETTINGS.items() if f.metadata["per_exhibit"])

@@ -1,0 +1,236 @@
+"""The simulator's command line (`python simulate.py`): replay visits, score them.
+
+    python simulate.py                                   # the La Coupole demo
+    python simulate.py --zones Z --scans S --lang en --events out.jsonl --truth T
+    python simulate.py --zones Z --walks W --rate 1 --truth T --policy both
+
+The same engine as the device runs in virtual time (guide.replay); the naive
+policy (guide.naive) is today's museum behaviour, shown beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from guide import tracks
+from guide.errors import GuideError
+from guide.eventlog import EventLog
+from guide.metrics import Metrics, format_table, read_truth, score
+from guide.replay import POLICIES, ScanStats, read_scans, replay
+from guide.site import Site
+from guide.zones import load_zones
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_ZONES = ROOT / "zones.yaml"
+DEMO_VISITORS = 12
+DEMO_RATES = (10.0, 1.0)
+
+EXAMPLES = """\
+examples:
+  python simulate.py
+      the bundled La Coupole site, generated visitors at 10 Hz and 1 Hz,
+      our engine beside the naive policy
+  python simulate.py --zones zones.yaml --scans walk.csv --lang en --events events.jsonl
+      replay a recorded scan log (guide record) and write the event log
+  python simulate.py --zones Z --scans S --truth truth.csv --policy both
+      score a replay against its ground truth, beside the naive policy
+  python simulate.py --zones Z --walks walks.csv --rate 1 --radio harsh --truth T
+      turn positions into scans with the radio model (a phone's 1 Hz, harsh radio)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="simulate.py",
+        description="Replay visitor walks through the trigger engine in virtual time "
+                    "and score the result. With no arguments: the La Coupole demo.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--zones", type=Path, help="the zone map (default: zones.yaml of the demo site)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--scans", type=Path, help="a scan log (CSV: visitor,t,beacon,rssi)")
+    src.add_argument("--walks", type=Path, help="visitor positions (CSV: visitor,t,x,y), "
+                     "turned into scans by the radio model")
+    p.add_argument("--lang", help="the visitors' language (default: the site's first)")
+    p.add_argument("--events", type=Path, help="write the event log (JSON Lines) here")
+    p.add_argument("--truth", type=Path, help="ground truth (CSV): print the trigger-quality metrics")
+    p.add_argument("--policy", choices=(*POLICIES, "both"), default="engine",
+                   help="engine (ours), naive (today's guides) or both side by side")
+    p.add_argument("--rate", type=float, help="with --walks: advertisements per second per "
+                   "beacon (default: the radio model's, 10)")
+    p.add_argument("--radio", default="museum", choices=("textbook", "museum", "harsh"),
+                   help="with --walks: radio model preset (default: museum)")
+    p.add_argument("--seed", type=int, default=7, help="random seed of the radio model and "
+                   "the demo's visitors (default: 7)")
+    p.add_argument("--visitors", type=int, default=DEMO_VISITORS,
+                   help=f"demo only: how many generated visitors (default: {DEMO_VISITORS})")
+    p.add_argument("--render-audio", type=Path, metavar="OUT.wav",
+                   help="write what one visitor (--visitor) would have heard")
+    p.add_argument("--visitor", help="with --render-audio: which visitor")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.scans is None and args.walks is None:
+            return _demo(args)
+        return _run(args)
+    except GuideError as e:
+        print(f"simulate.py: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("simulate.py: interrupted", file=sys.stderr)
+        return 130
+
+
+class _Source:
+    """Where the scan rows come from, and where each visitor's walk ends."""
+
+    def __init__(self, site: Site, args: argparse.Namespace):
+        self.site, self.args = site, args
+        self.stats = ScanStats()
+        self.walk_end: dict[str, float] = {}
+
+    def rows(self) -> Iterator[tuple[str, float, str, int]]:
+        a = self.args
+        if a.scans is not None:
+            return read_scans(a.scans, self.site, stats=self.stats, progress=not a.no_progress)
+        from guide.radio import RadioModel, read_walks, scans_from_walk
+
+        return scans_from_walk(self.site, self._note_ends(read_walks(a.walks)),
+                               RadioModel.preset(a.radio), seed=a.seed, rate_hz=a.rate)
+
+    def _note_ends(self, walk: Iterable[tuple[str, float, float, float]]):
+        for row in walk:
+            self.walk_end[row[0]] = row[1]
+            yield row
+
+    def ends(self) -> dict[str, float]:
+        return {**self.stats.last_t, **self.walk_end}
+
+
+def _run(args: argparse.Namespace) -> int:
+    site = load_zones(args.zones or DEMO_ZONES)
+    lang = _lang(site, args.lang)
+    policies = POLICIES if args.policy == "both" else (args.policy,)
+    if args.render_audio and not args.visitor:
+        raise GuideError("--render-audio needs --visitor: whose visit to render")
+    truth = read_truth(args.truth) if args.truth else None
+    results: dict[str, Metrics] = {}
+    for policy in policies:
+        source = _Source(site, args)
+        events: list[dict] = []
+        ends = replay(site, source.rows(), lang=lang, emit=events.append, policy=policy)
+        ends = {**source.ends(), **ends}
+        if source.stats.skipped_unknown:
+            unknown = sorted(source.stats.unknown_beacons)
+            print(f"simulate.py: skipped {source.stats.skipped_unknown} scan rows naming beacons "
+                  f"not in the zone map: {', '.join(unknown[:10])}"
+                  f"{' ...' if len(unknown) > 10 else ''}", file=sys.stderr)
+        if args.events and policy == policies[0]:
+            _write_events(args.events, events)
+        if args.render_audio and policy == policies[0]:
+            _render(site, events, args.visitor, args.render_audio)
+        if truth is not None:
+            results[policy] = score(truth, events, durations=_durations(site, events), walk_end=ends)
+        else:
+            starts = sum(1 for e in events if e["event"] == "start")
+            print(f"{policy}: {len(ends)} visitors, {starts} tracks started", file=sys.stderr)
+    if results:
+        _print(results, args.json)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """The bundled site with generated visitors, at 10 Hz and at 1 Hz."""
+    from guide.radio import RadioModel, scans_from_walk
+    from guide.walks import generate_visitors
+
+    site = load_zones(args.zones or DEMO_ZONES)
+    lang = _lang(site, args.lang)
+    durations = {}
+    for ex in site.exhibits:
+        found = site.track_for(ex.id, lang)
+        if found is not None:
+            durations[ex.id] = tracks.duration(site.track_path(found[1]))
+    walk, truth = generate_visitors(site, n=args.visitors, seed=args.seed,
+                                    durations=durations, lang=lang)
+    walk_end: dict[str, float] = {}
+    for row in walk:
+        walk_end[row[0]] = row[1]
+    print(f"{site.name}: {len(site.exhibits)} exhibits, {args.visitors} generated visitors "
+          f"(listeners, glancers, wanderers), language {lang}", file=sys.stderr)
+    tables = []
+    for rate in ((args.rate,) if args.rate else DEMO_RATES):
+        results = {}
+        for policy in POLICIES:
+            events: list[dict] = []
+            rows = scans_from_walk(site, walk, RadioModel.preset(args.radio),
+                                   seed=args.seed, rate_hz=rate)
+            replay(site, rows, lang=lang, emit=events.append, policy=policy, walk_end=walk_end)
+            results[policy] = score(truth, events, durations=_durations(site, events),
+                                    walk_end=walk_end)
+            if args.events and policy == "engine" and rate == DEMO_RATES[0]:
+                _write_events(args.events, events)
+        tables.append((rate, results))
+    if args.json:
+        print(json.dumps({f"{rate:g} Hz": {p: m.as_dict() for p, m in r.items()}
+                          for rate, r in tables}, indent=2))
+    else:
+        for rate, results in tables:
+            print(f"\n{rate:g} Hz per beacon, radio model '{args.radio}':")
+            print(format_table(results))
+    return 0
+
+
+def _lang(site: Site, lang: str | None) -> str:
+    if lang is None:
+        return site.languages[0]
+    if lang not in site.languages:
+        raise GuideError(f"--lang {lang}: the site offers {', '.join(site.languages)}")
+    return lang
+
+
+def _durations(site: Site, events: list[dict]) -> dict[str, float]:
+    return {e["track"]: tracks.duration(site.track_path(e["track"]))
+            for e in events if e["event"] == "start"}
+
+
+def _write_events(path: Path, events: list[dict]) -> None:
+    # a replay rewrites its event log whole: write beside it, then rename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, delete=False) as tmp:
+        tmp_path = Path(tmp.name)
+    try:
+        with EventLog(tmp_path) as log:
+            for e in events:
+                log.write_event(e)
+        tmp_path.replace(path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def _render(site: Site, events: list[dict], visitor: str, out: Path) -> None:
+    from guide.render import render_visit
+
+    mine = [e for e in events if e["visitor"] == visitor]
+    if not mine:
+        known = sorted({e["visitor"] for e in events})
+        raise GuideError(f"--visitor {visitor}: no track played for that visitor "
+                         f"(visitors with tracks: {', '.join(known[:10]) or 'none'})")
+    render_visit(site, mine, out)
+    print(f"simulate.py: wrote what {visitor} heard to {out}", file=sys.stderr)
+
+
+def _print(results: dict[str, Metrics], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({p: m.as_dict() for p, m in results.items()}, indent=2))
+    else:
+        print(format_table(results))

@@ -1,0 +1,12 @@
+#!/usr/bin/env python3
+"""Replay visitor walks through the guide's trigger engine and score them.
+
+Run with no arguments for the La Coupole demo; `--help` for the options.
+"""
+
+import sys
+
+from guide.simulator import main
+
+if __name__ == "__main__":
+    sys.exit(main())
