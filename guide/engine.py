@@ -9,19 +9,21 @@ The rules
    (`smoothing` seconds), so a beacon heard at 1 Hz and one heard at 10 Hz
    settle equally fast. A packet far below the running level (a deep fade, a
    body in the way) is clipped to `FADE_CLIP` dB below it before it counts, so
-   one fade cannot flip a decision. A beacon not heard for a while loses
+   one fade cannot flip a decision; a second one in a row counts in full
+   (the visitor is walking away). A beacon not heard for a while loses
    `SILENT_DECAY` dB a second after `SILENT_GRACE` seconds, and is forgotten
    after `forget` seconds.
 2. Where the visitor is. Exhibits are compared on path loss (smoothed RSSI
    minus the beacon's tx_power), so a louder beacon does not win by being
    louder. The visitor is *at* exhibit X when X's level is at least
    `level` (default: the level expected at X's radius, less `slack`) and X
-   leads every other exhibit by `margin` dB. Once at X, the visitor stays at X
-   until X falls `hysteresis` dB below its level, or another exhibit leads it
-   by `hysteresis` dB: arriving is harder than staying, so two exhibits 2-3 m
-   apart do not flicker.
-3. Settling. A track starts only after the visitor has been at X for `dwell`
-   seconds without a break.
+   leads every other exhibit by `margin` dB (a beacon not heard counts as
+   not there).
+3. Settling. The visitor has settled at X once that held for `dwell`
+   seconds without a break, with X heard in the last `SILENT_GRACE` seconds.
+   Once settled, the visitor stays at X until X falls `hysteresis` dB below
+   its level, or another exhibit leads it by `hysteresis` dB: arriving is
+   harder than staying, so two exhibits 2-3 m apart do not flicker.
 4. Listening. Nothing the visitor does with their feet cuts a track they are
    listening to: it plays to its end. Only then does the exhibit where the
    visitor has settled (if any) start.
@@ -61,7 +63,7 @@ from guide.site import Site
 # physics and visitor behaviour, not a site's layout).
 FADE_CLIP = 10.0  # dB: a packet counts at most this far below the running level
 SILENT_GRACE = 2.5  # s without a packet before a beacon's level starts to decay
-SILENT_DECAY = 3.0  # dB per second of silence after the grace period
+SILENT_DECAY = 6.0  # dB per second of silence after the grace period
 LEAVE_CONFIRM = 2.0  # s not at the exhibit before a glance is ended
 STEP = 0.25  # s between two evaluations of where the visitor is
 
@@ -77,6 +79,7 @@ class _Beacon:
     level: float = 0.0
     last: float = -math.inf  # time of the last packet
     heard: bool = False
+    low: bool = False  # the last packet was a deep fade (clipped)
 
 
 @dataclass(slots=True)
@@ -115,12 +118,15 @@ class Engine:
             self._enter.append(level)
             b = site.beacons[ex.beacon]
             self._beacons[ex.beacon] = _Beacon(exhibit=i, tx=float(b.tx_power))
+        self._beacon_of = [self._beacons[ex.beacon] for ex in site.exhibits]
         self._tx = [float(site.beacons[ex.beacon].tx_power) for ex in site.exhibits]
         self._ids = {ex.id: i for i, ex in enumerate(site.exhibits)}
         self._levels: dict[int, float] = {}  # exhibit index -> level, at the last evaluation
         self._active: list[_Beacon] = []  # beacons heard and not yet forgotten
         self._here: int | None = None  # exhibit the visitor is at (rule 2)
         self._here_since = 0.0
+        self._settled = False  # at `_here` for the whole dwell (rule 3)
+        self._block: int | None = None  # not to start until the visitor leaves it
         self._playing: _Playing | None = None
         self._next_eval = -math.inf
         self._deadline: float | None = None
@@ -165,7 +171,12 @@ class Engine:
             dt = now - b.last
             d = rssi - b.level
             if d < -FADE_CLIP:
-                d = -FADE_CLIP
+                # one packet far below is a fade; two in a row are the visitor moving
+                if not b.low:
+                    b.low = True
+                    d = -FADE_CLIP
+            elif b.low:
+                b.low = False
             # time-constant filter: the same settling time at any packet rate
             b.level += d * (1.0 - math.exp(-dt / self._tau)) if dt > 0 else 0.0
         b.last = now
@@ -184,6 +195,7 @@ class Engine:
             return []
         self._heard.add(p.exhibit)
         self._playing = None
+        self._block = p.index  # replay_heard means on return, not at once
         return [End(exhibit=p.exhibit, reason="finished"), *self._evaluate(now)]
 
     def failed(self, now: float, message: str = "") -> list[Action]:
@@ -312,6 +324,13 @@ class Engine:
         if here != self._here:
             self._here = here
             self._here_since = now
+            self._settled = False
+            if here != self._block:
+                self._block = None
+        if here is not None and not self._settled:
+            ex = self._exhibits[here]
+            self._settled = (now - self._here_since >= ex.trigger.dwell
+                             and now - self._beacon_of[here].last <= SILENT_GRACE)
         out: list[Action] = []
         p = self._playing
         if p is not None and not p.committed and p.paused_at is None:
@@ -324,14 +343,10 @@ class Engine:
                 # rule 5: a glance or a wrong start; it costs seconds, not minutes
                 self._playing = None
                 out.append(End(exhibit=p.exhibit, reason="abandoned", fade=self._fade))
-                if here == i:
-                    # it must be earned again: a fresh arrival, not the old dwell
-                    self._here = None
-                    self._here_since = now
-        if self._playing is None and here is not None:
+                self._block = i  # it must be earned again by a fresh arrival
+        if self._playing is None and self._settled and here != self._block:
             ex = self._exhibits[here]
-            if now - self._here_since >= ex.trigger.dwell and (
-                    ex.id not in self._heard or self._replay_heard):
+            if ex.id not in self._heard or self._replay_heard:
                 out.extend(self._start(here, now, committed=False))
         self._deadline = self._next_deadline(now)
         return out
@@ -390,7 +405,7 @@ class Engine:
         if best_i < 0:
             return None
         cur = self._here
-        if cur is not None and cur in levels:
+        if cur is not None and cur in levels and self._settled:
             t = self._exhibits[cur].trigger
             score = levels[cur] - self._tx[cur]
             other = second if best_i == cur else best

@@ -1,0 +1,324 @@
+"""The trigger engine's rules, driven directly with fixed clocks (no I/O, no sleep).
+
+A small gallery: three exhibits in a row, `a` and `b` 2.5 m apart, `c` 10 m
+further. Scenario helpers feed steady signal levels at a packet rate; the
+engine never sees a real clock.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from guide.actions import End, Pause, Resume, Start
+from guide.engine import Engine
+from guide.settings import TriggerSettings
+from guide.site import Beacon, Exhibit, IBeacon, Site
+
+NEAR, FAR, GONE = -55, -80, None  # dBm at 1 m, across the room, not heard
+
+
+def make_site(**trigger) -> Site:
+    settings = TriggerSettings(**trigger)
+    beacons = {
+        f"b-{n}": Beacon(id=f"b-{n}", ident=IBeacon(uuid="f7826da6-4fa2-4e98-8024-bc5b71e0893e",
+                                                  major=1, minor=i),
+                         tx_power=-59, x=x, y=0.0)
+        for i, (n, x) in enumerate((("a", 0.0), ("b", 2.5), ("c", 12.5)), start=1)}
+    tracks = {"a": {"en": "en/a.ogg", "fr": "fr/a.ogg"},
+              "b": {"en": "en/b.ogg", "fr": "fr/b.ogg"},
+              "c": {"fr": "fr/c.ogg"}}  # c has no English track: falls back to French
+    exhibits = tuple(
+        Exhibit(id=n, title={"en": n.upper()}, beacon=f"b-{n}", radius=1.5, tracks=tracks[n],
+                trigger=settings, x=beacons[f"b-{n}"].x, y=0.0)
+        for n in ("a", "b", "c"))
+    return Site(path=Path("zones.yaml"), name="test", languages=("en", "fr"),
+                fallback={"en": ("fr",), "fr": ("en",)}, tracks_dir=Path("/tracks"),
+                beacons=beacons, exhibits=exhibits, trigger=settings)
+
+
+class Visit:
+    """Drives one engine through time; records (t, action)."""
+
+    def __init__(self, site: Site | None = None, lang: str = "en", rate: float = 10.0):
+        self.site = site or make_site()
+        self.engine = Engine(self.site, lang)
+        self.rate = rate
+        self.t = 0.0
+        self.log: list[tuple[float, object]] = []
+
+    def stay(self, seconds: float, levels: dict[str, int | None], *, fade_every: int = 0) -> list:
+        """Hear each beacon at its level for `seconds`; every `fade_every`-th
+        packet of each beacon is a deep fade 30 dB down."""
+        out = []
+        n = 0
+        end = self.t + seconds
+        step = 1.0 / self.rate
+        while self.t < end - 1e-9:
+            n += 1
+            for i, (beacon, rssi) in enumerate(levels.items()):
+                if rssi is None:
+                    continue
+                r = rssi - 30 if fade_every and n % fade_every == 0 else rssi
+                for a in self.engine.observe(f"b-{beacon}", r, self.t + i * 1e-3):
+                    out.append((self.t, a))
+            self.t += step
+        self.log.extend(out)
+        return out
+
+    def silence(self, seconds: float) -> list:
+        """No packets at all: the engine is woken at its deadlines only."""
+        out = []
+        end = self.t + seconds
+        while True:
+            d = self.engine.next_deadline()
+            if d is None or d > end:
+                break
+            self.t = max(self.t, d)
+            out.extend((self.t, a) for a in self.engine.tick(self.t))
+        self.t = end
+        self.log.extend(out)
+        return out
+
+    def finish(self) -> list:
+        out = [(self.t, a) for a in self.engine.finished(self.t)]
+        self.log.extend(out)
+        return out
+
+
+def starts(actions) -> list[str]:
+    return [a.exhibit for _, a in actions if isinstance(a, Start)]
+
+
+def ends(actions) -> list[tuple[str, str]]:
+    return [(a.exhibit, a.reason) for _, a in actions if isinstance(a, End)]
+
+
+AT_A = {"a": NEAR, "b": -70, "c": FAR}
+AT_B = {"a": -70, "b": NEAR, "c": FAR}
+AT_C = {"a": FAR, "b": FAR, "c": NEAR}
+BETWEEN = {"a": -63, "b": -64, "c": FAR}  # half-way between a and b: 1 dB apart
+
+
+def test_a_visitor_who_settles_at_an_exhibit_hears_it_after_the_dwell():
+    v = Visit()
+    dwell = v.site.trigger.dwell
+    acts = v.stay(dwell + 3, AT_A)
+    assert starts(acts) == ["a"]
+    t_start = acts[0][0]
+    assert dwell <= t_start <= dwell + 2.0  # the dwell, plus the filter settling
+    assert acts[0][1] == Start(exhibit="a", lang="en", track="en/a.ogg")
+
+
+def test_a_visitor_who_stays_less_than_the_dwell_hears_nothing():
+    v = Visit()
+    assert v.stay(v.site.trigger.dwell - 1.5, AT_A) == []
+    assert v.stay(10, AT_C)  # then settles elsewhere: only that one starts
+    assert starts(v.log) == ["c"]
+
+
+def test_two_exhibits_too_close_to_tell_apart_start_neither():
+    v = Visit()
+    assert v.stay(30, BETWEEN) == []
+    assert v.engine.here is None
+
+
+def test_once_settled_a_neighbour_coming_close_does_not_steal_the_visitor():
+    v = Visit()
+    v.stay(8, AT_A)
+    assert v.engine.here == "a"
+    # b creeps up to 2 dB under a: inside the hysteresis, the visitor is still at a
+    v.stay(10, {"a": -60, "b": -62, "c": FAR})
+    assert v.engine.here == "a"
+    # b leads by more than the hysteresis: now the visitor is at b
+    v.stay(5, {"a": -66, "b": -58, "c": FAR})
+    assert v.engine.here == "b"
+
+
+def test_a_visitor_who_walks_on_while_listening_hears_the_track_to_its_end():
+    v = Visit()
+    v.stay(v.site.trigger.glance + 10, AT_A)  # well past the glance window
+    assert starts(v.log) == ["a"]
+    v.stay(60, AT_C)  # walks on, settles at c
+    assert ends(v.log) == []  # a is never cut
+    assert starts(v.log) == ["a"]  # and c does not start over it
+    acts = v.finish()  # a ends by itself: c, where the visitor stands, starts at once
+    assert ends(acts) == [("a", "finished")]
+    assert starts(acts) == ["c"]
+
+
+def test_passing_other_exhibits_while_listening_starts_nothing():
+    v = Visit()
+    v.stay(20, AT_A)
+    for where in (AT_B, BETWEEN, AT_C, AT_B):
+        v.stay(6, where)
+    assert starts(v.log) == ["a"] and ends(v.log) == []
+
+
+def test_a_glance_fades_out_quickly_and_does_not_count_as_heard():
+    v = Visit()
+    v.stay(v.site.trigger.dwell + 1.5, AT_A)
+    assert starts(v.log) == ["a"]
+    t0 = next(t for t, a in v.log if isinstance(a, Start))
+    acts = v.stay(8, AT_C)
+    (t_end, end), = [(t, a) for t, a in acts if isinstance(a, End)]
+    assert end.exhibit == "a" and end.reason == "abandoned" and end.fade > 0
+    assert t_end - t0 < v.site.trigger.glance  # seconds, not minutes
+    assert "a" not in v.engine.heard
+    # coming back later, it was not heard: it plays
+    v.stay(20, AT_A)
+    assert starts(v.log).count("a") == 2
+
+
+def test_a_wrong_start_is_replaced_by_the_exhibit_the_visitor_settles_at():
+    v = Visit()
+    v.stay(v.site.trigger.dwell + 1.5, AT_B)  # a brief stop at b starts it
+    v.stay(15, AT_A)  # but the visitor settles at a
+    assert ends(v.log) == [("b", "abandoned")]
+    assert starts(v.log) == ["b", "a"]
+
+
+def test_an_exhibit_already_heard_does_not_restart_when_the_visitor_returns():
+    v = Visit()
+    v.stay(20, AT_A)
+    v.finish()
+    v.stay(20, AT_C)
+    v.finish()
+    v.stay(30, AT_A)
+    assert starts(v.log) == ["a", "c"]
+    assert v.engine.heard == {"a", "c"}
+
+
+def test_replay_heard_setting_restarts_an_exhibit_on_return():
+    v = Visit(make_site(replay_heard=True))
+    v.stay(20, AT_A)
+    v.finish()
+    v.stay(20, AT_C)
+    v.finish()
+    v.stay(20, AT_A)
+    assert starts(v.log) == ["a", "c", "a"]
+
+
+def test_the_track_plays_in_the_first_fallback_language_that_has_one():
+    v = Visit()
+    acts = v.stay(20, AT_C)
+    (_, start), = acts
+    assert start == Start(exhibit="c", lang="fr", track="fr/c.ogg", wanted="en")
+
+
+def test_deep_fades_and_lost_packets_do_not_flip_decisions():
+    v = Visit()
+    v.stay(30, AT_A, fade_every=3)  # a third of the packets 30 dB down
+    v.stay(30, AT_A, fade_every=2)
+    assert starts(v.log) == ["a"] and ends(v.log) == []
+
+
+@pytest.mark.parametrize("rate", [1.0, 2.0, 10.0])
+def test_the_dwell_is_the_same_at_one_and_ten_packets_a_second(rate):
+    v = Visit(rate=rate)
+    acts = v.stay(15, AT_A)
+    assert starts(acts) == ["a"]
+    assert v.site.trigger.dwell <= acts[0][0] <= v.site.trigger.dwell + 2.5
+
+
+def test_a_silent_beacon_is_forgotten_and_the_engine_stops_asking_for_ticks():
+    v = Visit()
+    v.stay(1, AT_A)  # heard for a moment, then nothing at all
+    assert v.engine.next_deadline() is not None
+    v.silence(v.site.trigger.forget + 5)
+    assert v.engine.here is None
+    assert v.engine.next_deadline() is None
+    assert starts(v.log) == []
+
+
+def test_walking_out_of_range_of_every_beacon_ends_a_glance():
+    v = Visit()
+    v.stay(v.site.trigger.dwell + 1.5, AT_A)
+    acts = v.silence(10)
+    assert ends(acts) == [("a", "abandoned")]
+
+
+def test_pause_and_resume_keep_the_position():
+    v = Visit()
+    v.stay(20, AT_A)
+    e = v.engine
+    pos = e.position(v.t)
+    (p,) = e.pause(v.t)
+    assert isinstance(p, Pause) and p.position == pytest.approx(pos)
+    v.stay(60, AT_C)  # paused: walking away neither ends it nor starts c
+    assert e.position(v.t) == pytest.approx(pos)
+    assert starts(v.log) == ["a"] and ends(v.log) == []
+    (r,) = e.resume(v.t)
+    assert r == Resume(exhibit="a", position=p.position)
+    v.t += 5
+    assert e.position(v.t) == pytest.approx(pos + 5)
+
+
+def test_replay_restarts_the_current_track_from_the_top():
+    v = Visit()
+    v.stay(20, AT_A)
+    acts = v.engine.replay(v.t)
+    assert [type(a) for a in acts] == [End, Start]
+    assert acts[0].reason == "replay" and acts[1].exhibit == "a" and acts[1].offset == 0.0
+    assert v.engine.position(v.t) == 0.0
+
+
+def test_skip_ends_the_track_and_counts_it_as_heard():
+    v = Visit()
+    v.stay(8, AT_A)
+    (end,) = v.engine.skip(v.t)
+    assert end.reason == "skipped" and v.engine.playing is None
+    assert "a" in v.engine.heard
+    v.stay(20, AT_A)
+    assert starts(v.log) == ["a"]  # not started again
+
+
+def test_changing_language_restarts_the_exhibit_in_the_new_language():
+    v = Visit()
+    v.stay(20, AT_A)
+    acts = v.engine.set_language("fr", v.t)
+    assert ends([(0, a) for a in acts]) == [("a", "language")]
+    assert acts[-1] == Start(exhibit="a", lang="fr", track="fr/a.ogg")
+    assert v.engine.lang == "fr"
+
+
+def test_an_unplayable_track_falls_back_to_the_next_language():
+    v = Visit()
+    v.stay(20, AT_A)
+    acts = v.engine.failed(v.t, "en/a.ogg: cannot decode")
+    assert acts == [End(exhibit="a", reason="error"),
+                    Start(exhibit="a", lang="fr", track="fr/a.ogg", wanted="en")]
+    acts = v.engine.failed(v.t, "fr/a.ogg: cannot decode")
+    assert acts[0] == End(exhibit="a", reason="error") and v.engine.playing is None
+    assert "a" in v.engine.heard  # nothing left to try: the visit moves on
+
+
+def test_a_saved_visit_resumes_a_little_before_where_it_stopped():
+    v = Visit()
+    v.stay(20, AT_A)
+    snap = v.engine.snapshot(v.t)
+    pos = snap["playing"]["position"]
+    engine, acts = Engine.restore(v.site, snap, now=1000.0)
+    rewind = v.site.trigger.resume_rewind
+    assert acts == [Start(exhibit="a", lang="en", track="en/a.ogg", offset=round(pos - rewind, 3))]
+    assert engine.playing == "a" and engine.lang == "en"
+    assert engine.position(1002.0) == pytest.approx(pos - rewind + 2.0, abs=1e-3)
+
+
+def test_a_snapshot_after_a_finished_track_remembers_it_as_heard():
+    v = Visit()
+    v.stay(20, AT_A)
+    v.finish()
+    engine, acts = Engine.restore(v.site, v.engine.snapshot(v.t), now=0.0)
+    assert acts == [] and engine.heard == {"a"}
+
+
+def test_an_unknown_language_is_refused():
+    with pytest.raises(ValueError, match="not offered"):
+        Engine(make_site(), "xx")
+
+
+def test_observations_of_beacons_not_in_the_map_are_ignored():
+    v = Visit()
+    assert v.engine.observe("somebody-elses-beacon", -40, 0.0) == []
