@@ -1,0 +1,111 @@
+"""The trigger-quality metrics of FORMATS.md on hand-made truths and event logs."""
+
+from __future__ import annotations
+
+import pytest
+
+from guide.errors import ScanLogError
+from guide.metrics import TruthRow, read_truth, score
+
+DUR = {"en/a.ogg": 60.0, "en/b.ogg": 60.0}
+
+
+def row(start, end, exhibit, intent="listen", visitor="v1"):
+    return TruthRow(visitor=visitor, start=start, end=end, exhibit=exhibit, intent=intent)
+
+
+def start(t, exhibit, visitor="v1", offset=None):
+    e = {"visitor": visitor, "t": t, "event": "start", "exhibit": exhibit, "lang": "en",
+         "track": f"en/{exhibit}.ogg"}
+    if offset is not None:
+        e["offset"] = offset
+    return e
+
+
+def end(t, exhibit, reason="finished", visitor="v1"):
+    return {"visitor": visitor, "t": t, "event": "end", "exhibit": exhibit, "reason": reason}
+
+
+def test_a_start_during_a_listen_row_is_a_hit_with_its_latency():
+    m = score([row(10, 100, "a")], [start(14, "a"), end(74, "a")],
+              durations=DUR, walk_end={"v1": 3600})
+    assert (m.hits, m.listen_rows, m.recall) == (1, 1, 1.0)
+    assert m.latencies == (4.0,)
+    assert m.false_starts == 0 and m.interruptions == 0 and m.unwanted == 0
+    assert m.hours == 1.0
+
+
+def test_a_start_up_to_five_seconds_early_counts_with_zero_latency():
+    m = score([row(10, 100, "a")], [start(6, "a")], durations=DUR, walk_end={"v1": 200})
+    assert m.hits == 1 and m.latencies == (0.0,) and m.false_starts == 0
+
+
+def test_short_listen_rows_do_not_count_for_recall():
+    m = score([row(10, 20, "a")], [], durations=DUR, walk_end={"v1": 100})
+    assert m.listen_rows == 0
+
+
+def test_a_track_already_playing_when_the_row_begins_is_a_hit():
+    # a wander row ends, the visitor comes back while it still plays
+    truth = [row(10, 60, "a"), row(60, 80, "a", "wander"), row(80, 120, "a")]
+    m = score(truth, [start(12, "a"), end(132, "a")],
+              durations={"en/a.ogg": 120.0}, walk_end={"v1": 200})
+    assert m.listen_rows == 2
+    assert m.hits == 2 and m.latencies == (2.0, 0.0)
+
+
+def test_starts_while_walking_or_at_another_exhibit_are_false_starts_costing_their_play():
+    truth = [row(10, 100, "a"), row(100, 103, "b", "glance")]
+    events = [start(14, "a"), end(74, "a"), start(101, "b"), end(104, "b", "abandoned"),
+              start(150, "b")]  # plays to the end of the walk
+    m = score(truth, events, durations=DUR, walk_end={"v1": 180})
+    assert m.false_starts == 2
+    assert m.unwanted == pytest.approx(3 + 30)
+
+
+def test_a_second_start_of_the_same_exhibit_in_one_row_is_a_false_start():
+    events = [start(14, "a"), end(18, "a", "abandoned"), start(25, "a"), end(85, "a")]
+    m = score([row(10, 100, "a")], events, durations=DUR, walk_end={"v1": 100})
+    # the first start is the hit; the second is false and costs its whole play,
+    # and cutting the first inside its listen row was an interruption
+    assert m.hits == 1 and m.false_starts == 1 and m.unwanted == pytest.approx(60)
+    assert m.interruptions == 1
+
+
+def test_a_track_cut_while_its_visitor_listens_or_wanders_is_an_interruption():
+    truth = [row(10, 40, "a"), row(40, 70, "a", "wander")]
+    cut_in_wander = [start(12, "a"), end(50, "a", "interrupted")]
+    m = score(truth, cut_in_wander, durations=DUR, walk_end={"v1": 100})
+    assert m.interruptions == 1
+    ends_in_time = [start(12, "a"), end(71.8, "a")]  # within 0.5 s of its duration
+    assert score(truth, ends_in_time, durations=DUR, walk_end={"v1": 100}).interruptions == 0
+    cut_after_leaving = [start(12, "a"), end(71, "a", "stopped")]
+    assert score(truth, cut_after_leaving, durations=DUR, walk_end={"v1": 100}).interruptions == 0
+
+
+def test_a_resumed_track_is_judged_against_what_remained_of_it():
+    truth = [row(0, 100, "a")]
+    events = [start(10, "a", offset=30.0), end(40, "a")]  # 30 s left, played 30 s
+    assert score(truth, events, durations=DUR, walk_end={"v1": 100}).interruptions == 0
+
+
+def test_per_hour_figures_use_every_visitors_walk(tmp_path):
+    truth = [row(10, 100, "a", visitor="v1"), row(10, 100, "a", visitor="v2")]
+    events = [start(14, "a", "v1"), start(500, "b", "v2")]
+    m = score(truth, events, durations=DUR, walk_end={"v1": 1800, "v2": 1800})
+    assert m.hours == 1.0 and m.recall == 0.5
+    assert m.per_hour(m.false_starts) == 1.0
+    assert m.as_dict()["unwanted_audio_s_per_hour"] == pytest.approx(1300.0)
+
+
+def test_read_truth_names_the_line_of_a_bad_row(tmp_path):
+    p = tmp_path / "truth.csv"
+    p.write_text("visitor,start,end,exhibit,intent\nv1,1,5,a,listen\nv1,9,x,a,listen\n")
+    with pytest.raises(ScanLogError, match=r"truth.csv:3: start and end must be seconds"):
+        read_truth(p)
+    p.write_text("visitor,start,end,exhibit,intent\nv1,1,5,a,stare\n")
+    with pytest.raises(ScanLogError, match=r":2: intent 'stare' is not one of listen, wander, glance"):
+        read_truth(p)
+    p.write_text("who,when\n")
+    with pytest.raises(ScanLogError, match=r":1: the header must name"):
+        read_truth(p)
