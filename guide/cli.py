@@ -1,0 +1,81 @@
+"""The `guide` command line: one parser, subcommands found in guide.commands.
+
+    $ guide settings --markdown          # or: python -m guide settings --markdown
+
+`main(argv)` returns the exit status instead of exiting, so tests and other
+programs can call it:
+
+    >>> from guide.cli import main
+    >>> main(["settings", "--json"])  # doctest: +SKIP
+    0
+
+Exit statuses: 0 success; 2 a user's mistake (a `GuideError`: bad zones.yaml,
+a missing track, no Bluetooth adapter... printed as one message, never a
+traceback) or bad usage; 130 interrupted with Ctrl-C. Anything else that
+escapes is a bug in the guide, and its traceback is left visible on purpose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+
+import guide
+import guide.commands
+from guide.errors import GuideError
+
+EPILOG = """\
+examples:
+  guide settings                      every trigger setting, its unit and default
+  guide settings --zones zones.yaml   the values a site uses, and its per-exhibit overrides
+
+Run 'guide COMMAND --help' for the options of a command and an example.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser, with one subparser per module of guide.commands."""
+    parser = argparse.ArgumentParser(
+        prog="guide",
+        description="A proximity-triggered audio guide: BLE beacons start each "
+                    "exhibit's narration in the visitor's language.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"guide {guide.__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for module in sorted(pkgutil.iter_modules(guide.commands.__path__), key=lambda m: m.name):
+        if module.name.startswith("_"):
+            continue
+        importlib.import_module(f"guide.commands.{module.name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]); return the exit status."""
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # --help, --version, or a usage error (already printed)
+            return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+        run = getattr(args, "run", None)
+        if run is None:
+            parser.print_help(sys.stderr)
+            return 2
+        status = run(args)
+        return 0 if status is None else int(status)
+    except GuideError as e:
+        print(f"guide: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("guide: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (guide settings | head): stop quietly; point
+        # stdout at /dev/null so flushing it at exit does not complain again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141

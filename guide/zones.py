@@ -1,0 +1,899 @@
+"""Read zones.yaml into a `guide.site.Site`, reporting every problem at once.
+
+    >>> site = load_zones("/work/shared/data/gallery-sample/zones.yaml")
+    >>> site.languages
+    ('en', 'fr')
+    >>> site.track_for("coin-1", "fr")
+    ('fr', 'fr/coin-1.wav')
+
+The format is zones.yaml of FORMATS.md, plus these optional keys::
+
+    fallback: {nl: [en, fr]}        # language -> languages to try next, in order
+    walls: [[[0, 0], [40, 0]]]      # wall segments [[x, y], [x, y]], metres
+    trigger: {dwell: 4.0}           # site-wide engine settings (guide.settings)
+    exhibits:
+      - id: coin-1
+        x: 30.0                     # where visitors stand (default: the beacon)
+        y: 8.5
+        trigger: {dwell: 6.0}       # this exhibit's own (per-exhibit settings only)
+
+How it reads: the YAML is *composed* with the safe loader (never constructed
+into Python objects by PyYAML), so every node keeps its line and column, and
+this module walks the node tree itself. Every problem found is collected and
+the load fails once, with a `ZoneMapError` that lists them all in file order,
+each naming the line, the key and the fix. No Site exists until the whole file
+is valid, so nothing downstream meets a half-checked zone map.
+
+Choices made here, for staff writing the file:
+- Text is taken as written: ``languages: [no]`` is Norwegian, not false, and a
+  beacon keyed ``100`` has the id "100". Numbers must be numbers: ``"3.0"``
+  in quotes is refused, as are true/false.
+- Fallback: a language with no ``fallback`` entry falls back to every other
+  declared language in the order of ``languages`` (so the default language,
+  the first, comes first). An explicit entry replaces that chain for its
+  language; ``nl: []`` means "no fallback: say there is no track".
+- An exhibit's ``trigger`` values override the site's ``trigger`` values for
+  that exhibit only; ``Exhibit.trigger`` is the merged result.
+- Top-level keys beginning with ``x-`` are ignored: a place to keep YAML
+  anchors that beacons or exhibits share through ``<<:`` merge keys.
+- The mappings in the Site (beacons, fallback, titles, tracks) are `FrozenDict`:
+  real dicts (JSON and pickle work) that refuse to be changed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import types
+import typing
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from guide.errors import Problem, ZoneMapError
+from guide.settings import SETTINGS, TriggerSettings
+from guide.site import Beacon, Eddystone, Exhibit, IBeacon, Segment, Site
+
+__all__ = ["FrozenDict", "load_zones"]
+
+
+class FrozenDict(dict):
+    """A dict that cannot be changed after it is made.
+
+    Still a dict, so `json.dumps`, `pickle` and `copy.deepcopy` work on a Site:
+
+        >>> d = FrozenDict({"en": "en/dome.ogg"})
+        >>> d["fr"] = "fr/dome.ogg"
+        Traceback (most recent call last):
+        TypeError: FrozenDict is read-only
+    """
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> typing.NoReturn:
+        raise TypeError("FrozenDict is read-only")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _read_only  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickle would otherwise rebuild us item by item through __setitem__
+        return (type(self), (dict(self),))
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({dict.__repr__(self)})"
+
+
+def load_zones(path: str | os.PathLike[str]) -> Site:
+    """Read and check a zone map; raise ZoneMapError listing every problem."""
+    path = Path(path)
+    file = str(path)  # as the user wrote it: messages should echo their words
+    text = _read_text(path, file)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        raise ZoneMapError([_syntax_problem(file, e)]) from None
+    except yaml.reader.ReaderError as e:  # a control character: PyYAML gives no mark
+        line = text.count("\n", 0, e.position) + 1
+        column = e.position - text.rfind("\n", 0, e.position)
+        raise ZoneMapError([Problem(
+            file=file, line=line, column=column, message=f"the control character "
+            f"U+{e.character:04X} cannot appear in a YAML file: delete it")]) from None
+    return _Reader(file, path.absolute()).site(root)
+
+
+# --------------------------------------------------------------------------
+# Reading the file and YAML syntax
+
+def _read_text(path: Path, file: str) -> str:
+    def fail(message: str, line: int | None = None) -> ZoneMapError:
+        return ZoneMapError([Problem(file=file, line=line, message=message)])
+
+    if path.is_dir():
+        raise fail("is a directory, not a zone map: give the path of its zones.yaml")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise fail("no such file: check the path (the zone map is usually "
+                   "zones.yaml beside the tracks/ folder)") from None
+    except PermissionError:
+        raise fail("cannot be read (permission denied): make it readable "
+                   f"(chmod a+r {file})") from None
+    except OSError as e:
+        raise fail(f"cannot be read ({e.strerror or e}): check the file and the disk") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise fail(f"is not UTF-8 text (byte 0x{raw[e.start]:02x}): save it as UTF-8",
+                   line) from None
+
+
+_SYNTAX_HINTS = (
+    ("found character '\\t'", "indent with spaces, not tabs"),
+    ("found duplicate anchor", "give each &anchor its own name"),
+    ("found undefined alias", "define the &anchor before the *alias that uses it"),
+    ("but found another document", "keep one document: remove the '---' or '...' line"),
+    ("mapping values are not allowed here",
+     "a value containing ': ' must be quoted, or a key is indented wrongly"),
+    ("could not find expected ':'", "each key needs a ':' after it; check the indentation"),
+)
+
+
+def _syntax_problem(file: str, e: yaml.MarkedYAMLError) -> Problem:
+    mark = e.problem_mark or e.context_mark
+    what = e.problem or "unreadable YAML"
+    if e.context and e.context_mark and e.context_mark is not mark:
+        what += f" ({e.context} at line {e.context_mark.line + 1})"
+    hint = next((h for key, h in _SYNTAX_HINTS if key in what),
+                "fix the YAML syntax here (indentation, a missing ':', an unclosed "
+                "bracket or quote)")
+    return Problem(file=file, line=mark.line + 1 if mark else None,
+                   column=mark.column + 1 if mark else None,
+                   message=f"YAML syntax error: {what}: {hint}")
+
+
+# --------------------------------------------------------------------------
+# Checking the node tree
+
+_YAML = "tag:yaml.org,2002:"
+_STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + t for t in ("str", "int", "float", "bool", "null"))
+_PLAIN_TAGS = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL, _YAML + "timestamp"})
+
+_ID = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+_LANG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*\Z")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_HEX = re.compile(r"[0-9a-f]*\Z")
+
+_TOP_REQUIRED = ("site", "languages", "beacons", "exhibits")
+_TOP_OPTIONAL = ("tracks_dir", "fallback", "walls", "trigger")
+_BEACON_REQUIRED = ("tx_power", "x", "y")
+_BEACON_OPTIONAL = ("ibeacon", "eddystone")
+_EXHIBIT_REQUIRED = ("id", "title", "beacon", "radius", "tracks")
+_EXHIBIT_OPTIONAL = ("x", "y", "trigger")
+
+# What to write when a required key is missing, shown in the message.
+_EXAMPLES = {
+    "site": "site: La Coupole",
+    "languages": "languages: [fr, en]  (the first is the default)",
+    "beacons": "beacons: {dome-n: {ibeacon: {...}, tx_power: -59, x: 12.0, y: 30.5}}",
+    "exhibits": "exhibits: [{id: dome, title: {fr: La coupole}, beacon: dome-n, "
+                "radius: 3.0, tracks: {fr: fr/dome.ogg}}]",
+    "tx_power": "tx_power: -59  (RSSI measured 1 m from the beacon, dBm)",
+    "x": "x: 12.0  (metres, site coordinates)",
+    "y": "y: 30.5  (metres, site coordinates)",
+    "id": "id: dome  (lower-case letters, digits and '-')",
+    "title": "title: {fr: La coupole, en: The dome}",
+    "beacon": "beacon: dome-n  (a key of beacons:)",
+    "radius": "radius: 3.0  (metres; a visitor this close is at the exhibit)",
+    "tracks": "tracks: {fr: fr/dome.ogg}  (relative to tracks_dir)",
+    "uuid": "uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e",
+    "major": "major: 100  (0 to 65535)",
+    "minor": "minor: 1  (0 to 65535)",
+    "namespace": 'namespace: "edd1ebeac04e5defa017"  (20 hex digits)',
+    "instance": 'instance: "0123456789ab"  (12 hex digits)',
+}
+
+
+class _Entry(NamedTuple):
+    key: Node
+    value: Node
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _kind(node: Node) -> str:
+    """How a node reads to someone who wrote it, for 'must be X, not Y'."""
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if node.tag == _NULL:
+        return "empty"
+    if node.tag == _BOOL:
+        return f"true/false ({node.value})"
+    if node.tag in (_INT, _FLOAT):
+        return f"the number {node.value}"
+    return f"the text {node.value!r}"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+_SETTING_TYPES = typing.get_type_hints(TriggerSettings)
+
+
+def _type_of(name: str) -> tuple[type, bool]:
+    """(float, int, bool or str; whether None is allowed) of a TriggerSettings field."""
+    hint = _SETTING_TYPES[name]
+    args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    base = next(a for a in args if a is not type(None))
+    return base, type(None) in args
+
+
+class _Reader:
+    """Walks the composed node tree, collecting Problems, then builds the Site."""
+
+    def __init__(self, file: str, path: Path):
+        self.file = file
+        self.path = path
+        self.problems: list[Problem] = []
+        self.languages: tuple[str, ...] | None = None  # None: unusable, skip checks
+        self.beacon_ids: set[str] | None = None  # every key under beacons:, valid or not
+        self._constructor = yaml.constructor.SafeConstructor()
+
+    # -- reporting ---------------------------------------------------------
+
+    def fail(self, node: Node, message: str) -> None:
+        mark = node.start_mark
+        self.problems.append(Problem(file=self.file, line=mark.line + 1,
+                                     column=mark.column + 1, message=message))
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            unique = list(dict.fromkeys(self.problems))  # a merged anchor can repeat one
+            unique.sort(key=lambda p: (p.line or 0, p.column or 0))
+            raise ZoneMapError(unique)
+
+    # -- node shapes ---------------------------------------------------------
+
+    def mapping(self, node: Node, where: str, *, required: tuple[str, ...] = (),
+                optional: tuple[str, ...] | None = None, what: str = "",
+                extensions: bool = False) -> dict[str, _Entry] | None:
+        """The entries of a mapping node, keyed by their text. `optional=None`
+        means any key is allowed (ids, languages); otherwise unknown keys are
+        reported with a guess at what was meant. `extensions`: ignore x- keys."""
+        if not isinstance(node, MappingNode):
+            self.fail(node, f"{where} must be a mapping of 'key: value' lines, not "
+                      f"{_kind(node)}{': ' + what if what else ''}")
+            return None
+        entries = self._entries(node, where, set())
+        if optional is not None:
+            allowed = (*required, *optional)
+            for key, entry in entries.items():
+                if key in allowed or (extensions and key.startswith("x-")):
+                    continue
+                guess = _did_you_mean(key, allowed)
+                self.fail(entry.key, f"unknown key '{key}' in {where}: " + (
+                    f"did you mean '{guess}'?" if guess else
+                    f"the keys allowed here are {', '.join(allowed)}"))
+        for key in required:
+            if key not in entries:
+                self.fail(node, f"{where} is missing '{key}': add it, e.g. "
+                          f"{_EXAMPLES.get(key, key + ': ...')}")
+        return entries
+
+    def _entries(self, node: MappingNode, where: str, merging: set[int]) -> dict[str, _Entry]:
+        merging.add(id(node))  # an anchor can merge itself: `a: &a {<<: *a}`
+        entries: dict[str, _Entry] = {}
+        merges: list[Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _YAML + "merge":
+                merges.append(value_node)
+                continue
+            if not isinstance(key_node, ScalarNode) or key_node.tag == _NULL:
+                self.fail(key_node, f"a key in {where} is {_kind(key_node)}: "
+                          "keys must be plain names")
+                continue
+            key = key_node.value
+            if key in entries:
+                first = entries[key].key.start_mark.line + 1
+                self.fail(key_node, f"duplicate key '{key}' in {where} (first at line "
+                          f"{first}): YAML would silently keep only the last one; "
+                          "remove or rename one of them")
+                continue
+            entries[key] = _Entry(key_node, value_node)
+        # `<<: *anchor` (or a list of them) fills in keys not given explicitly
+        for merge in merges:
+            sources = merge.value if isinstance(merge, SequenceNode) else [merge]
+            for source in sources:
+                if not isinstance(source, MappingNode):
+                    self.fail(source, f"'<<' in {where} must merge a mapping (*anchor), "
+                              f"not {_kind(source)}")
+                    continue
+                if id(source) in merging:
+                    self.fail(source, f"'<<' in {where} merges a mapping into itself: "
+                              "merge another anchor")
+                    continue
+                for key, entry in self._entries(source, where, merging).items():
+                    entries.setdefault(key, entry)
+        merging.discard(id(node))
+        return entries
+
+    def sequence(self, node: Node, where: str, example: str) -> list[Node] | None:
+        if not isinstance(node, SequenceNode):
+            self.fail(node, f"{where} must be a list, not {_kind(node)}: e.g. {example}")
+            return None
+        return node.value
+
+    def scalar_ok(self, node: Node, where: str, wanted: str) -> bool:
+        if isinstance(node, ScalarNode) and node.tag in _PLAIN_TAGS and node.tag != _NULL:
+            return True
+        if isinstance(node, ScalarNode) and node.tag not in _PLAIN_TAGS:
+            self.fail(node, f"{where} has the YAML tag {node.tag}, which the guide does "
+                      "not read: remove the tag")
+        else:
+            self.fail(node, f"{where} must be {wanted}, not {_kind(node)}")
+        return False
+
+    def text(self, node: Node, where: str, wanted: str = "text") -> str | None:
+        """The scalar exactly as written (see the module docstring)."""
+        if not self.scalar_ok(node, where, wanted):
+            return None
+        if not node.value.strip():
+            self.fail(node, f"{where} is empty: it must be {wanted}")
+            return None
+        return node.value
+
+    def number(self, node: Node, where: str, *, unit: str = "", integer: bool = False,
+               lo: float | None = None, hi: float | None = None,
+               positive: bool = False, why: str = "") -> float | None:
+        wanted = "a whole number" if integer else "a number"
+        suffix = f": {why}" if why else ""
+        if isinstance(node, ScalarNode) and node.tag == _INT:
+            value: float = self._constructor.construct_yaml_int(node)
+        elif isinstance(node, ScalarNode) and node.tag == _FLOAT:
+            value = self._constructor.construct_yaml_float(node)
+            if not math.isfinite(value):
+                self.fail(node, f"{where} must be a finite number, not {node.value}{suffix}")
+                return None
+            if integer:
+                self.fail(node, f"{where} must be a whole number, not {node.value}{suffix}")
+                return None
+        elif isinstance(node, ScalarNode) and node.tag == _STR and _looks_numeric(node.value):
+            self.fail(node, f"{where} must be {wanted}, not the text {node.value!r}: "
+                      "remove the quotes")
+            return None
+        else:
+            if self.scalar_ok(node, where, wanted):  # bool, text, a date...
+                self.fail(node, f"{where} must be {wanted}, not {_kind(node)}{suffix}")
+            return None
+        unit_s = f" {unit}" if unit else ""
+        if positive and value <= 0:
+            self.fail(node, f"{where} must be greater than 0, not {_fmt(value)}{suffix}")
+            return None
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            bounds = (f"between {_fmt(lo)} and {_fmt(hi)}" if lo is not None and hi is not None
+                      else f"at least {_fmt(lo)}" if lo is not None else f"at most {_fmt(hi)}")
+            self.fail(node, f"{where} must be {bounds}{unit_s}, not {_fmt(value)}{suffix}")
+            return None
+        return value
+
+    def language(self, node: Node, where: str) -> str | None:
+        """A language code that must be one of `languages:`."""
+        lang = self.text(node, where, "a language code")
+        if lang is None or self.languages is None:
+            return lang
+        if lang not in self.languages:
+            guess = _did_you_mean(lang, self.languages)
+            self.fail(node, f"{where}: '{lang}' is not one of the site's languages "
+                      f"({', '.join(self.languages)}): " + (
+                          f"did you mean '{guess}'? Or add" if guess else "add") +
+                      f" '{lang}' to languages:")
+            return None
+        return lang
+
+    def ident(self, node: Node, where: str) -> str | None:
+        value = self.text(node, where, "an id")
+        if value is None:
+            return None
+        if not _ID.match(value):
+            fixed = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-") or "dome-n"
+            self.fail(node, f"{where} '{value}' is not a valid id: use lower-case "
+                      f"letters, digits and '-' only, starting with a letter or digit "
+                      f"(e.g. '{fixed}')")
+            return None
+        return value
+
+    # -- the zone map ----------------------------------------------------------
+
+    def site(self, root: Node | None) -> Site:
+        if root is None:
+            self.problems.append(Problem(file=self.file, line=1, message=(
+                "the zone map is empty: it needs site, languages, beacons and exhibits "
+                "(see FORMATS.md)")))
+            self.raise_if_any()
+        top = self.mapping(root, "the zone map", required=_TOP_REQUIRED,
+                           optional=_TOP_OPTIONAL,
+                           what="start with 'site:', 'languages:', 'beacons:', 'exhibits:'",
+                           extensions=True)
+        if top is None:
+            self.raise_if_any()
+        assert top is not None and root is not None
+
+        name = self.text(top["site"].value, "site", "the site's name") if "site" in top else None
+        self.languages = self.read_languages(top["languages"].value) if "languages" in top else None
+        tracks_dir = self.read_tracks_dir(top.get("tracks_dir"), root)
+        fallback = self.read_fallback(top.get("fallback"))
+        trigger = (self.read_trigger(top["trigger"].value, "trigger", per_exhibit=False)
+                   if "trigger" in top else {})
+        site_trigger = TriggerSettings().override(trigger or {})
+        walls = self.read_walls(top["walls"].value) if "walls" in top else ()
+        beacons = self.read_beacons(top["beacons"].value) if "beacons" in top else None
+        exhibits = (self.read_exhibits(top["exhibits"].value, beacons, tracks_dir, site_trigger)
+                    if "exhibits" in top else [])
+
+        self.raise_if_any()
+        assert name is not None and self.languages is not None and beacons is not None
+        assert tracks_dir is not None
+        langs = self.languages
+        return Site(
+            path=self.path,
+            name=name,
+            languages=langs,
+            fallback=FrozenDict({lang: fallback.get(lang, tuple(x for x in langs if x != lang))
+                                 for lang in langs}),
+            tracks_dir=tracks_dir,
+            beacons=FrozenDict(beacons),
+            exhibits=tuple(exhibits),
+            trigger=site_trigger,
+            walls=tuple(walls),
+        )
+
+    def read_languages(self, node: Node) -> tuple[str, ...] | None:
+        items = self.sequence(node, "languages", "languages: [fr, en, de, nl]")
+        if items is None:
+            return None
+        if not items:
+            self.fail(node, "languages is empty: list at least one, e.g. [fr, en]")
+            return None
+        langs: list[str] = []
+        ok = True
+        for item in items:
+            lang = self.text(item, "each of languages", "a language code")
+            if lang is None:
+                ok = False
+            elif not _LANG.match(lang):
+                self.fail(item, f"'{lang}' in languages is not a language code: use a "
+                          "lower-case ISO 639 code such as fr, en, de, nl (optionally with "
+                          "a region or script, e.g. pt-BR)")
+                ok = False
+            elif lang in langs:
+                self.fail(item, f"'{lang}' is listed twice in languages: remove one")
+                ok = False
+            else:
+                langs.append(lang)
+        return tuple(langs) if ok else None
+
+    def read_tracks_dir(self, entry: _Entry | None, root: Node) -> Path | None:
+        if entry is None:
+            directory = (self.path.parent / "tracks").resolve()
+            if not directory.is_dir():
+                self.fail(root, f"no tracks_dir is given and the default, tracks/ beside "
+                          f"the zone map ({directory}), is not a directory: create it "
+                          "or add 'tracks_dir: PATH' (relative to this file)")
+                return None
+            return directory
+        value = self.text(entry.value, "tracks_dir", "a folder path")
+        if value is None:
+            return None
+        directory = (self.path.parent / value).resolve()
+        if not directory.is_dir():
+            state = "is not a directory" if directory.exists() else "does not exist"
+            self.fail(entry.value, f"tracks_dir '{value}' ({directory}) {state}: create "
+                      "it or fix the path (it is relative to the zone map's folder)")
+            return None
+        return directory
+
+    def read_fallback(self, entry: _Entry | None) -> dict[str, tuple[str, ...]]:
+        if entry is None:
+            return {}
+        entries = self.mapping(entry.value, "fallback",
+                               what="e.g. fallback: {nl: [en, fr]}")
+        result: dict[str, tuple[str, ...]] = {}
+        for key, (key_node, value_node) in (entries or {}).items():
+            lang = self.language(key_node, "fallback")
+            items = self.sequence(value_node, f"fallback of '{key}'", f"{key}: [en, fr]")
+            if items is None:
+                continue
+            chain: list[str] = []
+            for item in items:
+                other = self.language(item, f"fallback of '{key}'")
+                if other is None:
+                    continue
+                if other == key:
+                    self.fail(item, f"the fallback of '{key}' lists '{key}' itself: "
+                              "remove it (a language is always tried first)")
+                elif other in chain:
+                    self.fail(item, f"the fallback of '{key}' lists '{other}' twice: "
+                              "remove one")
+                else:
+                    chain.append(other)
+            if lang is not None:
+                result[lang] = tuple(chain)
+        return result
+
+    def read_trigger(self, node: Node, where: str, *,
+                     per_exhibit: bool) -> dict[str, Any] | None:
+        entries = self.mapping(node, where, what="e.g. trigger: {dwell: 4.0}")
+        if entries is None:
+            return None
+        values: dict[str, Any] = {}
+        for key, (key_node, value_node) in entries.items():
+            meta = SETTINGS.get(key)
+            if meta is None:
+                guess = _did_you_mean(key, SETTINGS)
+                self.fail(key_node, f"unknown setting '{key}' in {where}: " + (
+                    f"did you mean '{guess}'?" if guess else
+                    "run 'guide settings' for the list"))
+                continue
+            if per_exhibit and not meta.metadata["per_exhibit"]:
+                self.fail(key_node, f"'{key}' in {where} is a site-wide setting and "
+                          "cannot differ per exhibit: move it to the top-level trigger:")
+                continue
+            kind, nullable = _type_of(key)
+            setting = f"{where}.{key}"
+            if nullable and isinstance(value_node, ScalarNode) and value_node.tag == _NULL:
+                values[key] = None  # "automatic", e.g. level computed from tx_power
+                continue
+            if kind is bool:
+                if isinstance(value_node, ScalarNode) and value_node.tag == _BOOL:
+                    values[key] = self._constructor.construct_yaml_bool(value_node)
+                elif self.scalar_ok(value_node, setting, "true or false"):
+                    self.fail(value_node, f"{setting} must be true or false, not "
+                              f"{_kind(value_node)}")
+                continue
+            if kind is str:
+                text = self.text(value_node, setting)
+                if text is not None:
+                    values[key] = text
+                continue
+            unit = meta.metadata["unit"]
+            value = self.number(value_node, setting, unit=unit, integer=kind is int,
+                                lo=meta.metadata["min"], hi=meta.metadata["max"],
+                                why=meta.metadata["doc"])
+            if value is not None:
+                values[key] = kind(value)
+        return values
+
+    def read_walls(self, node: Node) -> list[Segment]:
+        example = "[[0, 0], [40, 0]]"
+        items = self.sequence(node, "walls", f"walls: [{example}]")
+        walls: list[Segment] = []
+        for n, item in enumerate(items or (), 1):
+            where = f"wall {n}"
+            ends = self.sequence(item, where, example)
+            if ends is None:
+                continue
+            if len(ends) != 2:
+                self.fail(item, f"{where} has {len(ends)} point{'s' * (len(ends) != 1)}: "
+                          "a wall is a straight "
+                          f"segment with 2 ends, e.g. {example} (split a bent wall in two)")
+                continue
+            points = []
+            for end in ends:
+                coords = self.sequence(end, f"each end of {where}", "[0, 0]")
+                if coords is None:
+                    continue
+                if len(coords) != 2:
+                    self.fail(end, f"an end of {where} is a list of {len(coords)}: "
+                              "a point is a list of 2 numbers [x, y], in metres")
+                    continue
+                x, y = (self.number(c, f"a coordinate of {where}", unit="m") for c in coords)
+                if x is not None and y is not None:
+                    points.append((float(x), float(y)))
+            if len(points) == 2:
+                if points[0] == points[1]:
+                    self.fail(item, f"{where} starts and ends at the same point "
+                              f"{list(points[0])}: give its two different ends")
+                else:
+                    walls.append((points[0], points[1]))
+        return walls
+
+    def read_beacons(self, node: Node) -> dict[str, Beacon] | None:
+        entries = self.mapping(node, "beacons",
+                               what="each beacon's id, then its identity and position")
+        if entries is None:
+            return None
+        if not entries:
+            self.fail(node, "beacons is empty: define the beacon of each exhibit, e.g. "
+                      + _EXAMPLES["beacons"])
+            return None
+        self.beacon_ids = set(entries)
+        beacons: dict[str, Beacon] = {}  # the valid ones
+        seen: dict[IBeacon | Eddystone, tuple[str, int]] = {}
+        for key, (key_node, value_node) in entries.items():
+            beacon_id = self.ident(key_node, "beacon id")
+            beacon = self.read_beacon(value_node, key)
+            if beacon is None:
+                continue
+            first = seen.get(beacon.ident)
+            if first is not None:
+                self.fail(value_node, f"beacon '{key}' has the same identity as beacon "
+                          f"'{first[0]}' (line {first[1]}): the guide could not tell "
+                          "them apart; give each beacon its own "
+                          + ("major/minor" if isinstance(beacon.ident, IBeacon)
+                             else "instance"))
+                continue
+            seen[beacon.ident] = (key, key_node.start_mark.line + 1)
+            if beacon_id is not None:
+                beacons[beacon_id] = beacon
+        return beacons
+
+    def read_beacon(self, node: Node, key: str) -> Beacon | None:
+        where = f"beacon '{key}'"
+        entries = self.mapping(node, where, required=_BEACON_REQUIRED,
+                               optional=_BEACON_OPTIONAL)
+        if entries is None:
+            return None
+        ident: IBeacon | Eddystone | None = None
+        kinds = [k for k in _BEACON_OPTIONAL if k in entries]
+        if len(kinds) != 1:
+            self.fail(node, f"{where} has {'both' if kinds else 'neither'} ibeacon: "
+                      f"{'and' if kinds else 'nor'} eddystone: give exactly one, e.g. "
+                      "ibeacon: {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 100, "
+                      "minor: 1}")
+        elif kinds == ["ibeacon"]:
+            ident = self.read_ibeacon(entries["ibeacon"].value, where)
+        else:
+            ident = self.read_eddystone(entries["eddystone"].value, where)
+        tx = (self.number(entries["tx_power"].value, f"{where} tx_power", unit="dBm",
+                          integer=True, lo=-127, hi=20,
+                          why="the RSSI measured 1 m from the beacon, typically about -59")
+              if "tx_power" in entries else None)
+        x, y = (self.number(entries[c].value, f"{where} {c}", unit="m") if c in entries
+                else None for c in ("x", "y"))
+        if ident is None or tx is None or x is None or y is None:
+            return None
+        return Beacon(id=key, ident=ident, tx_power=int(tx), x=float(x), y=float(y))
+
+    def read_ibeacon(self, node: Node, where: str) -> IBeacon | None:
+        where = f"{where} ibeacon"
+        entries = self.mapping(node, where, required=("uuid", "major", "minor"), optional=())
+        if entries is None:
+            return None
+        uuid = None
+        if "uuid" in entries:
+            uuid_node = entries["uuid"].value
+            raw = self.text(uuid_node, f"{where} uuid", "a UUID")
+            if raw is not None:
+                uuid = raw.strip().lower()
+                if not _UUID.match(uuid):
+                    digits = re.sub(r"[{}\-\s]", "", uuid)
+                    hint = ("write it as 8-4-4-4-12 hex digits, e.g. "
+                            "f7826da6-4fa2-4e98-8024-bc5b71e0893e")
+                    if len(digits) == 32 and _HEX.match(digits):
+                        hint = (f"write it as {digits[:8]}-{digits[8:12]}-{digits[12:16]}-"
+                                f"{digits[16:20]}-{digits[20:]}")
+                    self.fail(uuid_node, f"{where} uuid '{raw}' is not a UUID: {hint}")
+                    uuid = None
+        major, minor = (
+            self.number(entries[k].value, f"{where} {k}", integer=True, lo=0, hi=65535,
+                        why="an iBeacon field is 16 bits")
+            if k in entries else None for k in ("major", "minor"))
+        if uuid is None or major is None or minor is None:
+            return None
+        return IBeacon(uuid=uuid, major=int(major), minor=int(minor))
+
+    def read_eddystone(self, node: Node, where: str) -> Eddystone | None:
+        where = f"{where} eddystone"
+        entries = self.mapping(node, where, required=("namespace", "instance"), optional=())
+        if entries is None:
+            return None
+        values = {}
+        for key, digits in (("namespace", 20), ("instance", 12)):
+            if key not in entries:
+                continue
+            value_node = entries[key].value
+            raw = self.text(value_node, f"{where} {key}", f"{digits} hex digits")
+            if raw is None:
+                continue
+            value = raw.strip().lower()
+            if len(value) != digits or not _HEX.match(value):
+                hint = "drop the 0x prefix; " if value.startswith("0x") else ""
+                self.fail(value_node, f"{where} {key} '{raw}' must be exactly {digits} hex "
+                          f"digits (0-9, a-f), it has {len(value)} characters: {hint}copy it "
+                          "from the beacon's configuration app (quote it if it is all digits)")
+                continue
+            values[key] = value
+        if len(values) != 2:
+            return None
+        return Eddystone(**values)
+
+    def read_exhibits(self, node: Node, beacons: dict[str, Beacon] | None,
+                      tracks_dir: Path | None, site_trigger: TriggerSettings) -> list[Exhibit]:
+        items = self.sequence(node, "exhibits", "exhibits: [{id: dome, ...}]  or one "
+                              "'- id: dome' block per exhibit")
+        if items is None:
+            return []
+        if not items:
+            self.fail(node, "exhibits is empty: describe at least one exhibit, e.g. "
+                      + _EXAMPLES["exhibits"])
+            return []
+        # Checked even for exhibits with other problems, so all show at once:
+        ids: dict[str, int] = {}  # exhibit id -> line
+        users: dict[str, tuple[str, int]] = {}  # beacon -> (which exhibit, line)
+        exhibits = []
+        for n, item in enumerate(items, 1):
+            exhibit = self.read_exhibit(item, n, beacons, tracks_dir, site_trigger, ids, users)
+            if exhibit is not None:
+                exhibits.append(exhibit)
+        return exhibits
+
+    def read_exhibit(self, node: Node, n: int, beacons: dict[str, Beacon] | None,
+                     tracks_dir: Path | None, site_trigger: TriggerSettings,
+                     ids: dict[str, int], users: dict[str, tuple[str, int]]) -> Exhibit | None:
+        named = _peek_id(node)  # every message names the exhibit by its id if it can
+        where = f"exhibit '{named}'" if named else f"exhibit {n}"
+        entries = self.mapping(node, where, required=_EXHIBIT_REQUIRED,
+                               optional=_EXHIBIT_OPTIONAL,
+                               what="id, title, beacon, radius, tracks")
+        if entries is None:
+            return None
+        line = node.start_mark.line + 1
+        exhibit_id = self.ident(entries["id"].value, f"{where} id") if "id" in entries else None
+        ok = exhibit_id is not None
+        if exhibit_id in ids:
+            self.fail(entries["id"].value, f"exhibit id '{exhibit_id}' is already used by "
+                      f"the exhibit at line {ids[exhibit_id]}: exhibit ids must be unique")
+            ok = False
+        elif exhibit_id is not None:
+            ids[exhibit_id] = line
+
+        title: dict[str, str] = {}
+        if "title" in entries:
+            title_node = entries["title"].value
+            for lang, (key_node, value_node) in (self.mapping(
+                    title_node, f"{where} title", what="e.g. title: {fr: La coupole}")
+                    or {}).items():
+                text = self.text(value_node, f"{where} title in '{lang}'", "the title")
+                if self.language(key_node, f"{where} title") and text is not None:
+                    title[lang] = text
+                else:
+                    ok = False
+            if isinstance(title_node, MappingNode) and not title_node.value:
+                self.fail(title_node, f"{where} title is empty: give it in at least one "
+                          "language, e.g. title: {fr: La coupole}")
+        ok = ok and bool(title)
+
+        beacon = None
+        if "beacon" in entries:
+            beacon_node = entries["beacon"].value
+            beacon = self.text(beacon_node, f"{where} beacon", "a beacon id")
+            declared = self.beacon_ids
+            if beacon is not None and declared is not None and beacon not in declared:
+                guess = _did_you_mean(beacon, declared)
+                self.fail(beacon_node, f"{where} uses beacon '{beacon}', which is not "
+                          "defined under beacons: " + (
+                              f"did you mean '{guess}'?" if guess else
+                              "add it there or fix the id"))
+                beacon = None
+            elif beacon is not None and beacon in users:
+                other, other_line = users[beacon]
+                self.fail(beacon_node, f"{where} uses beacon '{beacon}', already the "
+                          f"beacon of {other} (line {other_line}): the guide "
+                          "maps each beacon to one exhibit; give each exhibit its own")
+                beacon = None
+            elif beacon is not None:
+                users[beacon] = (where, line)
+            if beacon is not None and (beacons is None or beacon not in beacons):
+                beacon = None  # declared, but has problems of its own (reported)
+
+        radius = (self.number(entries["radius"].value, f"{where} radius", unit="m",
+                              positive=True,
+                              why="the distance in metres within which a visitor is at it")
+                  if "radius" in entries else None)
+
+        tracks: dict[str, str] = {}
+        if "tracks" in entries:
+            tracks_node = entries["tracks"].value
+            for lang, (key_node, value_node) in (self.mapping(
+                    tracks_node, f"{where} tracks", what="e.g. tracks: {fr: fr/dome.ogg}")
+                    or {}).items():
+                rel = self.track(value_node, f"{where} track in '{lang}'", tracks_dir)
+                if self.language(key_node, f"{where} tracks") and rel is not None:
+                    tracks[lang] = rel
+                else:
+                    ok = False
+            if isinstance(tracks_node, MappingNode) and not tracks_node.value:
+                self.fail(tracks_node, f"{where} has no tracks: give at least one, e.g. "
+                          "tracks: {fr: fr/dome.ogg}")
+        ok = ok and bool(tracks)
+
+        position: list[float | None] = [None, None]
+        given = [c for c in ("x", "y") if c in entries]
+        if len(given) == 1:
+            missing = "y" if given == ["x"] else "x"
+            self.fail(entries[given[0]].key, f"{where} gives {given[0]} but not {missing}: "
+                      "give both (where visitors stand) or neither (the beacon's position)")
+            ok = False
+        else:
+            for i, c in enumerate(given):
+                position[i] = self.number(entries[c].value, f"{where} {c}", unit="m")
+                ok = ok and position[i] is not None
+
+        trigger = site_trigger
+        if "trigger" in entries:
+            values = self.read_trigger(entries["trigger"].value, f"{where} trigger",
+                                       per_exhibit=True)
+            if values is None:
+                ok = False
+            else:
+                trigger = site_trigger.override(values)
+
+        if not ok or beacon is None or radius is None or beacons is None:
+            return None
+        b = beacons[beacon]
+        x, y = position
+        return Exhibit(id=exhibit_id, title=FrozenDict(title), beacon=beacon,
+                       radius=float(radius), tracks=FrozenDict(tracks), trigger=trigger,
+                       x=b.x if x is None else float(x), y=b.y if y is None else float(y))
+
+    def track(self, node: Node, where: str, tracks_dir: Path | None) -> str | None:
+        """A track path, relative to tracks_dir and staying inside it."""
+        rel = self.text(node, where, "a file path")
+        if rel is None:
+            return None
+        if os.path.isabs(rel) or rel.startswith("~"):
+            self.fail(node, f"{where} '{rel}' is an absolute path: write it relative to "
+                      "tracks_dir (e.g. fr/dome.ogg), so the site can be copied to a device")
+            return None
+        if tracks_dir is None:
+            return rel  # already reported; the file cannot be looked for
+        target = tracks_dir / rel
+        inside = os.path.normpath(target)
+        if not Path(inside).is_relative_to(tracks_dir):
+            self.fail(node, f"{where} '{rel}' leads outside tracks_dir ({tracks_dir}): "
+                      "put the file under tracks_dir and give its path from there")
+            return None
+        resolved = target.resolve()
+        if not resolved.is_relative_to(tracks_dir):
+            self.fail(node, f"{where} '{rel}' is a link to {resolved}, outside tracks_dir "
+                      f"({tracks_dir}): copy the file into tracks_dir instead")
+            return None
+        if not resolved.exists():
+            self.fail(node, f"{where}: track file '{rel}' not found (looked for {target}): "
+                      "add the file or fix the path (relative to tracks_dir)")
+            return None
+        if not resolved.is_file():
+            self.fail(node, f"{where} '{rel}' is a directory, not an audio file: give "
+                      "the path of the file itself")
+            return None
+        return rel
+
+
+def _peek_id(node: Node) -> str | None:
+    """The valid `id:` of a mapping node, read before the node is checked."""
+    if isinstance(node, MappingNode):
+        for key, value in node.value:
+            if (isinstance(key, ScalarNode) and key.value == "id"
+                    and isinstance(value, ScalarNode) and _ID.match(value.value)):
+                return value.value
+    return None
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

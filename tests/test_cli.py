@@ -1,0 +1,157 @@
+"""The `guide` command line: discovery of subcommands, exit statuses, and
+`guide settings`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import guide.commands
+import guide.commands.settings
+from guide.cli import build_parser, main
+from guide.errors import TrackError
+from guide.settings import SETTINGS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def guide_cmd(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m guide ARGS` as a user would, in a separate process."""
+    return subprocess.run([sys.executable, "-m", "guide", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def zones(tmp_path: Path, make_wav) -> Path:
+    make_wav(tmp_path / "tracks/fr/a.wav", 0.1)
+    make_wav(tmp_path / "tracks/fr/b.wav", 0.1)
+    path = tmp_path / "zones.yaml"
+    path.write_text("""\
+site: CLI test
+languages: [fr]
+trigger: {dwell: 5}
+beacons:
+  b1: {ibeacon: {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 1, minor: 1},
+       tx_power: -59, x: 0, y: 0}
+  b2: {ibeacon: {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 1, minor: 2},
+       tx_power: -59, x: 5, y: 0}
+exhibits:
+  - {id: coin-1, title: {fr: A}, beacon: b1, radius: 2, tracks: {fr: fr/a.wav},
+     trigger: {dwell: 6.5, margin: 4}}
+  - {id: dome, title: {fr: B}, beacon: b2, radius: 2, tracks: {fr: fr/b.wav}}
+""")
+    return path
+
+
+def test_python_m_guide_without_a_command_prints_help_and_exits_2():
+    result = guide_cmd()
+    assert result.returncode == 2
+    assert "usage: guide" in result.stderr and "settings" in result.stderr
+
+
+def test_python_m_guide_settings_lists_every_setting():
+    result = guide_cmd("settings")
+    assert result.returncode == 0, result.stderr
+    for name in SETTINGS:
+        assert f"\n{name} = " in "\n" + result.stdout
+
+
+def test_a_bad_zone_map_exits_2_with_the_problem_and_no_traceback(tmp_path):
+    bad = tmp_path / "zones.yaml"
+    bad.write_text("site: x\nlanguages: [fr]\nbeacons: {}\nexhibits: []\nwalls: 3\n")
+    result = guide_cmd("settings", "--zones", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.startswith("guide: error: ")
+    assert f"{bad}:3:10: beacons is empty" in result.stderr
+    assert f"{bad}:5:8: walls must be a list" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_missing_zone_map_exits_2_without_a_traceback(tmp_path, capsys):
+    assert main(["settings", "--zones", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "no such file" in err and "Traceback" not in err
+
+
+def test_settings_with_zones_shows_site_values_and_per_exhibit_overrides(zones, capsys):
+    assert main(["settings", "--zones", str(zones)]) == 0
+    out = capsys.readouterr().out
+    assert "dwell = 5 s  (default 4 s;" in out
+    assert "  coin-1: margin = 4 dB, dwell = 6.5 s" in out
+    assert "dome:" not in out  # uses the site's values
+
+
+def test_settings_json_gives_defaults_site_values_and_overrides(zones, capsys):
+    assert main(["settings", "--zones", str(zones), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [s["name"] for s in data["settings"]] == list(SETTINGS)
+    dwell = next(s for s in data["settings"] if s["name"] == "dwell")
+    assert dwell["unit"] == "s" and dwell["per_exhibit"] is True
+    assert dwell["default"] == SETTINGS["dwell"].default
+    assert data["site"]["dwell"] == 5.0
+    assert data["exhibits"] == {"coin-1": {"margin": 4.0, "dwell": 6.5}, "dome": {}}
+
+
+def test_settings_markdown_is_a_table_with_one_row_per_setting(capsys):
+    assert main(["settings", "--markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| Setting | Default |") and lines[1].startswith("|---|")
+    assert [line.split(" | ")[0] for line in lines[2:]] == [f"| `{n}`" for n in SETTINGS]
+
+
+def test_settings_markdown_with_zones_adds_the_sites_column_and_overrides(zones, capsys):
+    assert main(["settings", "--markdown", "--zones", str(zones)]) == 0
+    out = capsys.readouterr().out
+    assert "| `dwell` | 4 s | 5 s |" in out
+    assert "| `coin-1` | `dwell` | 6.5 s |" in out
+
+
+def test_every_command_help_shows_an_example():
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert sub.choices, "no subcommands were found"
+    for name, command in sub.choices.items():
+        assert "example" in command.format_help(), f"'guide {name} --help' has no example"
+
+
+def test_a_module_added_to_guide_commands_becomes_a_subcommand(tmp_path, monkeypatch, capsys):
+    (tmp_path / "hello.py").write_text(
+        "def register(subparsers):\n"
+        "    p = subparsers.add_parser('hello', epilog='example: guide hello')\n"
+        "    p.set_defaults(run=lambda args: print('hello') or 3)\n")
+    monkeypatch.setattr(guide.commands, "__path__", [*guide.commands.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "guide.commands.hello", raising=False)
+    try:
+        assert main(["hello"]) == 3
+    finally:
+        sys.modules.pop("guide.commands.hello", None)
+    assert capsys.readouterr().out == "hello\n"
+
+
+def test_a_guide_error_from_a_command_exits_2_with_its_message(monkeypatch, capsys):
+    def fail(args):
+        raise TrackError("fr/dome.ogg cannot be decoded: re-encode it")
+    monkeypatch.setattr(guide.commands.settings, "run", fail)
+    assert main(["settings"]) == 2
+    assert capsys.readouterr().err == "guide: error: fr/dome.ogg cannot be decoded: re-encode it\n"
+
+
+def test_ctrl_c_exits_130(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(guide.commands.settings, "run", interrupted)
+    assert main(["settings"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_usage_errors_and_help_return_instead_of_exiting(capsys):
+    assert main(["settings", "--no-such-option"]) == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+    assert main(["settings", "--help"]) == 0
+    assert "--zones" in capsys.readouterr().out

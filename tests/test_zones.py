@@ -1,0 +1,659 @@
+"""The zone-map loader: what a valid zones.yaml becomes, and how every kind of
+mistake is reported (where, what, and how to fix it), all at once."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from guide.errors import Problem, ZoneMapError
+from guide.settings import TriggerSettings
+from guide.site import Eddystone, IBeacon
+from guide.zones import FrozenDict, load_zones
+
+# A small valid site. Tests change one thing in it (`edit`) and mark the line
+# they expect to be blamed with a "# <-" comment.
+VALID = """\
+site: Test gallery
+languages: [fr, en, de, nl]
+beacons:
+  b-dome:
+    ibeacon: {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 100, minor: 1}
+    tx_power: -59
+    x: 12.0
+    y: 30.5
+  b-coin:
+    eddystone: {namespace: edd1ebeac04e5defa017, instance: 0123456789ab}
+    tx_power: -62
+    x: 30
+    y: 7.5
+  b-spare:
+    ibeacon: {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 100, minor: 3}
+    tx_power: -59
+    x: 1.0
+    y: 1.0
+exhibits:
+  - id: dome
+    title: {fr: La coupole, en: The dome}
+    beacon: b-dome
+    radius: 3.0
+    tracks: {fr: fr/dome.wav, en: en/dome.wav}
+  - id: coin-1
+    title: {fr: Pièce}
+    beacon: b-coin
+    radius: 1.5
+    tracks: {fr: fr/coin-1.wav}
+"""
+TRACKS = ("fr/dome.wav", "en/dome.wav", "fr/coin-1.wav", "de/dome.wav")
+
+
+def edit(old: str, new: str, text: str = VALID) -> str:
+    assert text.count(old) == 1, f"{old!r} must occur once"
+    return text.replace(old, new)
+
+
+def line_of(text: str, marker: str = "# <-") -> int:
+    """1-based number of the line holding `marker`."""
+    (n,) = [i for i, line in enumerate(text.splitlines(), 1) if marker in line]
+    return n
+
+
+def column_of(text: str, needle: str) -> int:
+    """1-based column of `needle` on the marked line."""
+    return text.splitlines()[line_of(text) - 1].index(needle) + 1
+
+
+@pytest.fixture
+def site_dir(tmp_path: Path, make_wav) -> Path:
+    for rel in TRACKS:
+        make_wav(tmp_path / "tracks" / rel, 0.1)
+    return tmp_path
+
+
+@pytest.fixture
+def load(site_dir: Path):
+    def load(text: str):
+        path = site_dir / "zones.yaml"
+        path.write_text(text, encoding="utf-8")
+        return load_zones(path)
+    return load
+
+
+@pytest.fixture
+def problems(load):
+    """The problems reported for a zone map that must fail to load."""
+    def problems(text: str) -> list[Problem]:
+        with pytest.raises(ZoneMapError) as info:
+            load(text)
+        return info.value.problems
+    return problems
+
+
+@pytest.fixture
+def problem(problems):
+    """The one problem reported for a zone map with one mistake."""
+    def problem(text: str) -> Problem:
+        found = problems(text)
+        assert len(found) == 1, "\n".join(map(str, found))
+        return found[0]
+    return problem
+
+
+# --------------------------------------------------------------------------
+# A valid map
+
+def test_a_valid_map_loads_with_its_values(load, site_dir):
+    site = load(VALID)
+    assert site.name == "Test gallery"
+    assert site.path == site_dir / "zones.yaml"
+    assert site.languages == ("fr", "en", "de", "nl")
+    assert site.tracks_dir == (site_dir / "tracks").resolve()
+    assert [e.id for e in site.exhibits] == ["dome", "coin-1"]
+    dome = site.exhibit("dome")
+    assert dome.title == {"fr": "La coupole", "en": "The dome"}
+    assert dome.beacon == "b-dome" and dome.radius == 3.0
+    assert dome.tracks == {"fr": "fr/dome.wav", "en": "en/dome.wav"}
+    assert site.beacons["b-dome"].ident == IBeacon(
+        uuid="f7826da6-4fa2-4e98-8024-bc5b71e0893e", major=100, minor=1)
+    assert site.beacons["b-coin"].ident == Eddystone(
+        namespace="edd1ebeac04e5defa017", instance="0123456789ab")
+    assert site.beacons["b-coin"].tx_power == -62
+    assert isinstance(site.beacons["b-coin"].x, float)
+    assert site.trigger == TriggerSettings()
+    assert site.walls == ()
+    assert site.track_path("fr/dome.wav").is_file()
+
+
+def test_without_fallback_each_language_falls_back_to_the_others_default_first(load):
+    site = load(VALID)
+    assert site.fallback == {"fr": ("en", "de", "nl"), "en": ("fr", "de", "nl"),
+                             "de": ("fr", "en", "nl"), "nl": ("fr", "en", "de")}
+    assert site.track_for("coin-1", "nl") == ("fr", "fr/coin-1.wav")
+
+
+def test_an_explicit_fallback_replaces_the_default_chain_for_its_language(load):
+    site = load(edit("languages: [fr, en, de, nl]\n",
+                     "languages: [fr, en, de, nl]\nfallback: {nl: [en, fr], de: []}\n"))
+    assert site.chain("nl") == ("nl", "en", "fr")
+    assert site.chain("de") == ("de",)  # no fallback at all
+    assert site.chain("en") == ("en", "fr", "de", "nl")  # untouched
+    assert site.track_for("dome", "nl") == ("en", "en/dome.wav")
+    assert site.track_for("coin-1", "de") is None
+
+
+def test_exhibit_trigger_values_override_the_sites_for_that_exhibit_only(load):
+    text = edit("exhibits:\n", "trigger: {dwell: 5, replay_heard: yes, margin: 2.5}\nexhibits:\n")
+    text = edit("    radius: 1.5\n", "    radius: 1.5\n    trigger: {dwell: 6.5, level: -70}\n",
+                text)
+    site = load(text)
+    assert site.trigger == TriggerSettings(dwell=5.0, replay_heard=True, margin=2.5)
+    assert site.exhibit("dome").trigger == site.trigger
+    assert site.exhibit("coin-1").trigger == TriggerSettings(
+        dwell=6.5, level=-70.0, replay_heard=True, margin=2.5)
+    assert isinstance(site.trigger.dwell, float)
+
+
+def test_an_exhibit_stands_at_its_beacon_unless_given_x_and_y(load):
+    site = load(edit("    radius: 1.5\n", "    radius: 1.5\n    x: 31\n    y: 8.5\n"))
+    assert (site.exhibit("dome").x, site.exhibit("dome").y) == (12.0, 30.5)
+    assert (site.exhibit("coin-1").x, site.exhibit("coin-1").y) == (31.0, 8.5)
+
+
+def test_walls_are_read_as_segments_in_metres(load):
+    site = load(edit("exhibits:\n", "walls:\n  - [[0, 0], [40, 0]]\n  - [[0, 0], [0, 20.5]]\n"
+                     "exhibits:\n"))
+    assert site.walls == (((0.0, 0.0), (40.0, 0.0)), ((0.0, 0.0), (0.0, 20.5)))
+
+
+def test_tracks_dir_is_relative_to_the_zone_map(load, site_dir, make_wav):
+    for rel in ("fr/dome.wav", "en/dome.wav", "fr/coin-1.wav"):
+        make_wav(site_dir / "audio" / rel, 0.1)
+    site = load(edit("languages:", "tracks_dir: audio\nlanguages:"))
+    assert site.tracks_dir == (site_dir / "audio").resolve()
+
+
+def test_uuids_and_eddystone_ids_are_stored_in_lower_case(load):
+    text = edit("f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 100, minor: 1",
+                "F7826DA6-4FA2-4E98-8024-BC5B71E0893E, major: 100, minor: 1")
+    site = load(edit("edd1ebeac04e5defa017, instance: 0123456789ab",
+                     "EDD1EBEAC04E5DEFA017, instance: 0123456789AB", text))
+    assert site.beacons["b-dome"].ident.uuid == "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
+    assert site.beacons["b-coin"].ident == Eddystone(
+        namespace="edd1ebeac04e5defa017", instance="0123456789ab")
+
+
+def test_text_is_taken_as_written_so_norwegian_is_not_false(load, site_dir, make_wav):
+    make_wav(site_dir / "tracks/no/dome.wav", 0.1)
+    text = edit("languages: [fr, en, de, nl]", "languages: [fr, no]")
+    text = edit("tracks: {fr: fr/dome.wav, en: en/dome.wav}",
+                "tracks: {fr: fr/dome.wav, no: no/dome.wav}", text)
+    text = edit("title: {fr: La coupole, en: The dome}", "title: {fr: 1944}", text)
+    # an all-digit Eddystone id would be an integer to YAML
+    site = load(edit("edd1ebeac04e5defa017", "12345678901234567890", text))
+    assert site.languages == ("fr", "no")
+    assert site.exhibit("dome").title == {"fr": "1944"}
+    assert site.beacons["b-coin"].ident.namespace == "12345678901234567890"
+
+
+def test_anchors_merge_keys_and_x_keys_let_beacons_share_settings(load):
+    text = edit("beacons:\n", "x-ours: &ours {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, "
+                "major: 100}\nbeacons:\n")
+    text = edit("ibeacon: {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 100, minor: 1}",
+                "ibeacon: {<<: *ours, minor: 1}", text)
+    site = load(text)
+    assert site.beacons["b-dome"].ident == IBeacon(
+        uuid="f7826da6-4fa2-4e98-8024-bc5b71e0893e", major=100, minor=1)
+
+
+def test_a_mapping_merged_into_itself_is_refused_not_looped_on(problems):
+    text = edit("  b-spare:\n", "  b-spare: &self\n    <<: *self  # <-\n")
+    (p,) = problems(text)
+    assert "merges a mapping into itself" in p.message
+    assert (p.line, p.column) == (line_of(text) - 1, len("  b-spare: ") + 1)  # its anchor
+
+
+def test_the_sites_mappings_are_read_only_but_still_pickle_and_serialise(load):
+    site = load(VALID)
+    with pytest.raises(TypeError):
+        site.beacons["new"] = site.beacons["b-dome"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        site.exhibit("dome").tracks["de"] = "de/dome.wav"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        site.fallback.update(fr=())  # type: ignore[attr-defined]
+    assert isinstance(site.fallback, FrozenDict)
+    assert pickle.loads(pickle.dumps(site)) == site
+    assert copy.deepcopy(site) == site
+    assert json.loads(json.dumps(site.exhibit("dome").title)) == {"fr": "La coupole",
+                                                                   "en": "The dome"}
+
+
+@pytest.mark.parametrize("sample", ["gallery-sample", "danis-real-sample"])
+def test_the_shared_samples_load(shared_dir, sample):
+    site = load_zones(shared_dir / "data" / sample / "zones.yaml")
+    assert len(site.exhibits) == 12
+    assert site.languages == ("en", "fr")
+    for exhibit in site.exhibits:
+        for lang in site.languages:
+            assert site.track_path(site.track_for(exhibit.id, lang)[1]).is_file()
+
+
+# --------------------------------------------------------------------------
+# The file itself
+
+def test_a_missing_file_is_one_problem_not_an_oserror(tmp_path):
+    with pytest.raises(ZoneMapError) as info:
+        load_zones(tmp_path / "nope.yaml")
+    (p,) = info.value.problems
+    assert p.file == str(tmp_path / "nope.yaml") and "no such file" in p.message
+
+
+def test_a_directory_is_refused_with_a_hint(tmp_path):
+    with pytest.raises(ZoneMapError) as info:
+        load_zones(tmp_path)
+    (p,) = info.value.problems
+    assert "is a directory" in p.message and "zones.yaml" in p.message
+
+
+def test_a_file_that_is_not_utf8_names_its_line(site_dir):
+    path = site_dir / "zones.yaml"
+    path.write_bytes(VALID.replace("Pièce", "Pi\xe8ce").encode("latin-1"))
+    with pytest.raises(ZoneMapError) as info:
+        load_zones(path)
+    (p,) = info.value.problems
+    assert p.line == line_of(VALID, "Pièce") and "save it as UTF-8" in p.message
+
+
+def test_an_empty_file_says_what_it_needs(problem):
+    p = problem("")
+    assert p.line == 1 and "empty" in p.message and "languages" in p.message
+
+
+def test_a_yaml_syntax_error_gives_line_and_column(problem):
+    text = edit("    radius: 3.0\n", "    radius: [3.0\n")
+    p = problem(text)
+    assert "YAML syntax error" in p.message
+    # found on the next line, where 'tracks:' cannot be inside a list...
+    assert (p.line, p.column) == (24, len("    tracks:"))
+    # ...and the message points back at the unclosed bracket
+    assert "flow sequence at line 23" in p.message
+
+
+def test_tabs_get_the_indent_with_spaces_hint(problem):
+    text = edit("    radius: 3.0\n", "\tradius: 3.0  # <-\n")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), 1) and "spaces, not tabs" in p.message
+
+
+def test_two_documents_in_one_file_are_refused(problem):
+    p = problem(VALID + "---\nsite: other\n")
+    assert p.line == VALID.count("\n") + 1 and "remove the '---'" in p.message
+
+
+def test_a_document_that_is_not_a_mapping_is_refused(problem):
+    p = problem("- site: x\n- languages: [fr]\n")
+    assert (p.line, p.column) == (1, 1)
+    assert "must be a mapping" in p.message and "not a list" in p.message
+
+
+# --------------------------------------------------------------------------
+# Keys and types
+
+def test_a_duplicate_key_is_refused_not_silently_overwritten(problem):
+    text = edit("    radius: 1.5\n", "    radius: 1.5\n    radius: 2.5  # <-\n")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), 5)
+    assert "duplicate key 'radius'" in p.message
+    assert f"first at line {line_of(text) - 1}" in p.message
+
+
+def test_a_duplicate_beacon_id_is_a_duplicate_key(problem):
+    text = edit("  b-spare:\n", "  b-dome:  # <-\n")
+    p = problem(text)
+    assert p.line == line_of(text) and "duplicate key 'b-dome'" in p.message
+
+
+@pytest.mark.parametrize("old,new,guess", [
+    ("site: Test gallery", "site: Test gallery\nlangauges: [fr]  # <-", "languages"),
+    ("    radius: 3.0\n", "    raduis: 3.0  # <-\n    radius: 3.0\n", "radius"),
+    ("    tx_power: -62\n", "    tx_power: -62\n    txpower: -62  # <-\n", "tx_power"),
+    ("major: 100, minor: 1}", "major: 100, minor: 1, minr: 2}  # <-", "minor"),
+])
+def test_an_unknown_key_suggests_the_key_meant(problem, old, new, guess):
+    text = edit(old, new)
+    p = problem(text)
+    assert p.line == line_of(text)
+    assert "unknown key" in p.message and f"did you mean '{guess}'?" in p.message
+
+
+def test_an_unknown_key_with_no_close_match_lists_the_allowed_keys(problem):
+    text = edit("    radius: 1.5\n", "    radius: 1.5\n    colour: red  # <-\n")
+    p = problem(text)
+    assert p.line == line_of(text)
+    assert "the keys allowed here are id, title, beacon, radius, tracks" in p.message
+
+
+def test_a_missing_required_key_points_at_its_mapping_with_an_example(problem):
+    text = edit("  - id: coin-1\n", "  - id: coin-1  # <-\n")
+    text = edit("    radius: 1.5\n", "", text)
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), 5)
+    assert "exhibit 'coin-1' is missing 'radius'" in p.message and "radius: 3.0" in p.message
+
+
+def test_a_missing_top_level_key_is_reported_at_the_top(problem):
+    p = problem(edit("site: Test gallery\n", ""))
+    assert (p.line, p.column) == (1, 1) and "missing 'site'" in p.message
+
+
+@pytest.mark.parametrize("value,said", [
+    ('"3.0"', "remove the quotes"),
+    ("true", "not true/false"),
+    ("three", "must be a number, not the text 'three'"),
+    ("[3]", "must be a number, not a list"),
+    (".nan", "finite"),
+])
+def test_a_number_must_be_a_number(problem, value, said):
+    text = edit("    radius: 3.0\n", f"    radius: {value}  # <-\n")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, value))
+    assert "radius" in p.message and said in p.message
+
+
+def test_languages_must_be_a_list(problem):
+    text = edit("languages: [fr, en, de, nl]", "languages: fr  # <-")
+    # every title and track language is then unknown, but only the cause is reported
+    p = problem(text)
+    assert p.line == line_of(text) and "must be a list" in p.message
+
+
+def test_a_language_listed_twice_is_refused(problem):
+    text = edit("languages: [fr, en, de, nl]", "languages: [fr, en, fr]  # <-")
+    p = problem(text)
+    assert (p.line, p.column) == (2, len("languages: [fr, en, ") + 1)
+    assert "'fr' is listed twice" in p.message
+
+
+@pytest.mark.parametrize("bad,fixed", [("Coin_1", "coin-1"), ("Dome", "dome")])
+def test_ids_must_be_lower_case_letters_digits_and_dashes(problem, bad, fixed):
+    text = edit("  - id: coin-1\n", f"  - id: {bad}  # <-\n")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), 9)
+    assert "not a valid id" in p.message and f"e.g. '{fixed}'" in p.message
+
+
+def test_a_beacon_id_must_be_a_valid_id_too(problem):
+    text = edit("  b-spare:\n", "  B Spare:  # <-\n")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), 3) and "e.g. 'b-spare'" in p.message
+
+
+# --------------------------------------------------------------------------
+# Exhibits and beacons
+
+def test_two_exhibits_with_one_id_are_refused(problem):
+    text = edit("  - id: coin-1\n", "  - id: dome  # <-\n")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), 9)
+    assert "'dome' is already used by the exhibit at line 20" in p.message
+
+
+def test_an_exhibit_naming_an_undefined_beacon_gets_a_suggestion(problem):
+    text = edit("    beacon: b-coin\n", "    beacon: b-con  # <-\n")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), 13)
+    assert "'b-con', which is not defined" in p.message and "did you mean 'b-coin'?" in p.message
+
+
+def test_a_beacon_used_by_two_exhibits_is_refused(problem):
+    text = edit("    beacon: b-coin\n", "    beacon: b-dome  # <-\n")
+    p = problem(text)
+    assert p.line == line_of(text)
+    assert "already the beacon of exhibit 'dome' (line 20)" in p.message
+
+
+def test_two_ibeacons_with_one_identity_are_refused(problem):
+    text = edit("major: 100, minor: 3}", "major: 100, minor: 1}")
+    p = problem(text)
+    assert p.line == 15  # b-spare's identity
+    assert "same identity as beacon 'b-dome' (line 4)" in p.message
+    assert "major/minor" in p.message
+
+
+def test_two_eddystones_with_one_identity_are_refused(problem):
+    text = edit("    ibeacon: {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 100, minor: 3}",
+                "    eddystone: {namespace: EDD1EBEAC04E5DEFA017, instance: 0123456789ab}")
+    p = problem(text)
+    assert p.line == 15 and "same identity as beacon 'b-coin'" in p.message
+
+
+@pytest.mark.parametrize("uuid,hint", [
+    ("f7826da6-4fa2-4e98-8024-bc5b71e0893", "8-4-4-4-12 hex digits"),
+    ("f7826da6-4fa2-4e98-8024-bc5b71e0893g", "8-4-4-4-12 hex digits"),
+    ("F7826DA64FA24E988024BC5B71E0893E", "write it as f7826da6-4fa2-4e98-8024-bc5b71e0893e"),
+])
+def test_a_malformed_ibeacon_uuid_is_refused(problem, uuid, hint):
+    text = edit("{uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 100, minor: 1}",
+                f"{{uuid: {uuid}, major: 100, minor: 1}}  # <-")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, uuid))
+    assert "is not a UUID" in p.message and hint in p.message
+
+
+@pytest.mark.parametrize("ident,field,value", [
+    ("major: 65536, minor: 1", "major", "65536"),
+    ("major: 100, minor: -1", "minor", "-1"),
+])
+def test_major_and_minor_must_fit_in_16_bits(problem, ident, field, value):
+    text = edit("major: 100, minor: 1}", f"{ident}}}  # <-")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, value))
+    assert f"{field} must be between 0 and 65535" in p.message
+
+
+@pytest.mark.parametrize("ident,value,said", [
+    ("namespace: edd1ebeac04e5defa0, instance: 0123456789ab", "edd1ebeac04e5defa0",
+     "exactly 20 hex digits"),
+    ("namespace: 0xedd1ebeac04e5defa0, instance: 0123456789ab", "0xedd1ebeac04e5defa0",
+     "drop the 0x prefix"),
+    ("namespace: edd1ebeac04e5defa017, instance: 0123456789xy", "0123456789xy",
+     "exactly 12 hex digits"),
+])
+def test_malformed_eddystone_ids_are_refused(problem, ident, value, said):
+    text = edit("namespace: edd1ebeac04e5defa017, instance: 0123456789ab}", f"{ident}}}  # <-")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, value))
+    assert said in p.message
+
+
+def test_a_beacon_needs_exactly_one_of_ibeacon_and_eddystone(problems):
+    text = edit("  b-spare:\n", "  b-spare:\n    eddystone: {namespace: edd1ebeac04e5defa017,"
+                " instance: 0123456789ff}\n")
+    text = edit("    eddystone: {namespace: edd1ebeac04e5defa017, instance: 0123456789ab}\n",
+                "", text)
+    found = problems(text)
+    assert [(p.line, p.column) for p in found] == [(10, 5), (14, 5)]
+    assert "b-coin' has neither ibeacon: nor eddystone" in found[0].message
+    assert "b-spare' has both ibeacon: and eddystone" in found[1].message
+    assert "give exactly one" in found[1].message
+
+
+@pytest.mark.parametrize("value,said", [
+    ("21", "between -127 and 20 dBm"),
+    ("-128", "between -127 and 20 dBm"),
+    ("-59.5", "must be a whole number"),
+])
+def test_tx_power_is_whole_dbm_within_the_ble_range(problem, value, said):
+    text = edit("    tx_power: -62\n", f"    tx_power: {value}  # <-\n")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), 15) and said in p.message
+
+
+@pytest.mark.parametrize("radius", ["0", "-1.5"])
+def test_a_radius_must_be_positive(problem, radius):
+    text = edit("    radius: 1.5\n", f"    radius: {radius}  # <-\n")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), 13)
+    assert "radius must be greater than 0" in p.message and "metres" in p.message
+
+
+def test_an_exhibit_with_only_x_or_only_y_is_refused(problem):
+    text = edit("    radius: 1.5\n", "    radius: 1.5\n    x: 4.0  # <-\n")
+    p = problem(text)
+    assert p.line == line_of(text) and "gives x but not y" in p.message
+
+
+# --------------------------------------------------------------------------
+# Languages and tracks
+
+def test_a_title_or_track_in_an_undeclared_language_is_refused(problems):
+    text = edit("title: {fr: Pièce}", "title: {fr: Pièce, es: Moneda}")
+    text = edit("tracks: {fr: fr/coin-1.wav}", "tracks: {fr: fr/coin-1.wav, nll: fr/coin-1.wav}",
+                text)
+    title, track = problems(text)
+    assert (title.line, title.column) == (26, 24)
+    assert "'es' is not one of the site's languages (fr, en, de, nl)" in title.message
+    assert "add 'es' to languages:" in title.message
+    assert (track.line, track.column) == (29, 33) and "did you mean 'nl'?" in track.message
+
+
+def test_fallback_naming_undeclared_languages_or_itself_is_refused(problems):
+    text = edit("languages: [fr, en, de, nl]\n", "languages: [fr, en, de, nl]\n"
+                "fallback: {es: [fr], nl: [en, nl, it, en]}\n")
+    found = problems(text)
+    assert [(p.line, p.column) for p in found] == [(3, 12), (3, 31), (3, 35), (3, 39)]
+    assert "'es' is not one of the site's languages" in found[0].message
+    assert "lists 'nl' itself" in found[1].message
+    assert "'it' is not one of" in found[2].message
+    assert "lists 'en' twice" in found[3].message
+
+
+def test_a_track_file_that_does_not_exist_is_named_with_where_it_was_looked_for(
+        problem, site_dir):
+    text = edit("fr/coin-1.wav}", "fr/coin-2.wav}  # <-")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, "fr/coin-2.wav"))
+    assert "'fr/coin-2.wav' not found" in p.message
+    assert str(site_dir / "tracks" / "fr" / "coin-2.wav") in p.message
+
+
+def test_a_track_path_that_is_a_directory_is_refused(problem):
+    text = edit("fr/coin-1.wav}", "fr}  # <-")
+    p = problem(text)
+    assert p.line == line_of(text) and "is a directory, not an audio file" in p.message
+
+
+@pytest.mark.parametrize("path,said", [
+    ("/etc/passwd", "is an absolute path"),
+    ("../zones.yaml", "leads outside tracks_dir"),
+    ("fr/../../zones.yaml", "leads outside tracks_dir"),
+])
+def test_a_track_path_may_not_escape_tracks_dir(problem, path, said):
+    text = edit("fr/coin-1.wav}", f"{path}}}  # <-")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, path)) and said in p.message
+
+
+def test_a_symlink_out_of_tracks_dir_is_refused(problem, site_dir):
+    (site_dir / "secret.wav").write_bytes(b"RIFF")
+    (site_dir / "tracks" / "fr" / "link.wav").symlink_to(site_dir / "secret.wav")
+    text = edit("fr/coin-1.wav}", "fr/link.wav}  # <-")
+    p = problem(text)
+    assert p.line == line_of(text)
+    assert "is a link to" in p.message and "outside tracks_dir" in p.message
+
+
+def test_a_symlink_inside_tracks_dir_is_fine(load, site_dir):
+    (site_dir / "tracks" / "fr" / "alias.wav").symlink_to(site_dir / "tracks/fr/coin-1.wav")
+    site = load(edit("fr/coin-1.wav}", "fr/alias.wav}"))
+    assert site.exhibit("coin-1").tracks["fr"] == "fr/alias.wav"
+
+
+def test_a_missing_tracks_dir_is_one_problem_not_one_per_track(problem):
+    text = edit("languages:", "tracks_dir: audio  # <-\nlanguages:")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), 13)
+    assert "tracks_dir 'audio'" in p.message and "does not exist" in p.message
+
+
+def test_an_exhibit_without_tracks_is_refused(problem):
+    text = edit("tracks: {fr: fr/coin-1.wav}", "tracks: {}  # <-")
+    p = problem(text)
+    assert p.line == line_of(text) and "has no tracks" in p.message
+
+
+# --------------------------------------------------------------------------
+# Trigger settings
+
+def test_an_unknown_setting_suggests_the_setting_meant(problem):
+    text = edit("exhibits:\n", "trigger: {dwel: 5}  # <-\nexhibits:\n")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), 11)
+    assert "unknown setting 'dwel'" in p.message and "did you mean 'dwell'?" in p.message
+
+
+@pytest.mark.parametrize("value,said", [
+    ("dwell: '5'", "remove the quotes"),
+    ("dwell: 500", "must be between 0 and 120 s, not 500"),
+    ("smoothing: 0", "must be between 0.1 and 30 s"),
+    ("replay_heard: 1", "must be true or false"),
+    ("fade: true", "must be a number"),
+])
+def test_a_setting_must_have_its_type_and_be_in_range(problem, value, said):
+    text = edit("exhibits:\n", f"trigger: {{{value}}}  # <-\nexhibits:\n")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, value.split(": ")[1]))
+    assert said in p.message
+
+
+def test_a_site_wide_setting_cannot_be_set_per_exhibit(problem):
+    text = edit("    radius: 1.5\n", "    radius: 1.5\n    trigger: {dwell: 6, fade: 2}  # <-\n")
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, "fade"))
+    assert "'fade'" in p.message and "move it to the top-level trigger:" in p.message
+
+
+# --------------------------------------------------------------------------
+# Walls
+
+@pytest.mark.parametrize("wall,said", [
+    ("[[0, 0], [1, 1], [2, 2]]", "has 3 points"),
+    ("[[0, 0]]", "has 1 point:"),
+    ("[[0, 0], [1]]", "a point is a list of 2 numbers"),
+    ("[[0, 0], [1, x]]", "must be a number, not the text 'x'"),
+    ("[[0, 0], [0, 0]]", "starts and ends at the same point"),
+    ("5", "wall 1 must be a list, not the number 5"),
+])
+def test_each_wall_is_a_pair_of_points(problem, wall, said):
+    text = edit("exhibits:\n", f"walls:\n  - {wall}  # <-\nexhibits:\n")
+    p = problem(text)
+    assert p.line == line_of(text) and said in p.message
+
+
+# --------------------------------------------------------------------------
+# All at once
+
+def test_every_problem_is_reported_at_once_in_file_order(problems):
+    text = edit("site: Test gallery\n", "site: Test gallery\nsite: again\n")
+    text = edit("    tx_power: -62\n", "    tx_power: 99\n", text)
+    text = edit("    radius: 3.0\n", "    radius: -3.0\n    colour: red\n", text)
+    text = edit("  - id: coin-1\n", "  - id: dome\n", text)
+    found = problems(text)
+    assert [p.line for p in found] == [2, 12, 24, 25, 27]
+    assert "duplicate key 'site'" in found[0].message
+    assert "tx_power" in found[1].message
+    assert "radius" in found[2].message
+    assert "unknown key 'colour'" in found[3].message
+    assert "'dome' is already used" in found[4].message
+
+
+def test_the_error_message_lists_each_problem_with_file_line_and_column(load, site_dir):
+    text = edit("    radius: 3.0\n", "    radius: 0\n")
+    with pytest.raises(ZoneMapError) as info:
+        load(text)
+    message = str(info.value)
+    assert message.startswith("1 problem in the zone map:")
+    assert f"{site_dir / 'zones.yaml'}:23:13: exhibit 'dome' radius must be" in message
