@@ -20,7 +20,9 @@ The rules
    leads every other exhibit by `margin` dB (a beacon not heard counts as
    not there).
 3. Settling. The visitor has settled at X once that held for `dwell`
-   seconds without a break, with X heard in the last `SILENT_GRACE` seconds.
+   seconds without a break (a drop-out of at most `DIP_PACKETS` packet
+   intervals does not count as one), with X heard in the last
+   `SILENT_GRACE` seconds.
    Once settled, the visitor stays at X until X falls `hysteresis` dB below
    its level, or another exhibit leads it by `hysteresis` dB: arriving is
    harder than staying, so two exhibits 2-3 m apart do not flicker.
@@ -31,7 +33,12 @@ The rules
    of its start was a glance (or a wrong start): it fades out over `fade`
    seconds (End reason "abandoned"), the exhibit does not count as heard, and
    the exhibit where the visitor has settled, if any, starts at once. Leaving
-   means not being at X (rule 2, with hysteresis) for `LEAVE_CONFIRM` seconds.
+   means another exhibit leading X by `hysteresis`, or X falling `hysteresis`
+   below its level, for `LEAVE_CONFIRM` seconds (or `LEAVE_PACKETS` packet
+   intervals of X's beacon when that is longer: a phone scanning at 1 Hz
+   needs more packets' evidence than a 10 Hz scanner). Not a drop from the
+   level at the start: visitors drift and turn while listening, and that
+   alone moves the level by 10 dB.
 6. Heard. An exhibit whose track played to its end, or past its glance
    window, is heard and does not start again when the visitor comes back,
    unless `replay_heard` is set (or the visitor presses replay).
@@ -65,6 +72,8 @@ FADE_CLIP = 10.0  # dB: a packet counts at most this far below the running level
 SILENT_GRACE = 2.5  # s without a packet before a beacon's level starts to decay
 SILENT_DECAY = 6.0  # dB per second of silence after the grace period
 LEAVE_CONFIRM = 2.0  # s not at the exhibit before a glance is ended
+LEAVE_PACKETS = 3.0  # ...or this many packet intervals, if longer (slow scanners)
+DIP_PACKETS = 1.5  # packet intervals a candidate may drop out without losing its dwell
 STEP = 0.25  # s between two evaluations of where the visitor is
 
 
@@ -80,6 +89,7 @@ class _Beacon:
     last: float = -math.inf  # time of the last packet
     heard: bool = False
     low: bool = False  # the last packet was a deep fade (clipped)
+    interval: float = 0.1  # s between this beacon's packets (running estimate)
 
 
 @dataclass(slots=True)
@@ -127,6 +137,7 @@ class Engine:
         self._here_since = 0.0
         self._settled = False  # at `_here` for the whole dwell (rule 3)
         self._block: int | None = None  # not to start until the visitor leaves it
+        self._lost: tuple[int, float, float] | None = None  # (candidate, since, lost at)
         self._playing: _Playing | None = None
         self._next_eval = -math.inf
         self._deadline: float | None = None
@@ -169,6 +180,8 @@ class Engine:
             self._active.append(b)
         else:
             dt = now - b.last
+            if dt < 10.0:
+                b.interval += 0.1 * (dt - b.interval)
             d = rssi - b.level
             if d < -FADE_CLIP:
                 # one packet far below is a fade; two in a row are the visitor moving
@@ -322,11 +335,7 @@ class Engine:
         self._next_eval = now + STEP
         here = self._locate(now)
         if here != self._here:
-            self._here = here
-            self._here_since = now
-            self._settled = False
-            if here != self._block:
-                self._block = None
+            self._move(here, now)
         if here is not None and not self._settled:
             ex = self._exhibits[here]
             self._settled = (now - self._here_since >= ex.trigger.dwell
@@ -351,12 +360,27 @@ class Engine:
         self._deadline = self._next_deadline(now)
         return out
 
+    def _move(self, here: int | None, now: float) -> None:
+        """The visitor is now at `here` (rule 2). A candidate that drops out
+        for at most DIP_PACKETS packet intervals before its dwell is complete
+        keeps its dwell: at 1 packet a second one noisy packet is not a walk."""
+        lost = self._lost
+        self._lost = None
+        if here is None and self._here is not None and not self._settled:
+            self._lost = (self._here, self._here_since, now)
+        elif (lost is not None and here == lost[0]
+              and now - lost[2] <= DIP_PACKETS * self._beacon_of[here].interval):
+            self._here, self._here_since = here, lost[1]
+            return
+        self._here = here
+        self._here_since = now
+        self._settled = False
+        if here != self._block:
+            self._block = None
+
     def _left(self, p: "_Playing", now: float) -> bool:
         """Rule 5: has the visitor walked away from the playing exhibit?
-        Away means another exhibit leads it by `hysteresis` dB, or its level
-        is `hysteresis` dB below the level needed to arrive, for
-        LEAVE_CONFIRM seconds. (Not a drop from its best level: visitors
-        drift and turn while they listen, and that alone moves 10 dB.)"""
+        (See the module docstring for why it is judged this way.)"""
         i = p.index
         h = self._exhibits[i].trigger.hysteresis
         level = self._levels.get(i)
@@ -367,7 +391,8 @@ class Engine:
             return False
         if p.away_since is None:
             p.away_since = now
-        return now - p.away_since >= LEAVE_CONFIRM
+        confirm = max(LEAVE_CONFIRM, LEAVE_PACKETS * self._beacon_of[i].interval)
+        return now - p.away_since >= confirm
 
     def _best_other(self, i: int) -> float:
         best = -math.inf

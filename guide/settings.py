@@ -54,7 +54,7 @@ class TriggerSettings:
         "this much, or the level falls this far below `level`", min=0, max=40,
         per_exhibit=True)
     dwell: float = _s(
-        4.0, "s", "how long the visitor must stay settled before the track starts",
+        5.0, "s", "how long the visitor must stay settled before the track starts",
         min=0, max=120, per_exhibit=True)
     glance: float = _s(
         12.0, "s", "a track the visitor leaves within this many seconds of its "
