@@ -102,6 +102,17 @@ class Metrics:
     def per_hour(self, value: float) -> float:
         return value / self.hours if self.hours else float("nan")
 
+    @classmethod
+    def pooled(cls, parts: Iterable["Metrics"]) -> "Metrics":
+        """Several scorings as one (visitor-hours, rows and events added up)."""
+        parts = list(parts)
+        return cls(visitors=sum(m.visitors for m in parts), hours=sum(m.hours for m in parts),
+                   listen_rows=sum(m.listen_rows for m in parts), hits=sum(m.hits for m in parts),
+                   latencies=tuple(x for m in parts for x in m.latencies),
+                   false_starts=sum(m.false_starts for m in parts),
+                   interruptions=sum(m.interruptions for m in parts),
+                   unwanted=sum(m.unwanted for m in parts))
+
     def as_dict(self) -> dict:
         return {
             "visitors": self.visitors, "visitor_hours": round(self.hours, 3),
