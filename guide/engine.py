@@ -30,9 +30,11 @@ The rules
    listening to: it plays to its end. Only then does the exhibit where the
    visitor has settled (if any) start.
 5. Glances. A track whose exhibit the visitor leaves within `glance` seconds
-   of its start was a glance (or a wrong start): it fades out over `fade`
-   seconds (End reason "abandoned"), the exhibit does not count as heard, and
-   the exhibit where the visitor has settled, if any, starts at once. Leaving
+   of its start was a glance (or a wrong start); so was one whose visitor is
+   not at its exhibit when those seconds are up and leaves it within
+   `COMMIT_GRACE` more: it fades out over `fade` seconds (End reason
+   "abandoned"), the exhibit does not count as heard, and the exhibit where
+   the visitor has settled, if any, starts at once. Leaving
    means another exhibit leading X by `hysteresis`, or X falling `hysteresis`
    below its level, for `LEAVE_CONFIRM` seconds (or `LEAVE_PACKETS` packet
    intervals of X's beacon when that is longer: a phone scanning at 1 Hz
@@ -74,6 +76,7 @@ SILENT_DECAY = 6.0  # dB per second of silence after the grace period
 LEAVE_CONFIRM = 2.0  # s not at the exhibit before a glance is ended
 LEAVE_PACKETS = 3.0  # ...or this many packet intervals, if longer (slow scanners)
 DIP_PACKETS = 1.5  # packet intervals a candidate may drop out without losing its dwell
+COMMIT_GRACE = 6.0  # s past `glance` a track waits for the visitor to be back at it
 STEP = 0.25  # s between two evaluations of where the visitor is
 
 
@@ -345,10 +348,13 @@ class Engine:
         if p is not None and not p.committed and p.paused_at is None:
             i = p.index
             t = self._exhibits[i].trigger
-            if now - p.started >= t.glance:
+            left = self._left(p, now)
+            played = now - p.started
+            late = played >= t.glance
+            if late and ((here == i and not left) or played >= t.glance + COMMIT_GRACE):
                 p.committed = True
                 self._heard.add(p.exhibit)
-            elif self._left(p, now):
+            elif left:
                 # rule 5: a glance or a wrong start; it costs seconds, not minutes
                 self._playing = None
                 out.append(End(exhibit=p.exhibit, reason="abandoned", fade=self._fade))
