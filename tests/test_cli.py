@@ -34,7 +34,7 @@ def zones(tmp_path: Path, make_wav) -> Path:
     path.write_text("""\
 site: CLI test
 languages: [fr]
-trigger: {dwell: 5}
+trigger: {dwell: 7}
 beacons:
   b1: {ibeacon: {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 1, minor: 1},
        tx_power: -59, x: 0, y: 0}
@@ -82,7 +82,7 @@ def test_a_missing_zone_map_exits_2_without_a_traceback(tmp_path, capsys):
 def test_settings_with_zones_shows_site_values_and_per_exhibit_overrides(zones, capsys):
     assert main(["settings", "--zones", str(zones)]) == 0
     out = capsys.readouterr().out
-    assert "dwell = 5 s  (default 4 s;" in out
+    assert f"dwell = 7 s  (default {SETTINGS['dwell'].default:g} s;" in out
     assert "  coin-1: margin = 4 dB, dwell = 6.5 s" in out
     assert "dome:" not in out  # uses the site's values
 
@@ -94,7 +94,7 @@ def test_settings_json_gives_defaults_site_values_and_overrides(zones, capsys):
     dwell = next(s for s in data["settings"] if s["name"] == "dwell")
     assert dwell["unit"] == "s" and dwell["per_exhibit"] is True
     assert dwell["default"] == SETTINGS["dwell"].default
-    assert data["site"]["dwell"] == 5.0
+    assert data["site"]["dwell"] == 7.0
     assert data["exhibits"] == {"coin-1": {"margin": 4.0, "dwell": 6.5}, "dome": {}}
 
 
@@ -108,7 +108,7 @@ def test_settings_markdown_is_a_table_with_one_row_per_setting(capsys):
 def test_settings_markdown_with_zones_adds_the_sites_column_and_overrides(zones, capsys):
     assert main(["settings", "--markdown", "--zones", str(zones)]) == 0
     out = capsys.readouterr().out
-    assert "| `dwell` | 4 s | 5 s |" in out
+    assert f"| `dwell` | {SETTINGS['dwell'].default:g} s | 7 s |" in out
     assert "| `coin-1` | `dwell` | 6.5 s |" in out
 
 
