@@ -32,11 +32,11 @@ The rules
 5. Glances. A track whose exhibit the visitor leaves within `glance` seconds
    of its start was a glance (or a wrong start); so was one whose visitor is
    not at its exhibit when those seconds are up and leaves it within
-   `COMMIT_GRACE` more: it fades out over `fade` seconds (End reason
+   `commit_grace` more: it fades out over `fade` seconds (End reason
    "abandoned"), the exhibit does not count as heard, and the exhibit where
    the visitor has settled, if any, starts at once. Leaving
    means another exhibit leading X by `hysteresis`, or X falling `hysteresis`
-   below its level, for `LEAVE_CONFIRM` seconds (or `LEAVE_PACKETS` packet
+   below its level, for `leave` seconds (or `LEAVE_PACKETS` packet
    intervals of X's beacon when that is longer: a phone scanning at 1 Hz
    needs more packets' evidence than a 10 Hz scanner). Not a drop from the
    level at the start: visitors drift and turn while listening, and that
@@ -73,10 +73,8 @@ from guide.site import Site
 FADE_CLIP = 10.0  # dB: a packet counts at most this far below the running level
 SILENT_GRACE = 2.5  # s without a packet before a beacon's level starts to decay
 SILENT_DECAY = 6.0  # dB per second of silence after the grace period
-LEAVE_CONFIRM = 2.0  # s not at the exhibit before a glance is ended
-LEAVE_PACKETS = 3.0  # ...or this many packet intervals, if longer (slow scanners)
+LEAVE_PACKETS = 3.0  # `leave` lasts at least this many packet intervals (slow scanners)
 DIP_PACKETS = 1.5  # packet intervals a candidate may drop out without losing its dwell
-COMMIT_GRACE = 6.0  # s past `glance` a track waits for the visitor to be back at it
 STEP = 0.25  # s between two evaluations of where the visitor is
 
 
@@ -351,7 +349,7 @@ class Engine:
             left = self._left(p, now)
             played = now - p.started
             late = played >= t.glance
-            if late and ((here == i and not left) or played >= t.glance + COMMIT_GRACE):
+            if late and ((here == i and not left) or played >= t.glance + t.commit_grace):
                 p.committed = True
                 self._heard.add(p.exhibit)
             elif left:
@@ -397,7 +395,7 @@ class Engine:
             return False
         if p.away_since is None:
             p.away_since = now
-        confirm = max(LEAVE_CONFIRM, LEAVE_PACKETS * self._beacon_of[i].interval)
+        confirm = max(self._exhibits[i].trigger.leave, LEAVE_PACKETS * self._beacon_of[i].interval)
         return now - p.away_since >= confirm
 
     def _best_other(self, i: int) -> float:

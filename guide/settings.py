@@ -60,6 +60,15 @@ class TriggerSettings:
         12.0, "s", "a track the visitor leaves within this many seconds of its "
         "start was a glance: it fades out and the exhibit is not counted as heard",
         min=0, max=60, per_exhibit=True)
+    leave: float = _s(
+        2.0, "s", "how long the visitor must be away from an exhibit whose track "
+        "is in its glance window before it counts as left (at least 3 packet "
+        "intervals of its beacon, for slow scanners)", min=0, max=30, per_exhibit=True)
+    commit_grace: float = _s(
+        6.0, "s", "a track whose visitor is elsewhere when its glance window "
+        "closes waits this long for them to come back before it counts as "
+        "listened to; if they leave meanwhile it was a glance", min=0, max=60,
+        per_exhibit=True)
     fade: float = _s(
         1.0, "s", "length of the fade-out of an abandoned or stopped track",
         min=0, max=10)
