@@ -1,5 +1,5 @@
 """`python -m guide ...` is the same as the `guide` command."""
 
-from guide.cli import main
+from guide.cli import entry
 
-raise SystemExit(main())
+entry()

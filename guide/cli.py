@@ -74,8 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         print("guide: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # the reader went away (guide settings | head): stop quietly; point
-        # stdout at /dev/null so flushing it at exit does not complain again
+        # the reader went away (guide settings | head): stop quietly
+        return 141
+
+
+def entry() -> None:
+    """The `guide` console script and `python -m guide`: `main`, then exit.
+
+    Only here, in a process of its own, is stdout pointed at /dev/null after
+    a broken pipe (so flushing it at exit does not complain again); `main`
+    itself never touches file descriptors, as it also runs inside tests."""
+    status = main()
+    if status == 141:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 141
+    raise SystemExit(status)
