@@ -1,0 +1,520 @@
+"""Decoded tracks: one output format, a byte-budget cache, a background loader.
+
+Every track is decoded once into the output format, 16-bit signed
+little-endian mono at `RATE` Hz (the demo narrations are 24 kHz mono Opus, so
+nothing is lost), and kept in a `TrackCache` while it is likely to be played.
+A `TrackLoader` decodes on its own thread, urgent requests (a track the
+visitor is waiting for) before prefetches, so nothing the engine or the scan
+loop does ever waits on a decoder:
+
+    loader = TrackLoader(TrackCache(budget=32 * 2**20))
+    loader.prefetch(likely_next(site, "dome", "en"))    # returns at once
+    pcm = loader.load(site.track_path("en/dome.opus")).result()   # done at once on a hit
+    pcm.duration, pcm.array()                           # seconds; int16 samples
+
+Decoding runs pydub's converter (ffmpeg, `pydub.AudioSegment.converter`) and
+has it convert too: channels, rate and sample width in one pass, streamed into
+the result. pydub's own `from_file` was measured on a 130 s Opus track: it
+hands back 32-bit integer samples at 48 kHz (which simpleaudio would read as
+float), peaks at 70 MB more memory, and its `set_frame_rate` (audioop) holds
+the GIL for about 70 ms, a stall of every other thread; its `parameters`
+cannot reach ffmpeg's output options (they land after the output name, and
+ffmpeg ignores them). This way a decode costs the result's size, twice at
+most, and leaves the GIL alone.
+
+A file that is missing, empty, cut short (an Ogg stream without its last page,
+a WAV shorter than its header says) or that ffmpeg cannot read raises
+`TrackError` naming the file; truncated MP3s cannot be told from short ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import struct
+import subprocess
+import threading
+import warnings
+from collections import OrderedDict, deque
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from guide.errors import TrackError
+from guide.site import Site
+
+logger = logging.getLogger("guide.audio")
+
+RATE = 24_000  # Hz: the demo's narrations are made at 24 kHz; plenty for speech
+SAMPLE_WIDTH = 2  # bytes: 16-bit signed, little-endian
+CHANNELS = 1
+BYTES_PER_SECOND = RATE * SAMPLE_WIDTH * CHANNELS  # 48 kB/s, 2.9 MB a minute
+
+# Enough for the current track and the next few: the demo's narrations last
+# 30-90 s (1.4-4.3 MB each decoded); 32 MB holds about 11 minutes of audio.
+DEFAULT_BUDGET = 32 * 2**20
+
+_FAILURES_KEPT = 256  # undecodable files remembered, so a broken track fails at once
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pcm:
+    """One decoded track in the output format, and the file it came from.
+
+        pcm = decode(Path("tracks/en/dome.opus"))
+        pcm.duration          # 61.3 (seconds)
+        pcm.array()[:24000]   # the first second, int16, read-only
+    """
+
+    path: Path
+    samples: bytes  # int16 little-endian mono at RATE
+    mtime_ns: int  # the file's, when it was decoded: a changed file is decoded again
+    size: int
+
+    @property
+    def frames(self) -> int:
+        return len(self.samples) // SAMPLE_WIDTH
+
+    @property
+    def duration(self) -> float:
+        return self.frames / RATE
+
+    def array(self) -> np.ndarray:
+        """The samples as a read-only int16 array (no copy)."""
+        return np.frombuffer(self.samples, dtype="<i2")
+
+
+def decode(path: str | os.PathLike[str], *, started: Callable[[subprocess.Popen], None] | None = None) -> Pcm:
+    """Decode an audio file (anything ffmpeg reads) into the output format.
+
+    Raises TrackError naming the file when it is missing, empty, truncated or
+    undecodable. `started` receives the ffmpeg process as soon as it runs, for
+    a caller that may need to terminate it (the loader, for an urgent track).
+    """
+    AudioSegment = audio_segment()  # its converter setting says which ffmpeg to run
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise TrackError(f"{path}: track not found; check the file exists, and the "
+                         "tracks_dir and tracks of the zone map") from None
+    except OSError as e:
+        raise TrackError(f"{path}: cannot read the track ({e.strerror})") from None
+    if not path.is_file():
+        raise TrackError(f"{path}: not a file; a track must be an audio file")
+    if st.st_size == 0:
+        raise TrackError(f"{path}: the file is empty; export the track again")
+    _check_complete(path, st.st_size)
+    command = [AudioSegment.converter, "-nostdin", "-hide_banner", "-loglevel", "error",
+               "-i", str(path), "-map", "0:a:0", "-vn",
+               "-ac", str(CHANNELS), "-ar", str(RATE), "-c:a", "pcm_s16le", "-f", "s16le", "pipe:1"]
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise TrackError(f"{path}: cannot decode: {AudioSegment.converter!r} (ffmpeg) is not "
+                         "installed; install ffmpeg (./bootstrap does)") from None
+    if started is not None:
+        started(process)
+    samples, errors = process.communicate()
+    message = _ffmpeg_message(errors, path)
+    if process.returncode != 0:
+        raise TrackError(f"{path}: cannot be decoded ({message or f'ffmpeg exit status {process.returncode}'}); "
+                         "export it again as Ogg Opus, Ogg Vorbis, FLAC, MP3 or WAV")
+    if message:
+        # ffmpeg went on past damaged data: the visitor would hear a glitch or a cut
+        raise TrackError(f"{path}: the audio is damaged ({message}); export the track again")
+    if len(samples) < SAMPLE_WIDTH:
+        raise TrackError(f"{path}: contains no audio; export the track again")
+    if len(samples) % SAMPLE_WIDTH:
+        samples = samples[:-(len(samples) % SAMPLE_WIDTH)]
+    return Pcm(path=path, samples=samples, mtime_ns=st.st_mtime_ns, size=st.st_size)
+
+
+def audio_segment() -> type:
+    """pydub's AudioSegment class. pydub 0.25's source has regular expressions
+    with invalid escapes, which warn when it is first compiled (a
+    DeprecationWarning, a SyntaxWarning from Python 3.12): where warnings are
+    errors, as in the test suite, that would break the import."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", SyntaxWarning)
+        from pydub import AudioSegment
+    return AudioSegment
+
+
+def _ffmpeg_message(stderr: bytes, path: Path) -> str:
+    """ffmpeg's first complaint, without its "[decoder @ 0x...]" or path prefix."""
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if not line or line.startswith("Last message repeated"):
+            continue
+        if line.startswith("[") and "] " in line:
+            line = line.split("] ", 1)[1]
+        if line.startswith(f"{path}: "):
+            line = line[len(f"{path}: "):]
+        return line
+    return ""
+
+
+def _check_complete(path: Path, size: int) -> None:
+    """Refuse a file cut short where ffmpeg would silently decode what is left:
+    an Ogg stream must end with a whole page flagged end-of-stream, and a WAV
+    must hold as many bytes as its header announces."""
+    try:
+        _check_container(path, size)
+    except OSError as e:
+        raise TrackError(f"{path}: cannot read the track ({e.strerror})") from None
+
+
+def _check_container(path: Path, size: int) -> None:
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] == b"OggS":
+            # the largest Ogg page is 27 + 255 + 255 * 255 = 65,307 bytes
+            f.seek(max(0, size - 65_307))
+            _check_ogg_end(path, f.read())
+        elif head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            _check_wav_size(path, f, size)
+
+
+def _check_ogg_end(path: Path, tail: bytes) -> None:
+    # Scan back for the page that ends exactly at the end of the file ("OggS"
+    # may also occur inside audio data; such a false header almost never
+    # happens to end exactly there).
+    i = tail.rfind(b"OggS")
+    while i >= 0:
+        header = tail[i:i + 27]
+        if len(header) == 27 and header[4] == 0:
+            segments = header[26]
+            table = tail[i + 27:i + 27 + segments]
+            if len(table) == segments and i + 27 + segments + sum(table) == len(tail):
+                if header[5] & 0x04:
+                    return
+                raise TrackError(f"{path}: the file is cut short (its Ogg stream has no last page); "
+                                 "export the track again, or copy it again in full")
+        i = tail.rfind(b"OggS", 0, i)
+    raise TrackError(f"{path}: the file is cut short (it ends inside an Ogg page); "
+                     "export the track again, or copy it again in full")
+
+
+def _check_wav_size(path: Path, f, size: int) -> None:
+    offset = 12
+    while offset + 8 <= size:
+        f.seek(offset)
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            return
+        ident, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if ident == b"data":
+            # 0 and 0xFFFFFFFF: written by a streaming encoder that could not seek back
+            if length not in (0, 0xFFFFFFFF) and offset + 8 + length > size:
+                missing = offset + 8 + length - size
+                raise TrackError(f"{path}: the file is cut short ({missing} bytes of audio missing "
+                                 "of what its header announces); export the track again")
+            return
+        offset += 8 + length + (length & 1)  # chunks are padded to even sizes
+
+
+class TrackCache:
+    """Decoded tracks, least recently used dropped first, within a byte budget.
+
+    Keyed by path and checked against the file's mtime and size, so a track
+    edited on disk is decoded again. Thread-safe.
+
+        cache = TrackCache(budget=32 * 2**20)
+        cache.put(decode(path))
+        cache.get(path)        # the Pcm, or None if absent or the file changed
+    """
+
+    def __init__(self, budget: int = DEFAULT_BUDGET):
+        if budget < 0:
+            raise ValueError(f"budget must be >= 0 bytes, not {budget}")
+        self.budget = budget
+        self._entries: OrderedDict[str, Pcm] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def bytes(self) -> int:
+        """Bytes of samples held now (always <= budget)."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, path: str | os.PathLike[str]) -> Pcm | None:
+        key, identity = _key(path), _identity(path)
+        with self._lock:
+            pcm = self._entries.get(key)
+            if pcm is None:
+                return None
+            if identity != (pcm.mtime_ns, pcm.size):
+                self._remove(key)
+                return None
+            self._entries.move_to_end(key)
+            return pcm
+
+    def touch(self, path: str | os.PathLike[str]) -> bool:
+        """Mark a track as just used (it is dropped last); False if not held."""
+        return self.get(path) is not None
+
+    def put(self, pcm: Pcm) -> None:
+        """Keep `pcm`, dropping the least recently used to stay in budget.
+        A track larger than the whole budget is not kept."""
+        n = len(pcm.samples)
+        key = _key(pcm.path)
+        with self._lock:
+            if key in self._entries:
+                self._remove(key)
+            if n > self.budget:
+                return
+            while self._bytes + n > self.budget:
+                self._remove(next(iter(self._entries)))
+            self._entries[key] = pcm
+            self._bytes += n
+
+    def _remove(self, key: str) -> None:
+        self._bytes -= len(self._entries.pop(key).samples)
+
+
+def _key(path: str | os.PathLike[str]) -> str:
+    return os.path.abspath(path)
+
+
+def _identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+@dataclass(eq=False)
+class _Job:
+    path: Path
+    future: Future = field(default_factory=Future)
+    urgent: bool = False
+
+
+class TrackLoader:
+    """Decodes tracks on one worker thread into a TrackCache.
+
+    `load` is for a track wanted now: it goes before any prefetch, and a
+    prefetch being decoded is interrupted (and decoded again later) so the
+    wanted track does not wait for it. `prefetch` replaces the previous list
+    of likely tracks. Broken files are remembered (until they change) and
+    fail at once the next time.
+
+        loader = TrackLoader()
+        loader.prefetch([a, b, c])          # most likely first
+        future = loader.load(b)             # concurrent.futures.Future[Pcm]
+        future.add_done_callback(...)       # TrackError as its exception if b is broken
+        loader.close()
+    """
+
+    def __init__(self, cache: TrackCache | None = None, *,
+                 decoder: Callable[..., Pcm] = decode):
+        self.cache = cache if cache is not None else TrackCache()
+        self._decode = decoder
+        self._cond = threading.Condition()
+        self._jobs: dict[str, _Job] = {}  # queued or running, by path key
+        self._urgent: deque[_Job] = deque()
+        self._likely: list[_Job] = []
+        self._running: _Job | None = None
+        self._process: subprocess.Popen | None = None
+        self._interrupted = False
+        self._failures: OrderedDict[str, tuple[tuple[int, int] | None, str]] = OrderedDict()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="guide-track-loader", daemon=True)
+        self._thread.start()
+
+    def load(self, path: str | os.PathLike[str]) -> Future:
+        """A Future of the decoded track; already done when it was cached or is
+        known to be broken."""
+        path = Path(path)
+        pcm = self.cache.get(path)
+        if pcm is not None:
+            return _done(pcm)
+        key = _key(path)
+        with self._cond:
+            failure = self._failure(key, path)
+            if failure is not None:
+                return _failed(TrackError(failure))
+            job = self._jobs.get(key)
+            if job is None:
+                job = self._jobs[key] = _Job(path=path)
+            if not job.urgent:
+                job.urgent = True
+                if job in self._likely:
+                    self._likely.remove(job)
+                if job is not self._running:
+                    self._urgent.append(job)
+            running = self._running
+            if running is not None and not running.urgent:
+                self._interrupted = True  # the worker puts it back among the likely ones
+                if self._process is not None:
+                    _terminate(self._process)
+            self._cond.notify_all()
+            return job.future
+
+    def prefetch(self, paths: Sequence[str | os.PathLike[str]]) -> None:
+        """Decode these in the background, most likely first, instead of the
+        previous list; tracks already cached are only marked as recently used."""
+        paths = [Path(p) for p in paths]
+        for p in reversed(paths):  # the most likely ends up the most recently used
+            self.cache.touch(p)
+        with self._cond:
+            for job in self._likely:
+                if not job.urgent and job is not self._running:
+                    self._jobs.pop(_key(job.path), None)
+                    job.future.cancel()
+            self._likely = []
+            seen: set[str] = set()
+            for p in paths:
+                key = _key(p)
+                if key in seen or self._failure(key, p) is not None or self.cache.get(p) is not None:
+                    continue
+                seen.add(key)
+                job = self._jobs.get(key)
+                if job is None:
+                    job = self._jobs[key] = _Job(path=p)
+                if not job.urgent and job is not self._running:
+                    self._likely.append(job)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop the worker; a decode under way is abandoned."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            if self._process is not None:
+                _terminate(self._process)
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        for job in self._jobs.values():
+            job.future.cancel()
+
+    def __enter__(self) -> TrackLoader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _failure(self, key: str, path: Path) -> str | None:
+        known = self._failures.get(key)
+        if known is None:
+            return None
+        identity, message = known
+        if identity != _identity(path):
+            del self._failures[key]  # the file changed: try it again
+            return None
+        return message
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and not self._urgent and not self._likely:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                job = self._urgent.popleft() if self._urgent else self._likely.pop(0)
+                self._running, self._interrupted = job, False
+            try:
+                pcm = self.cache.get(job.path) or self._decode(job.path, started=self._started)
+            except TrackError as e:
+                outcome: Pcm | Exception = e
+            except Exception as e:  # a bug, not the file's fault: report it, keep the worker
+                logger.exception("decoding %s", job.path)
+                outcome = e
+            else:
+                outcome = pcm
+            with self._cond:
+                self._running, self._process = None, None
+                if self._closed:
+                    return
+                if isinstance(outcome, Exception) and self._interrupted:
+                    # cut short for an urgent track: again after it (this one may
+                    # have become urgent meanwhile too)
+                    if job.urgent:
+                        self._urgent.append(job)
+                    else:
+                        self._likely.insert(0, job)
+                    continue
+                self._jobs.pop(_key(job.path), None)
+                if isinstance(outcome, TrackError):
+                    self._failures[_key(job.path)] = (_identity(job.path), str(outcome))
+                    while len(self._failures) > _FAILURES_KEPT:
+                        self._failures.popitem(last=False)
+                elif isinstance(outcome, Pcm):
+                    self.cache.put(outcome)
+            # resolve outside the lock: callbacks run here and may call back in
+            try:
+                if isinstance(outcome, Exception):
+                    job.future.set_exception(outcome)
+                else:
+                    job.future.set_result(outcome)
+            except InvalidStateError:
+                pass  # cancelled by close() meanwhile
+
+    def _started(self, process: subprocess.Popen) -> None:
+        with self._cond:
+            self._process = process
+            if self._closed or (self._interrupted and self._running is not None and not self._running.urgent):
+                _terminate(process)
+
+
+def _terminate(process: subprocess.Popen) -> None:
+    try:
+        process.terminate()
+    except OSError:
+        pass  # already gone
+
+
+def _done(pcm: Pcm) -> Future:
+    f: Future = Future()
+    f.set_result(pcm)
+    return f
+
+
+def _failed(error: Exception) -> Future:
+    f: Future = Future()
+    f.set_exception(error)
+    return f
+
+
+def likely_next(site: Site, exhibit_id: str, lang: str, k: int = 3, *,
+                skip: Collection[str] = ()) -> list[Path]:
+    """The tracks a visitor at `exhibit_id` is likely to need next, most
+    likely first: that exhibit's own, then those of its `k` nearest
+    neighbours (by distance between where visitors stand), each in the
+    visitor's language or the first of its fallbacks that has one. Exhibits
+    in `skip` (say, the ones already heard) are left out.
+
+        player.prefetch(likely_next(site, "dome", "en", skip=engine.heard))
+    """
+    here = site.exhibit(exhibit_id)
+    others = sorted((e for e in site.exhibits if e.id != exhibit_id and e.id not in skip),
+                    key=lambda e: (math.hypot(e.x - here.x, e.y - here.y), e.id))
+    paths: list[Path] = []
+    own = None if exhibit_id in skip else _track(site, exhibit_id, lang)
+    if own is not None:
+        paths.append(own)
+    wanted = len(paths) + max(0, k)
+    for exhibit in others:  # neighbours without a track in the chain are passed over
+        if len(paths) >= wanted:
+            break
+        path = _track(site, exhibit.id, lang)
+        if path is not None and path not in paths:
+            paths.append(path)
+    return paths
+
+
+def _track(site: Site, exhibit_id: str, lang: str) -> Path | None:
+    found = site.track_for(exhibit_id, lang)
+    return None if found is None else site.track_path(found[1])

@@ -1,0 +1,105 @@
+"""What one visitor heard, as a WAV file, from the event log of their visit.
+
+    from guide.render import render_visit
+    events = [e for e in replay_events if e["visitor"] == "v001"]
+    done = render_visit(site, events, "v001.wav")
+    done.seconds, done.problems      # 1834.2, () when every track could be played
+
+The file starts at t = 0 (the start of the walk) and keeps the silences
+between tracks, so staff can listen to a simulated visit as it would have
+sounded. Each event is performed on a `WavWriter` in virtual time, the way
+the device performs it on the real player: `start` plays the track (from
+`offset`), `end` fades out over its `fade` (an end "finished" or "error" has
+already stopped by itself, as on the device), `pause` fades briefly and
+`resume` continues from the event's `position`. A track still playing after
+the last event plays to its end. Other kinds of event are passed over.
+A track that cannot be decoded is silence, and one line in `problems`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from guide.audio import TrackLoader
+from guide.errors import GuideError
+from guide.player import Failed, ManualClock, PlayerEvent, WavWriter
+from guide.site import Site
+
+_RESUME_SLACK = 0.05  # s: a resume this close to where the pause left off just resumes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rendering:
+    """The WAV written by `render_visit`, and what could not be played."""
+
+    path: Path
+    seconds: float  # length of the file
+    starts: int  # tracks started
+    problems: tuple[str, ...]  # one message per track that could not be played
+
+
+def render_visit(site: Site, events: Iterable[Mapping[str, Any]], out_path: str | os.PathLike[str], *,
+                 loader: TrackLoader | None = None) -> Rendering:
+    """Write what the visitor of `events` (FORMATS.md event dicts, one
+    visitor, in time order) heard into `out_path` (16-bit mono WAV)."""
+    events = list(events)
+    _check(events)
+    out_path = Path(out_path)
+    clock = ManualClock(0.0)
+    reported: list[PlayerEvent] = []
+    own_loader = loader is None
+    loader = loader if loader is not None else TrackLoader()
+    writer = WavWriter(reported.append, out_path, clock=clock, loader=loader)
+    try:
+        starts, current = 0, None
+        for event in events:
+            clock.now = max(clock.now, float(event["t"]))
+            kind = event.get("event")
+            if kind == "start":
+                current = site.track_path(str(event["track"]))
+                writer.play(current, offset=float(event.get("offset", 0.0)))
+                starts += 1
+            elif kind == "end":
+                if event.get("reason") not in ("finished", "error"):
+                    writer.stop(fade=float(event.get("fade", 0.0)))
+                current = None
+            elif kind == "pause":
+                writer.pause()
+            elif kind == "resume" and current is not None:
+                where = writer.position()
+                wanted = float(event.get("position", where if where is not None else 0.0))
+                if where is not None and abs(where - wanted) <= _RESUME_SLACK:
+                    writer.resume()
+                else:  # the engine chose to go back (or on) a little: play from there
+                    writer.play(current, offset=wanted)
+        # a track still playing plays out to its end; a fade or pause under way ends
+        clock.now = max(clock.now, writer.ends_at() or clock.now)
+    finally:
+        writer.close()
+        if own_loader:
+            loader.close()
+    problems = tuple(e.message for e in reported if isinstance(e, Failed))
+    return Rendering(path=out_path, seconds=round(clock.now, 3), starts=starts, problems=problems)
+
+
+def _check(events: list[Mapping[str, Any]]) -> None:
+    visitors = sorted({str(e.get("visitor")) for e in events if "visitor" in e})
+    if len(visitors) > 1:
+        raise GuideError(f"the events are of {len(visitors)} visitors ({', '.join(visitors[:5])}"
+                         f"{', ...' if len(visitors) > 5 else ''}); render one visitor's at a time")
+    last = float("-inf")
+    for i, event in enumerate(events, 1):
+        try:
+            t = float(event["t"])
+        except (KeyError, TypeError, ValueError):
+            raise GuideError(f"event {i} ({dict(event)}) has no time 't' in seconds") from None
+        if t < last:
+            raise GuideError(f"event {i} (t={t}) comes before the one ahead of it (t={last}); "
+                             "the events must be in time order")
+        last = t
+        if event.get("event") == "start" and "track" not in event:
+            raise GuideError(f"event {i} (start at t={t}) names no 'track'")
