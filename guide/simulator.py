@@ -225,8 +225,11 @@ def _render(site: Site, events: list[dict], visitor: str, out: Path) -> None:
         known = sorted({e["visitor"] for e in events})
         raise GuideError(f"--visitor {visitor}: no track played for that visitor "
                          f"(visitors with tracks: {', '.join(known[:10]) or 'none'})")
-    render_visit(site, mine, out)
-    print(f"simulate.py: wrote what {visitor} heard to {out}", file=sys.stderr)
+    done = render_visit(site, mine, out)
+    for problem in done.problems:
+        print(f"simulate.py: {problem}", file=sys.stderr)
+    print(f"simulate.py: wrote what {visitor} heard ({done.seconds:.0f} s, "
+          f"{done.starts} tracks) to {out}", file=sys.stderr)
 
 
 def _print(results: dict[str, Metrics], as_json: bool) -> None:

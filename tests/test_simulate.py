@@ -162,3 +162,24 @@ def test_simulate_py_runs_as_a_script(scenario):
                        capture_output=True, text=True, cwd=REPO)
     assert p.returncode == 2
     assert "nope.csv: cannot open the scan log" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_render_audio_writes_what_one_visitor_heard(scenario, capsys, tmp_path):
+    import wave
+
+    out = tmp_path / "v001.wav"
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+                       "--render-audio", out, "--visitor", "v001", "--events", tmp_path / "e.jsonl",
+                       "--no-progress")
+    assert code == 0 and "wrote what v001 heard" in err
+    events = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    last = max(e["t"] for e in events if e["visitor"] == "v001")
+    with wave.open(str(out)) as w:
+        assert w.getsampwidth() == 2 and w.getnchannels() == 1
+        assert w.getnframes() / w.getframerate() >= last  # the silences are kept
+
+
+def test_render_audio_needs_a_visitor(scenario, capsys, tmp_path):
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+                       "--render-audio", tmp_path / "x.wav", "--no-progress")
+    assert code == 2 and "--render-audio needs --visitor" in err
