@@ -1,0 +1,66 @@
+"""`guide coverage`: how much of the visit exists in each language."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+EXAMPLE = """\
+example:
+  guide coverage --zones zones.yaml
+      language  code  exhibits  narration  others play in
+      French    fr    16/16     45/45 min  -
+      English   en    14/16     38/45 min  French (2)
+
+  guide coverage --zones zones.yaml --json     the same figures for other tools
+
+"Narration" is what a visitor choosing that language hears in all: the part in
+their language, of their own tracks plus the fallback tracks played instead.
+The device tells each visitor their line before the first exhibit.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "coverage", help="how much of the visit exists in each language",
+        description="Per language: the exhibits and minutes narrated in it, what "
+                    "plays in another language instead, and what has no narration.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--zones", required=True, metavar="ZONES", help="the zone map (zones.yaml)")
+    p.add_argument("--lang", action="append", metavar="L",
+                   help="only this language (repeatable); default: every language of the site")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from guide.coverage import coverage, figures, language_name, sentence
+    from guide.errors import GuideError
+    from guide.zones import load_zones
+
+    site = load_zones(args.zones)
+    langs = args.lang or list(site.languages)
+    unknown = [lang for lang in langs if lang not in site.languages]
+    if unknown:
+        raise GuideError(f"--lang {unknown[0]}: {args.zones} offers {', '.join(site.languages)}; "
+                         "pick one of those")
+    results = [coverage(site, lang) for lang in langs]
+    if args.json:
+        print(json.dumps({"site": site.name, "languages": [c.as_dict() for c in results]},
+                         ensure_ascii=False, indent=2))
+        return 0
+    rows = [("language", "code", "exhibits", "narration", "others play in")]
+    for c in results:
+        part, whole, unit = figures(c)
+        others = [f"{language_name(code)} ({len(ids)})" for code, ids in c.fallback.items()]
+        if c.silent:
+            others.append(f"none ({len(c.silent)})")
+        rows.append((language_name(c.lang), c.lang, f"{c.exhibits}/{c.total_exhibits}",
+                     f"{part}/{whole} {'min' if unit == 'minutes' else 's'}", ", ".join(others) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1])
+    print()
+    for c in results:
+        print(sentence(c))
+    return 0

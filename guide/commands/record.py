@@ -1,0 +1,110 @@
+"""`guide record`: walk the site once with a device, write a scan log."""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLE = """\
+example:
+  guide record --zones zones.yaml --out walk-2024-05-02.csv --visitor staff-1
+      (walk the site; Ctrl-C when done)
+  guide simulate --zones zones.yaml --scans walk-2024-05-02.csv ...
+      (replay the walk in the simulator to tune the trigger settings)
+
+Rows are FORMATS.md scan-log rows (visitor,t,beacon,rssi), one per
+advertisement of a beacon of the zone map, t in seconds since the recording
+began. At the end it lists the zone map's beacons never heard (flat battery?)
+and beacons heard that the zone map does not have, written as zones.yaml
+identities ready to paste.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "record", help="record a scan log from real beacon advertisements",
+        description="Scan for the zone map's beacons and write every advertisement "
+                    "heard to a scan log, to replay a real walk in the simulator.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--zones", required=True, metavar="ZONES", help="the zone map (zones.yaml)")
+    p.add_argument("--out", required=True, metavar="CSV", help="the scan log to write")
+    p.add_argument("--visitor", default="staff", help="the visitor column's value (default: staff)")
+    p.add_argument("--adapter", metavar="HCI", help="Bluetooth adapter (default: the first powered one)")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: at Ctrl-C)")
+    p.add_argument("--force", action="store_true", help="overwrite CSV if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import csv
+    import os
+    import sys
+    from collections import Counter
+    from pathlib import Path
+
+    from guide.ble import BeaconParser, BleakSource, describe
+    from guide.commands.run import setup_logging, stop_on_signals
+    from guide.errors import GuideError
+    from guide.zones import load_zones
+
+    setup_logging(args.quiet)
+    site = load_zones(args.zones)
+    out = Path(args.out)
+    if out.exists() and out.stat().st_size and not args.force:
+        raise GuideError(f"{out} already exists: choose another name, or pass --force to overwrite it")
+    if not args.visitor or "," in args.visitor:
+        raise GuideError(f"--visitor {args.visitor!r}: give a short id without commas (e.g. staff-1)")
+    if args.duration is not None and not args.duration > 0:
+        raise GuideError(f"--duration {args.duration}: give a positive number of seconds")
+    parser = BeaconParser(site.beacons)
+    source = BleakSource(parser, adapter=args.adapter)
+    heard: Counter[str] = Counter()
+    try:
+        f = open(out, "w", newline="", encoding="utf-8")
+    except OSError as e:
+        raise GuideError(f"{out}: cannot write the scan log ({e.strerror})") from None
+
+    async def record() -> None:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        rows = csv.writer(f, lineterminator="\n")
+        rows.writerow(["visitor", "t", "beacon", "rssi"])
+
+        def on_sighting(beacon: str, rssi: int) -> None:
+            rows.writerow([args.visitor, f"{loop.time() - t0:.3f}", beacon, rssi])
+            heard[beacon] += 1
+
+        stop = stop_on_signals(asyncio.Event())
+        if args.duration is not None:
+            loop.call_later(args.duration, stop.set)
+        scan = asyncio.create_task(source.run(on_sighting, lambda: loop.time() - t0))
+        try:
+            while not stop.is_set():  # a crash loses at most the last second of rows
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            scan.cancel()
+            await asyncio.gather(scan, return_exceptions=True)
+
+    try:
+        asyncio.run(record())
+    finally:
+        f.close()
+    counts = parser.counts()
+    print(f"{out}: {counts.sightings} advertisements from {len(heard)} of the zone map's "
+          f"{len(site.beacons)} beacons", file=sys.stderr)
+    for beacon in sorted(site.beacons):
+        print(f"  {beacon}: {heard[beacon] or 'never heard'}", file=sys.stderr)
+    if counts.malformed or counts.implausible:
+        print(f"  dropped: {counts.malformed} malformed, {counts.implausible} with an implausible RSSI",
+              file=sys.stderr)
+    if parser.unknown_seen:
+        print("beacons heard that the zone map does not have:", file=sys.stderr)
+        for ident, n in sorted(parser.unknown_seen.items(), key=lambda kv: -kv[1]):
+            print(f"  {describe(ident)}   # {n} advertisements", file=sys.stderr)
+    return 0

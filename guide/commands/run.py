@@ -1,0 +1,122 @@
+"""`guide run`: the handheld device itself."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+EXAMPLE = """\
+examples:
+  guide run --zones zones.yaml --lang en --events /var/lib/guide/events.jsonl
+      scan for beacons, play each exhibit's track in English, log what it does
+  guide run --zones zones.yaml --lang en --events events.jsonl --new-visit
+      the device is handed to a new visitor: forget the previous visit
+  guide run --zones zones.yaml --events bench.jsonl --replay walk.csv --visitor staff-1
+      play a recorded walk (guide record) through the real audio, without Bluetooth
+
+A visit survives crashes and reboots: its state (language, exhibits heard, the
+playing track and its position) is saved beside the event log (EVENTS.state.json,
+or --state) and resumed at start, the interrupted track a few seconds before
+where it stopped. --lang chooses a new visit's language; a resumed visit keeps
+its own. Ctrl-C or SIGTERM stops cleanly.
+
+Keys (in a terminal): space pause/resume, r replay, s skip, l next language,
++ / - volume.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run", help="run the device: scan beacons, play tracks, keep the visit",
+        description="The handheld audio guide: BLE beacons in, narration out.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--zones", required=True, metavar="ZONES", help="the zone map (zones.yaml)")
+    p.add_argument("--lang", metavar="L", help="a new visit's language (default: the site's first)")
+    p.add_argument("--events", default="events.jsonl", metavar="JSONL",
+                   help="the event log, appended durably (default: events.jsonl)")
+    p.add_argument("--state", metavar="PATH", help="the visit state file (default: EVENTS.state.json)")
+    p.add_argument("--new-visit", action="store_true", help="start a new visit, ignoring any saved one")
+    p.add_argument("--adapter", metavar="HCI", help="Bluetooth adapter (default: the first powered one)")
+    p.add_argument("--replay", metavar="CSV", help="sightings from a scan log instead of Bluetooth")
+    p.add_argument("--visitor", metavar="V", help="with --replay: whose rows (default: the first visitor's)")
+    p.add_argument("--save-every", type=float, default=1.0, metavar="S",
+                   help="while a track plays, save its position every S seconds (default: 1); "
+                        "shorter resumes closer to where a crash stopped it, longer writes less")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from guide.ble import BeaconParser, BleakSource, ReplaySource
+    from guide.buttons import HELP, TerminalInput
+    from guide.device import Device
+    from guide.errors import GuideError
+    from guide.player import SimpleaudioPlayer
+    from guide.replay import read_scans
+    from guide.zones import load_zones
+
+    setup_logging(args.quiet)
+    site = load_zones(args.zones)
+    lang = args.lang or site.languages[0]
+    if not 0.05 <= args.save_every <= 600:
+        raise GuideError(f"--save-every {args.save_every}: give a number of seconds from 0.05 to 600")
+    if lang not in site.languages:
+        raise GuideError(f"--lang {lang}: {args.zones} offers {', '.join(site.languages)}; pick one of those")
+    if args.replay:
+        rows = [(v, t, b, r) for v, t, b, r in read_scans(args.replay, site)]
+        visitor = args.visitor or (rows[0][0] if rows else None)
+        mine = [(t, b, r) for v, t, b, r in rows if v == visitor]
+        if not mine:
+            raise GuideError(f"{args.replay}: no rows for visitor {visitor!r} with a beacon of {args.zones}")
+        source = ReplaySource(mine)
+    else:
+        source = BleakSource(BeaconParser(site.beacons), adapter=args.adapter)
+    device = Device(site, lang=lang, make_player=SimpleaudioPlayer,
+                    log_path=args.events, state_path=args.state, new_visit=args.new_visit,
+                    save_every=args.save_every)
+    buttons = TerminalInput()
+    if buttons.interactive():
+        print(HELP, file=sys.stderr)
+
+    async def main() -> None:
+        await device.run(source, buttons, stop_on_signals(asyncio.Event()))
+
+    asyncio.run(main())
+    return 0
+
+
+def stop_on_signals(stop: asyncio.Event) -> asyncio.Event:
+    """Set `stop` on SIGINT or SIGTERM (call inside the running loop)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (main() may be called again
+    by a program or a test that has replaced it since)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def setup_logging(quiet: bool = False) -> None:
+    """The device's messages on stderr, timed, for the screen and the journal."""
+    log = logging.getLogger("guide")
+    if not any(isinstance(h, _Stderr) for h in log.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)

@@ -1,0 +1,285 @@
+"""The handheld's loop: sightings in, the engine decides, the player plays,
+and the visit is kept on disk so that nothing a crash does loses it.
+
+    device = Device(site, lang="en", make_player=SimpleaudioPlayer, log_path="events.jsonl")
+    await device.run(BleakSource(BeaconParser(site.beacons)), TerminalInput(), stop)
+
+Everything happens on the event loop's thread; the player's thread hands its
+Finished/Failed events over with `call_soon_threadsafe`. Time is the visit
+clock: seconds since the visit began, continued across restarts (the state
+and the event log say where it had got to), on the loop's monotonic clock.
+The engine is woken at its own deadline, never polled.
+
+Order of work for an action: the player first (a visitor waits for sound,
+not for a disk), then the durable event log, then the state file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from guide.actions import Action, End, Pause, Resume, Start
+from guide.audio import likely_next
+from guide.ble import Source
+from guide.buttons import Button, Input
+from guide.coverage import coverage, language_name, sentence
+from guide.engine import Engine
+from guide.errors import DeviceError, GuideError
+from guide.eventlog import EventLog
+from guide.player import Failed, Player
+from guide.site import Site
+from guide.state import StateFile, VisitState, VisitTail, visit_tail
+
+logger = logging.getLogger("guide.device")
+
+VOLUME = 0.8  # a new visit's volume; the buttons move it in VOLUME_STEP steps
+VOLUME_STEP = 0.1
+
+
+class Device:
+    """One visit on one handheld. Construction reads the saved visit, if any
+    (DeviceError for a foreign state file or another site's); `run` plays it."""
+
+    def __init__(self, site: Site, *, lang: str, make_player: Callable[[Callable[[Any], None]], Player],
+                 log_path: str | Path, state_path: str | Path | None = None,
+                 new_visit: bool = False, save_every: float = 1.0):
+        self.site, self.lang, self.save_every = site, lang, save_every
+        self._make_player = make_player
+        self.store = StateFile(state_path if state_path is not None else f"{log_path}.state.json")
+        self.saved = None if new_visit else self.store.load()
+        if self.saved is not None and self.saved.site != site.name:
+            raise DeviceError(f"{self.store.path}: the saved visit is of {self.saved.site!r}, but the zone "
+                              f"map is {site.name!r}; pass --new-visit to start a new visit")
+        self.visitor = self.saved.visitor if self.saved else time.strftime("visit-%Y%m%d-%H%M%S")
+        self.tail = visit_tail(log_path, self.visitor) if self.saved else VisitTail(t=None, open_exhibit=None)
+        self.volume = self.saved.volume if self.saved else VOLUME
+        self.log_path = Path(log_path)
+        self._track: Path | None = None  # what the player was last told to play
+        self._paused = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._jobs: set[asyncio.Future] = set()
+        self._here: str | None = None
+
+    def now(self) -> float:
+        return self.loop.time() - self._origin
+
+    async def run(self, source: Source, buttons: Input | None = None, stop: asyncio.Event | None = None) -> None:
+        """Play the visit until `stop` is set, or until a finite source has no
+        more sightings and nothing plays. The state is saved on the way out."""
+        self.loop = asyncio.get_running_loop()
+        stop = stop or asyncio.Event()
+        resume_t = max(self.saved.t, self.tail.t or 0.0) if self.saved else 0.0
+        self._origin = self.loop.time() - resume_t  # the visit clock carries on from there
+        self._quiet = asyncio.Event()
+        self.log = EventLog(self.log_path, durable=True)
+        try:
+            self.player = self._make_player(self._from_player_thread)
+        except BaseException:
+            self.log.close()
+            raise
+        self.player.set_volume(self.volume)
+        tasks: list[asyncio.Task] = []
+        try:
+            self.engine, actions = self._begin(self.now())
+            self._save(self.now())  # the visit exists on disk from its first instant
+            if self.saved is None:  # before the first exhibit (reading durations takes a second)
+                await self._announce(self.lang)
+            self._perform(actions)
+            tasks = [asyncio.create_task(c) for c in (
+                stop.wait(), source.run(self._on_sighting, self.now),
+                self._read_buttons(buttons), self._autosave())]
+            stopped, sighting = tasks[:2]
+            await asyncio.wait([stopped, sighting], return_when=asyncio.FIRST_COMPLETED)
+            if sighting.done() and not stop.is_set():
+                sighting.result()  # a source that crashed is a bug: let it show
+                tasks.append(asyncio.create_task(self._quiet.wait()))  # the last track plays out
+                await asyncio.wait([stopped, tasks[-1]], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (*tasks, *self._jobs):
+                task.cancel()
+            await asyncio.gather(*tasks, *self._jobs, return_exceptions=True)
+            self._shut_down()
+
+    def _begin(self, now: float) -> tuple[Engine, list[Action]]:
+        if self.saved is None:
+            return Engine(self.site, self.lang), []
+        if self.tail.open_exhibit:  # the crash cut a track off: say so in the log
+            self.log.write(End(exhibit=self.tail.open_exhibit, reason="stopped"), visitor=self.visitor, t=now)
+        try:
+            engine, actions = Engine.restore(self.site, dict(self.saved.engine), now)
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise DeviceError(f"{self.store.path}: the saved visit does not fit this zone map ({e}); "
+                              "pass --new-visit to start a new visit") from None
+        logger.info("resuming %s at %.1f s: %s, %d exhibit(s) heard", self.visitor, now,
+                    language_name(engine.lang), len(engine.heard))
+        return engine, actions
+
+    # ----- inputs, each followed by _perform ---------------------------------
+    def _on_sighting(self, beacon: str, rssi: int) -> None:
+        now = self.now()
+        self._perform(self.engine.observe(beacon, rssi, now), now)
+
+    def _on_deadline(self) -> None:
+        self._timer = self._deadline = None
+        now = self.now()
+        self._perform(self.engine.tick(now), now)
+
+    def _from_player_thread(self, event: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._on_player, event)
+        except RuntimeError:
+            pass  # the loop has closed: the visit is over, the state saved
+
+    def _on_player(self, event: Any) -> None:
+        if self._track is None or Path(event.path) != self._track:
+            return  # about a track already replaced or stopped
+        now = self.now()
+        if isinstance(event, Failed):
+            logger.error("cannot play %s: %s", event.path, event.message)
+            self._perform(self.engine.failed(now, event.message), now)
+        else:
+            self._perform(self.engine.finished(now), now)
+
+    def _on_button(self, button: Button) -> None:
+        now, e = self.now(), self.engine
+        if button in (Button.VOLUME_UP, Button.VOLUME_DOWN):
+            step = VOLUME_STEP if button is Button.VOLUME_UP else -VOLUME_STEP
+            self.volume = round(min(1.0, max(0.0, self.volume + step)), 2)
+            self.player.set_volume(self.volume)
+            logger.info("volume %d%%", round(self.volume * 100))
+            self._perform([], now, always_save=True)
+        elif button is Button.LANGUAGE:
+            langs = self.site.languages
+            lang = langs[(langs.index(e.lang) + 1) % len(langs)]
+            self._background(self._announce(lang))
+            self._perform(e.set_language(lang, now), now, always_save=True)
+        else:
+            act = {Button.PAUSE: e.resume if self._paused else e.pause,
+                   Button.REPLAY: e.replay, Button.SKIP: e.skip}[button]
+            self._perform(act(now), now)
+
+    # ----- outputs --------------------------------------------------------
+    def _perform(self, actions: list[Action], now: float | None = None, *, always_save: bool = False) -> None:
+        now = self.now() if now is None else now
+        for action in actions:
+            self._play(action)
+        try:
+            for action in actions:
+                self.log.write(action, visitor=self.visitor, t=now)
+                _show(self.site, action)
+            if actions or always_save:
+                self._save(now)
+        except (OSError, GuideError) as e:  # a full or failing disk: the visit goes on
+            logger.error("cannot record the visit: %s", e)
+        self._quiet.set() if self.engine.playing is None else self._quiet.clear()
+        if self.engine.here != self._here:  # arriving somewhere: decode its track during the dwell
+            self._here = self.engine.here
+            if self._here is not None:
+                self.player.prefetch(likely_next(self.site, self._here, self.engine.lang,
+                                                 skip=self.engine.heard))
+        deadline = self.engine.next_deadline()
+        if deadline != self._deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._deadline = deadline
+            self._timer = (None if deadline is None
+                           else self.loop.call_at(self._origin + deadline, self._on_deadline))
+
+    def _play(self, action: Action) -> None:
+        if isinstance(action, Start):
+            self._track, self._paused = self.site.track_path(action.track), False
+            self.player.play(self._track, offset=action.offset)
+        elif isinstance(action, End):
+            if action.reason not in ("finished", "error"):  # those have stopped by themselves
+                self.player.stop(fade=action.fade)
+            self._track, self._paused = None, False
+        elif isinstance(action, Pause):
+            self.player.pause()
+            self._paused = True
+        elif isinstance(action, Resume):
+            self.player.resume()
+            self._paused = False
+
+    def _save(self, now: float) -> None:
+        self.store.save(VisitState(visitor=self.visitor, site=self.site.name, t=round(now, 3),
+                                   volume=self.volume, engine=self.engine.snapshot(now)))
+
+    async def _announce(self, lang: str) -> None:
+        """Tell the visitor how much of the visit exists in their language
+        (on screen and in the logs; spoken needs an intro track per language)."""
+        try:  # on a worker thread: ffprobe must not hold up the radio
+            c = await self.loop.run_in_executor(None, coverage, self.site, lang)
+        except GuideError as e:
+            logger.warning("cannot tell the language coverage: %s", e)
+            return
+        logger.info("%s", sentence(c))
+        try:
+            self.log.write_event({"visitor": self.visitor, "t": round(self.now(), 3),
+                                  "event": "coverage", "lang": lang, "text": sentence(c)})
+        except OSError as e:
+            logger.error("cannot record the visit: %s", e)
+
+    def _background(self, job: Any) -> None:
+        task = asyncio.ensure_future(job)
+        self._jobs.add(task)  # held, so the task is not collected mid-way
+        task.add_done_callback(self._jobs.discard)
+
+    async def _read_buttons(self, buttons: Input | None) -> None:
+        if buttons is not None:
+            async for button in buttons.presses():
+                try:
+                    self._on_button(button)
+                except (OSError, GuideError) as e:
+                    logger.error("the %s button: %s", button.value, e)
+
+    async def _autosave(self) -> None:
+        """Keep the playing position fresh on disk, for a resume close to it."""
+        while True:
+            await asyncio.sleep(self.save_every)
+            if self.engine.playing is not None and not self._paused:
+                try:
+                    self._save(self.now())
+                except (OSError, GuideError) as e:
+                    logger.error("cannot save the visit state: %s", e)
+
+    def _shut_down(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._track = None  # late player events are about a finished visit
+        engine = getattr(self, "engine", None)
+        try:
+            if engine is not None:
+                now = self.now()
+                if engine.playing is not None:
+                    # the state still says "playing": a restart resumes it
+                    self.log.write(End(exhibit=engine.playing, reason="stopped"), visitor=self.visitor, t=now)
+                self._save(now)
+        finally:
+            self.player.stop()
+            self.player.close()
+            self.log.close()
+
+
+def _show(site: Site, action: Action) -> None:
+    """One line a person can read, for the screen and the system log."""
+    def title(exhibit: str, lang: str) -> str:
+        t = site.exhibit(exhibit).title
+        return t.get(lang) or next(iter(t.values()), exhibit)
+
+    if isinstance(action, Start):
+        where = f" from {action.offset:.0f} s" if action.offset else ""
+        note = f" (no {language_name(action.wanted)} track)" if action.wanted else ""
+        logger.info("> %s, in %s%s%s", title(action.exhibit, action.lang),
+                    language_name(action.lang), where, note)
+    elif isinstance(action, End):
+        logger.info("x %s: %s", action.exhibit, action.reason)
+    elif isinstance(action, Pause):
+        logger.info("|| %s paused at %.0f s", action.exhibit, action.position)
+    elif isinstance(action, Resume):
+        logger.info("> %s resumed at %.0f s", action.exhibit, action.position)

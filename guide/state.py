@@ -1,0 +1,182 @@
+"""The visit's state on disk, so a crash, a flat battery or a reboot loses nothing.
+
+A device saves the visit (language, exhibits heard, the playing track and its
+position, volume) after every action and every few seconds while a track
+plays. Each save is atomic: the JSON goes to a temporary file in the same
+directory, is flushed and fsynced, then `os.replace`d over the state file,
+and the directory is fsynced so the rename itself is durable. Whenever power
+goes, the file on disk is the old state or the new one, never a mixture.
+
+    store = StateFile("events.jsonl.state.json")
+    store.save(VisitState(visitor="visit-1", site="La Coupole", t=12.5, volume=0.8,
+                          engine=engine.snapshot(12.5)))
+    state = store.load()        # None when there is no state yet; DeviceError if foreign
+
+The event log says what happened up to the crash, to the line: `visit_tail`
+reads its end, so a restarted device keeps the visit clock moving forward and
+closes a track the crash left open.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from guide.errors import DeviceError
+
+FORMAT = "guide-device-state"
+VERSION = 1
+_TAIL_BYTES = 1 << 16  # the end of the event log that is read back: hundreds of events
+
+
+@dataclass(frozen=True, kw_only=True)
+class VisitState:
+    visitor: str  # the visit's id in the event log
+    site: str  # the zone map's site name: a state from another site is not restored
+    t: float  # the visit clock when saved: seconds since the visit began
+    volume: float  # 0..1
+    engine: Mapping[str, Any]  # Engine.snapshot(t)
+
+
+class StateFile:
+    """One visit's state file: `load` validates, `save` replaces atomically."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def load(self) -> VisitState | None:
+        """The saved visit, or None if there is none. DeviceError (naming the
+        file and the fix) if the file is not a state this program wrote."""
+        self._sweep_temporaries()
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise DeviceError(f"{self.path}: cannot read the visit state ({e.strerror}); "
+                              "check the permissions of the file and its directory") from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise self._foreign(f"it is not JSON ({e})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise self._foreign(f'it lacks "format": "{FORMAT}"')
+        version = data.get("version")
+        if version != VERSION:
+            raise DeviceError(
+                f"{self.path}: visit state version {version!r}, this guide reads version "
+                f"{VERSION}; update the guide, or pass --new-visit to start a new visit over it")
+        return VisitState(
+            visitor=self._field(data, "visitor", str),
+            site=self._field(data, "site", str),
+            t=self._number(data, "t", 0.0, math.inf),
+            volume=self._number(data, "volume", 0.0, 1.0),
+            engine=self._field(data, "engine", dict),
+        )
+
+    def save(self, state: VisitState) -> None:
+        body = {"format": FORMAT, "version": VERSION, **asdict(state)}
+        data = json.dumps(body, ensure_ascii=False, indent=1, allow_nan=False).encode("utf-8")
+        write_atomic(self.path, data + b"\n")
+
+    def _foreign(self, why: str) -> DeviceError:
+        return DeviceError(f"{self.path}: not a visit state written by guide ({why}); "
+                           "move it away, or pass --new-visit to start a new visit over it")
+
+    def _field(self, data: dict, key: str, kind: type) -> Any:
+        value = data.get(key)
+        if not isinstance(value, kind):
+            raise DeviceError(f"{self.path}: the visit state's {key!r} must be a "
+                              f"{kind.__name__}, not {value!r}; pass --new-visit to start a new visit over it")
+        return value
+
+    def _number(self, data: dict, key: str, low: float, high: float) -> float:
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise DeviceError(f"{self.path}: the visit state's {key!r} must be a number from "
+                              f"{low} to {high}, not {value!r}; pass --new-visit to start a new visit over it")
+        return float(value)
+
+    def _sweep_temporaries(self) -> None:
+        """Remove temporary files that a crash in the middle of a save left."""
+        try:
+            for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only directory: the next save will say so clearly
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Replace `path` by `data` so that, at any instant of a crash, the file
+    holds either its old content or `data` in full."""
+    path = Path(path)
+    directory = path.parent
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise DeviceError(f"{path}: cannot save the visit state ({e.strerror}); "
+                          f"check that {directory} exists and is writable") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a power loss
+    finally:
+        os.close(dir_fd)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VisitTail:
+    """What the end of the event log says about one visit."""
+
+    t: float | None  # the time of its last event (None: no event yet)
+    open_exhibit: str | None  # a track it started and did not end (a crash cut it off)
+
+
+def visit_tail(log_path: str | os.PathLike, visitor: str) -> VisitTail:
+    """Read the end of the event log for `visitor`'s last event and open track.
+
+    Only the last few hundred events are read, so this stays fast however long
+    the log grows. Lines that are not JSON objects are skipped."""
+    try:
+        with open(log_path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - _TAIL_BYTES))
+            lines = f.read().split(b"\n")
+    except FileNotFoundError:
+        return VisitTail(t=None, open_exhibit=None)
+    if size > _TAIL_BYTES:
+        lines = lines[1:]  # the first line read is probably a partial one
+    t: float | None = None
+    open_exhibit: str | None = None
+    closed = False
+    for line in reversed(lines):
+        try:
+            event = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if not isinstance(event, dict) or event.get("visitor") != visitor:
+            continue
+        if t is None and isinstance(event.get("t"), (int, float)):
+            t = float(event["t"])
+        kind = event.get("event")
+        if kind == "end":
+            closed = True
+        if kind == "start":
+            if not closed:
+                open_exhibit = event.get("exhibit")
+            break
+    return VisitTail(t=t, open_exhibit=open_exhibit)

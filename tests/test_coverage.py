@@ -1,0 +1,119 @@
+"""Honest language coverage: how much of the visit exists in each language,
+the sentence a visitor is told, and `guide coverage`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from guide.cli import main
+from guide.coverage import Coverage, coverage, language_name, sentence, site_coverage
+from guide.errors import TrackError
+from guide.zones import load_zones
+
+RATE = 100  # Hz: silent WAVs of minutes stay small; their length is in the header
+
+
+def write_site(tmp_path, make_wav, exhibits, *, languages=("fr", "en"), fallback=None):
+    """exhibits: {id: {lang: seconds}} -> a loaded Site with real WAV tracks."""
+    lines = ["site: Coverage test", f"languages: [{', '.join(languages)}]"]
+    if fallback:
+        lines.append("fallback: {" + ", ".join(f"{k}: [{', '.join(v)}]" for k, v in fallback.items()) + "}")
+    lines.append("beacons:")
+    for i, ex in enumerate(exhibits):
+        lines += [f"  b-{ex}:", f"    ibeacon: {{uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 1, minor: {i + 1}}}",
+                  "    tx_power: -59", f"    x: {i * 5}", "    y: 0"]
+    lines.append("exhibits:")
+    for ex, tracks in exhibits.items():
+        for lang, seconds in tracks.items():
+            make_wav(tmp_path / "tracks" / lang / f"{ex}.wav", seconds, rate=RATE)
+        listed = ", ".join(f"{lang}: {lang}/{ex}.wav" for lang in tracks)
+        lines.append(f"  - {{id: {ex}, title: {{fr: {ex}}}, beacon: b-{ex}, radius: 2, tracks: {{{listed}}}}}")
+    (tmp_path / "zones.yaml").write_text("\n".join(lines) + "\n")
+    return tmp_path / "zones.yaml"
+
+
+@pytest.fixture
+def coupole(tmp_path, make_wav):
+    """16 exhibits: 14 narrated in French and English, 2 in French only.
+    English: 12 x 160 s + 2 x 180 s = 38 min; the 2 French-only: 2 x 210 s."""
+    exhibits = {f"ex-{i:02d}": {"fr": 150, "en": 160 if i < 12 else 180} for i in range(14)}
+    exhibits |= {"ex-14": {"fr": 210}, "ex-15": {"fr": 210}}
+    return write_site(tmp_path, make_wav, exhibits)
+
+
+def test_a_visitor_is_told_how_much_of_the_visit_exists_in_their_language(coupole):
+    c = coverage(load_zones(coupole), "en")
+    assert (c.exhibits, c.total_exhibits) == (14, 16)
+    assert (c.seconds, c.total_seconds) == (2280.0, 2700.0)
+    assert c.fallback == {"fr": ("ex-14", "ex-15")} and c.silent == ()
+    assert sentence(c) == "English: 14 of 16 exhibits, 38 of 45 minutes; the others play in French"
+
+
+def test_a_language_with_every_track_says_so(coupole):
+    c = coverage(load_zones(coupole), "fr")
+    assert c.complete and c.fallback == {}
+    assert sentence(c) == "French: all 16 exhibits, 42 minutes"
+
+
+def test_fallbacks_to_several_languages_and_silent_exhibits_are_all_told(tmp_path, make_wav):
+    zones = write_site(tmp_path, make_wav, {
+        "a": {"de": 30, "fr": 30},
+        "b": {"fr": 20},
+        "c": {"en": 25},
+        "d": {"nl": 40},
+    }, languages=("fr", "en", "de", "nl"), fallback={"de": ["en", "fr"]})
+    c = coverage(load_zones(zones), "de")
+    assert c.fallback == {"en": ("c",), "fr": ("b",)}  # in the order of the chain
+    assert c.silent == ("d",)  # de falls back to en and fr only
+    assert (c.seconds, c.total_seconds) == (30.0, 75.0)
+    assert sentence(c) == ("German: 1 of 4 exhibits, 30 of 75 seconds; "
+                           "2 others play in English (1) and French (1); 1 has no narration")
+
+
+def test_a_part_short_of_the_whole_never_reads_as_the_whole():
+    c = Coverage(lang="nl", exhibits=9, total_exhibits=10, seconds=2690, total_seconds=2700,
+                 fallback={"fr": ("x",)}, silent=())
+    assert sentence(c) == "Dutch: 9 of 10 exhibits, 44 of 45 minutes; the others play in French"
+
+
+def test_language_names_come_from_their_codes():
+    assert [language_name(c) for c in ("en", "fr", "de", "nl", "pt-BR")] == [
+        "English", "French", "German", "Dutch", "Portuguese (Brazil)"]
+    assert language_name("xx-nonsense-123") == "xx-nonsense-123"
+
+
+def test_an_unreadable_track_is_an_error_naming_the_file_not_a_silent_gap(coupole):
+    site = load_zones(coupole)
+    broken = site.track_path("en/ex-03.wav")
+    broken.write_bytes(b"not audio at all")
+    with pytest.raises(TrackError, match="ex-03.wav"):
+        site_coverage(site)
+
+
+def test_the_coverage_command_prints_a_table_and_the_sentences(coupole, capsys):
+    assert main(["coverage", "--zones", str(coupole)]) == 0
+    out = capsys.readouterr().out
+    table = out.splitlines()
+    assert table[0].split() == ["language", "code", "exhibits", "narration", "others", "play", "in"]
+    assert table[1].split() == ["French", "fr", "16/16", "42/42", "min", "-"]
+    assert table[2].split() == ["English", "en", "14/16", "38/45", "min", "French", "(2)"]
+    assert "English: 14 of 16 exhibits, 38 of 45 minutes; the others play in French" in out
+
+
+def test_the_coverage_command_gives_the_same_figures_as_json(coupole, capsys):
+    assert main(["coverage", "--zones", str(coupole), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    en = next(x for x in data["languages"] if x["lang"] == "en")
+    assert en["exhibits"] == 14 and en["total_exhibits"] == 16
+    assert en["seconds"] == 2280.0 and en["total_seconds"] == 2700.0
+    assert en["fallback"] == {"fr": ["ex-14", "ex-15"]}
+    assert en["sentence"] == sentence(coverage(load_zones(coupole), "en"))
+
+
+def test_the_coverage_command_reports_a_bad_zone_map_without_a_traceback(tmp_path, capsys):
+    (tmp_path / "zones.yaml").write_text("site: x\n")
+    assert main(["coverage", "--zones", str(tmp_path / "zones.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "zones.yaml" in err and "Traceback" not in err

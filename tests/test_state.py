@@ -1,0 +1,170 @@
+"""The visit state on disk: saved atomically, loaded with clear errors, and the
+event log's tail read back after a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from guide.errors import DeviceError
+from guide.eventlog import EventLog
+from guide.actions import End, Start
+from guide.state import StateFile, VisitState, visit_tail, write_atomic
+
+
+def state(t=12.5, heard=("dome",), playing=None):
+    return VisitState(visitor="visit-1", site="La Coupole", t=t, volume=0.7,
+                      engine={"lang": "en", "heard": list(heard), "playing": playing})
+
+
+def test_a_saved_visit_loads_as_it_was(tmp_path):
+    store = StateFile(tmp_path / "state.json")
+    playing = {"exhibit": "tunnel", "lang": "en", "track": "en/tunnel.wav", "position": 31.5, "paused": False}
+    store.save(state(playing=playing))
+    assert store.load() == state(playing=playing)
+
+
+def test_no_state_file_means_a_new_visit(tmp_path):
+    assert StateFile(tmp_path / "state.json").load() is None
+
+
+def test_saving_again_replaces_the_state_and_leaves_no_temporary_file(tmp_path):
+    store = StateFile(tmp_path / "state.json")
+    store.save(state(t=1.0))
+    store.save(state(t=2.0, heard=("dome", "tunnel")))
+    assert store.load().t == 2.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"", "not JSON"),
+    (b'{"format": "guide-device-state", "vers', "not JSON"),
+    (b"\xff\xfe garbage", "not JSON"),
+    (b'["a list"]', 'lacks "format"'),
+    (b'{"lang": "en", "heard": []}', 'lacks "format"'),
+    (b'{"format": "guide-device-state", "version": 9}', "version 9"),
+    (b'{"format": "guide-device-state", "version": 1, "visitor": 3}', "'visitor' must be a str"),
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1,'
+     b' "volume": 7, "engine": {}}', "'volume' must be a number from 0.0 to 1.0"),
+])
+def test_a_broken_or_foreign_state_file_is_reported_with_the_file_and_the_fix(tmp_path, content, says):
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    with pytest.raises(DeviceError) as e:
+        StateFile(path).load()
+    assert str(path) in str(e.value) and says in str(e.value) and "--new-visit" in str(e.value)
+
+
+def test_a_save_that_fails_before_the_rename_leaves_the_old_state(tmp_path, monkeypatch):
+    store = StateFile(tmp_path / "state.json")
+    store.save(state(t=1.0))
+
+    def power_cut(*_):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(os, "replace", power_cut)
+    with pytest.raises(OSError):
+        store.save(state(t=2.0))
+    monkeypatch.undo()
+    assert store.load().t == 1.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_temporary_files_left_by_a_crash_are_swept_away_on_load(tmp_path):
+    store = StateFile(tmp_path / "state.json")
+    store.save(state())
+    (tmp_path / ".state.json.abc123.tmp").write_bytes(b'{"format": "guide-dev')
+    (tmp_path / "other.tmp").write_text("not ours")
+    assert store.load() == state()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.tmp", "state.json"]
+
+
+def test_an_unwritable_directory_is_reported_clearly(tmp_path):
+    with pytest.raises(DeviceError, match="cannot save the visit state"):
+        write_atomic(tmp_path / "no" / "such" / "dir" / "state.json", b"{}")
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from guide.state import StateFile, VisitState
+    store = StateFile(sys.argv[1])
+    n = int(sys.argv[2])
+    print("ready", flush=True)
+    while True:
+        n += 1
+        # a big state, so that a kill lands inside a write as often as between two
+        store.save(VisitState(visitor="v", site="s", t=float(n), volume=0.5,
+                              engine={"lang": "en", "heard": [f"exhibit-{i}" for i in range(n % 500)],
+                                      "playing": None}))
+""")
+
+
+def test_a_process_killed_while_saving_always_leaves_a_whole_state(tmp_path):
+    """SIGKILL at random instants of a tight save loop: the file is always
+    either the state before or the state after, and loads."""
+    path = tmp_path / "state.json"
+    rng = random.Random(4)
+    last = 0
+    for _ in range(25):
+        p = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(last)],
+                             stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 0.05))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        p.stdout.close()
+        loaded = StateFile(path).load()
+        if loaded is None:  # killed before its first save completed
+            assert last == 0
+            continue
+        assert loaded.t >= last  # never older than what an earlier run had saved
+        assert len(loaded.engine["heard"]) == int(loaded.t) % 500
+        last = int(loaded.t)
+    assert last > 0
+
+
+# ----- the event log's tail ---------------------------------------------------
+
+def test_the_log_tail_shows_a_track_that_a_crash_left_open(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        log.write(Start(exhibit="dome", lang="en", track="en/dome.wav"), visitor="v1", t=1.0)
+        log.write(End(exhibit="dome", reason="finished"), visitor="v1", t=50.0)
+        log.write(Start(exhibit="tunnel", lang="en", track="en/tunnel.wav"), visitor="v1", t=60.0)
+        log.write(Start(exhibit="dome", lang="fr", track="fr/dome.wav"), visitor="someone-else", t=70.0)
+    tail = visit_tail(path, "v1")
+    assert tail.t == 60.0 and tail.open_exhibit == "tunnel"
+
+
+def test_the_log_tail_of_a_visit_whose_tracks_all_ended_has_none_open(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        log.write(Start(exhibit="dome", lang="en", track="en/dome.wav"), visitor="v1", t=1.0)
+        log.write(End(exhibit="dome", reason="stopped"), visitor="v1", t=5.0)
+        log.write_event({"visitor": "v1", "t": 6.5, "event": "coverage", "lang": "en", "text": "..."})
+    with open(path, "a") as f:
+        f.write('{"visitor": "v1", "t": 99.0, "event": "sta')  # torn by a crash
+    tail = visit_tail(path, "v1")
+    assert tail.t == 6.5 and tail.open_exhibit is None
+
+
+def test_the_log_tail_of_a_long_log_is_read_from_its_end(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        for i in range(5000):
+            log.write(Start(exhibit=f"e{i}", lang="en", track="en/x.wav"), visitor="v1", t=float(i))
+            log.write(End(exhibit=f"e{i}", reason="finished"), visitor="v1", t=i + 0.5)
+        log.write(Start(exhibit="last", lang="en", track="en/x.wav"), visitor="v1", t=6000.0)
+    assert path.stat().st_size > 200_000
+    tail = visit_tail(path, "v1")
+    assert tail == type(tail)(t=6000.0, open_exhibit="last")
+    assert visit_tail(tmp_path / "none.jsonl", "v1").t is None
+    json.loads(path.read_text().splitlines()[-1])
