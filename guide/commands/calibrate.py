@@ -1,0 +1,102 @@
+"""`guide calibrate`: per-exhibit levels and margins from staff standing at each exhibit."""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLE = """\
+example:
+  1. Walk the site with a device, standing half a minute at each exhibit:
+       guide record --zones zones.yaml --out calib.csv --visitor staff-1
+     and note when you stood where, as ground truth (one 'listen' row each):
+       visitor,start,end,exhibit,intent
+       staff-1,12.0,45.0,coin-1,listen
+       staff-1,52.0,84.0,coin-2,listen
+  2. guide calibrate --zones zones.yaml --scans calib.csv --truth calib-truth.csv
+       exhibit  stood  level seen p10/median  lead p10/median  level old -> new    margin old -> new
+       coin-1   33 s   -63.2 / -61.0 dBm      4.1 / 6.3 dB     -72.5 -> -68.2 dBm  5 -> 4.1 dB
+       ...
+     and zones.yaml gets, on each exhibit recorded (comments and order kept,
+     the previous file kept as zones.yaml.bak):
+       trigger: {level: -68.2, margin: 4.1}  # guide calibrate 2024-05-02 on calib.csv
+
+  guide calibrate ... --dry-run          show what would change, write nothing
+  guide calibrate ... --visitor 'staff-*' --json
+
+Each exhibit's level becomes a low percentile of the level the engine saw
+there less 5 dB (other visitors' devices read a little lower); its margin a
+low percentile of its lead over the loudest other exhibit, at least 1 dB and
+at most the site's margin.
+
+Exit status: 0 when every exhibit was calibrated and settings suffice; 1 when
+some exhibit was not recorded (or too briefly), or another exhibit out-leads
+it where staff stood (settings cannot fix that: move a beacon); 2 on a usage
+or input error.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "calibrate", help="per-exhibit level and margin from staff standing at each exhibit",
+        description="From a recording of staff standing at each exhibit (guide record) and "
+                    "its ground truth, measure what the engine sees at each exhibit and "
+                    "write per-exhibit 'level' and 'margin' into zones.yaml.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--zones", required=True, metavar="ZONES", help="the zone map (zones.yaml)")
+    p.add_argument("--scans", required=True, metavar="CSV", help="the recording (scan log)")
+    p.add_argument("--truth", required=True, metavar="CSV",
+                   help="when staff stood at which exhibit ('listen' rows)")
+    p.add_argument("--visitor", action="append", metavar="ID",
+                   help="only these recordings (repeatable; shell patterns like 'staff-*' "
+                        "or 'v00[1-9]'); default: all")
+    p.add_argument("--dry-run", action="store_true", help="show the changes, write nothing")
+    p.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import datetime
+    import json
+    from pathlib import Path
+
+    from guide.calibrate import calibrate, format_result, select_visitors
+    from guide.errors import GuideError
+    from guide.metrics import read_truth
+    from guide.replay import ScanStats, read_scans
+    from guide.yamledit import set_trigger, write_zones
+    from guide.zones import load_zones
+
+    zones = Path(args.zones)
+    site = load_zones(zones)
+    truth = read_truth(args.truth)
+    visitors = select_visitors(truth, args.visitor)
+    stats = ScanStats()
+    result = calibrate(site, read_scans(args.scans, site, stats=stats), truth, visitors=visitors)
+    if not result.changes:
+        known = {e.id for e in site.exhibits}
+        rows = [r for r in truth if r.intent == "listen" and (visitors is None or r.visitor in visitors)]
+        why = ("it has no 'listen' rows for those visitors" if not rows else
+               "its exhibits are not in the zone map" if not {r.exhibit for r in rows} & known else
+               "its visitors are not in the scan log" if not set(stats.last_t) & {r.visitor for r in rows}
+               else "the stays are too short (stand half a minute at each exhibit)")
+        raise GuideError(f"{args.truth}: nothing to calibrate from: {why}")
+    note = f"guide calibrate {datetime.date.today().isoformat()} on {Path(args.scans).name}"
+    written = None
+    if not args.dry_run:
+        text = set_trigger(zones.read_text(encoding="utf-8-sig"), exhibits=result.values(),
+                           note=note, file=str(zones))
+        backup = write_zones(zones, text)
+        written = {"zones": str(zones), "backup": str(backup)}
+    if args.json:
+        print(json.dumps({**result.as_dict(), "written": written}, indent=2))
+    else:
+        print(f"guide calibrate: {zones} from {args.scans} "
+              f"({len(result.visitors)} recording{'s' if len(result.visitors) != 1 else ''})\n")
+        print(format_result(result), end="")
+        print()
+        if written:
+            print(f"Wrote level and margin for {len(result.changes)} exhibits into {zones} "
+                  f"(previous version: {written['backup']}).")
+        else:
+            print("Dry run: nothing written.")
+    return 0 if result.ok else 1

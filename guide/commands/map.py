@@ -1,0 +1,112 @@
+"""`guide map`: the site as a picture, with lint findings and one visitor's walk."""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLE = """\
+examples:
+  guide map --zones zones.yaml --out map.png
+      the plan: beacons (blue squares), zones (circles; orange where the radio
+      confuses exhibits), overlaps (hatched), walls, doorways, and guide lint's
+      findings as numbered red marks, listed under the plan
+
+  guide map --zones zones.yaml --walks walks.csv --truth truth.csv --visitor v003 --out v003.svg
+      adds visitor v003's walk: where each track started (green triangle) and
+      ended (grey square), false starts as red crosses
+
+  guide map --zones zones.yaml --scans scans.csv --truth truth.csv --visitor v003 --out v003.png
+      the same from a scan log; the walk is then guessed from the radio (dashed)
+
+The format follows the file name: .png or .svg.
+Exit status: 0 when the map is written, 2 on a usage or input error.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "map", help="draw the site: beacons, zones, overlaps, lint findings, a visitor's walk",
+        description="Draw the site plan as PNG or SVG: beacons, zones, walls, overlaps and "
+                    "guide lint's findings; optionally one visitor's walk with where each "
+                    "track started and ended, false starts highlighted.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--zones", required=True, metavar="ZONES", help="the zone map (zones.yaml)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the picture to write (.png or .svg)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--scans", metavar="CSV", help="a scan log, to draw one visitor's visit")
+    src.add_argument("--walks", metavar="CSV", help="visitor positions (visitor,t,x,y), to draw "
+                     "one visitor's walk (scans made by the radio model)")
+    p.add_argument("--truth", metavar="CSV", help="ground truth: mark the false starts")
+    p.add_argument("--visitor", metavar="ID", help="whose walk to draw")
+    p.add_argument("--lang", help="the visitor's language (default: the site's first)")
+    p.add_argument("--radio", default="museum", choices=("textbook", "museum", "harsh"),
+                   help="radio model for lint and for --walks (default: museum)")
+    p.add_argument("--seed", type=int, default=7, help="with --walks: the radio model's seed")
+    p.add_argument("--no-lint", action="store_true", help="leave out guide lint's findings")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from guide.errors import GuideError
+    from guide.sitemap import FORMATS, draw_map, save_map
+    from guide.zones import load_zones
+
+    out = Path(args.out)
+    if out.suffix.lower() not in FORMATS:
+        raise GuideError(f"--out {out}: give a file name ending in .png or .svg")
+    has_source = args.scans is not None or args.walks is not None
+    if has_source and not args.visitor:
+        raise GuideError("--scans/--walks draw one visitor's walk: say whose with --visitor ID")
+    if args.visitor and not has_source:
+        raise GuideError("--visitor needs the walk to draw: give --scans or --walks")
+    if args.truth and not has_source:
+        raise GuideError("--truth marks false starts on a walk: give --scans or --walks and --visitor")
+    site = load_zones(args.zones)
+    lang = args.lang or site.languages[0]
+    if lang not in site.languages:
+        raise GuideError(f"--lang {lang}: the site offers {', '.join(site.languages)}")
+    lint = None
+    if not args.no_lint:
+        from guide.lint import lint_site
+        lint = lint_site(site, model=args.radio)
+    walk = None
+    if has_source:
+        walk = _walk(site, args, lang)
+    fig = draw_map(site, lint=lint, walk=walk)
+    save_map(fig, out)
+    parts = [f"{len(site.exhibits)} exhibits"]
+    if lint is not None:
+        parts.append(f"{len(lint.findings)} lint finding{'s' if len(lint.findings) != 1 else ''}")
+    if walk is not None:
+        false = sum(1 for m in walk.starts if m.false_start)
+        parts.append(f"{walk.visitor}'s walk: {len(walk.starts)} tracks started"
+                     + (f", {false} false" if args.truth else ""))
+    print(f"wrote {out} ({'; '.join(parts)})")
+    return 0
+
+
+def _walk(site, args, lang):
+    from guide.errors import GuideError
+    from guide.metrics import read_truth
+    from guide.replay import read_scans, replay
+    from guide.sitemap import walk_from_positions, walk_from_scans
+
+    truth = read_truth(args.truth) if args.truth else None
+    if args.walks:
+        from guide.radio import RadioModel, read_walks, scans_from_walk
+
+        positions = [row for row in read_walks(args.walks) if row[0] == args.visitor]
+        if not positions:
+            raise GuideError(f"--visitor {args.visitor}: not in {args.walks}")
+        rows = list(scans_from_walk(site, positions, RadioModel.preset(args.radio), seed=args.seed))
+    else:
+        rows = [r for r in read_scans(args.scans, site) if r[0] == args.visitor]
+        if not rows:
+            raise GuideError(f"--visitor {args.visitor}: no scans of that visitor in {args.scans}")
+    events: list[dict] = []
+    replay(site, rows, lang=lang, emit=events.append)
+    if args.walks:
+        return walk_from_positions(site, args.visitor, positions, events, truth)
+    return walk_from_scans(site, args.visitor, rows, events, truth)

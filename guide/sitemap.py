@@ -1,0 +1,386 @@
+"""The site drawn as a plan: beacons, zones, walls, lint findings, one visitor's walk.
+
+`guide map` draws this (PNG or SVG, matplotlib without a display). Staff see
+at a glance where the zones overlap, which exhibits the radio confuses
+(orange), where lint found something (numbered red marks, listed under the
+plan), and, for one visitor, the walk with where each track started (green
+triangle) and ended (grey square) and the false starts (red cross).
+
+    fig = draw_map(site, lint=lint_site(site), walk=walk_from_positions(...))
+    save_map(fig, "map.png")
+
+Every element has an SVG id (``beacon-<id>``, ``zone-<exhibit>``,
+``finding-<n>``, ``start-<n>``...), so a drawing can be checked or styled.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from guide.errors import GuideError
+from guide.metrics import TruthRow, score
+from guide.site import Site
+
+BEACON_COLOUR = "#1f3a93"
+ZONE_COLOUR = "#4a90d9"
+CONFUSED_COLOUR = "#f39c12"
+OVERLAP_COLOUR = "#e67e22"
+FINDING_COLOUR = "#c0392b"
+WALL_COLOUR = "#222222"
+DOOR_COLOUR = "#27ae60"
+WALK_COLOUR = "#7f8c8d"
+START_COLOUR = "#27ae60"
+FALSE_COLOUR = "#e74c3c"
+DPI = 100
+LINE = 0.16  # inches per line of the notes under the plan
+LABEL_ROOM = 0.6  # inches under the plan for the x axis and its label
+TITLE_ROOM = 0.6  # inches above it for the title
+RING_PX = 22  # pixels across a finding's ring
+FORMATS = (".png", ".svg")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mark:
+    """Where something happened on a walk."""
+
+    t: float
+    x: float
+    y: float
+    exhibit: str
+    false_start: bool | None = None  # None: no ground truth to tell
+
+
+@dataclass(frozen=True, kw_only=True)
+class Walk:
+    visitor: str
+    path: tuple[tuple[float, float, float], ...]  # (t, x, y)
+    estimated: bool  # positions guessed from the radio, not measured
+    starts: tuple[Mark, ...]
+    ends: tuple[Mark, ...]
+
+
+# ----------------------------------------------------------------- walks
+
+def _position(path: Sequence[tuple[float, float, float]], t: float) -> tuple[float, float]:
+    import bisect
+
+    times = [p[0] for p in path]
+    i = bisect.bisect_left(times, t)
+    if i <= 0:
+        return path[0][1], path[0][2]
+    if i >= len(path):
+        return path[-1][1], path[-1][2]
+    (t0, x0, y0), (t1, x1, y1) = path[i - 1], path[i]
+    f = 0.0 if t1 == t0 else (t - t0) / (t1 - t0)
+    return x0 + f * (x1 - x0), y0 + f * (y1 - y0)
+
+
+def false_starts(truth: Iterable[TruthRow], events: Sequence[dict], *,
+                 durations: Mapping[str, float], walk_end: Mapping[str, float]) -> list[bool]:
+    """For each start event of `events` (one visitor's, in order), whether it
+    is a false start by FORMATS.md's definition, as `guide.metrics.score`
+    counts them: a start is false when counting it raises the count."""
+    truth = list(truth)
+    flags: list[bool] = []
+    before = 0
+    for i, e in enumerate(events):
+        if e["event"] != "start":
+            continue
+        now = score(truth, events[:i + 1], durations=durations, walk_end=walk_end).false_starts
+        flags.append(now > before)
+        before = now
+    return flags
+
+
+def _marks(site: Site, visitor: str, path: Sequence[tuple[float, float, float]], events: Sequence[dict],
+           truth: Sequence[TruthRow] | None, walk_end: float) -> tuple[tuple[Mark, ...], tuple[Mark, ...]]:
+    from guide import tracks
+
+    mine = [e for e in events if e["visitor"] == visitor]
+    flags: list[bool | None]
+    if truth is not None:
+        durations = {e["track"]: tracks.duration(site.track_path(e["track"]))
+                     for e in mine if e["event"] == "start"}
+        flags = list(false_starts([r for r in truth if r.visitor == visitor], mine,
+                                  durations=durations, walk_end={visitor: walk_end}))
+    else:
+        flags = [None] * sum(1 for e in mine if e["event"] == "start")
+    starts, ends = [], []
+    k = 0
+    for e in mine:
+        x, y = _position(path, e["t"])
+        if e["event"] == "start":
+            starts.append(Mark(t=e["t"], x=x, y=y, exhibit=e["exhibit"], false_start=flags[k]))
+            k += 1
+        elif e["event"] == "end":
+            ends.append(Mark(t=e["t"], x=x, y=y, exhibit=e["exhibit"]))
+    return tuple(starts), tuple(ends)
+
+
+def walk_from_positions(site: Site, visitor: str, positions: Iterable[tuple[str, float, float, float]],
+                        events: Sequence[dict], truth: Sequence[TruthRow] | None = None) -> Walk:
+    """One visitor's walk from walk rows (visitor, t, x, y), with the events
+    (event-log objects) placed where the visitor was."""
+    path = tuple((t, x, y) for v, t, x, y in positions if v == visitor)
+    if not path:
+        raise GuideError(f"--visitor {visitor}: not in the walk")
+    starts, ends = _marks(site, visitor, path, events, truth, path[-1][0])
+    return Walk(visitor=visitor, path=path, estimated=False, starts=starts, ends=ends)
+
+
+def walk_from_scans(site: Site, visitor: str, rows: Iterable[tuple[str, float, str, int]],
+                    events: Sequence[dict], truth: Sequence[TruthRow] | None = None) -> Walk:
+    """One visitor's walk guessed from their scans: each second, the centre of
+    the three loudest beacons of the last two seconds, weighted by received
+    power. Rough (a metre or more off), but it shows where the visit went."""
+    mine = [(t, b, r) for v, t, b, r in rows if v == visitor]
+    if not mine:
+        raise GuideError(f"--visitor {visitor}: no scans of that visitor")
+    path = []
+    window = 2.0
+    lo = 0
+    t = mine[0][0]
+    end = mine[-1][0]
+    while t <= end:
+        while lo < len(mine) and mine[lo][0] < t - window:
+            lo += 1
+        loud: dict[str, list[int]] = {}
+        for tt, b, r in mine[lo:]:
+            if tt > t:
+                break
+            loud.setdefault(b, []).append(r)
+        if loud:
+            means = sorted(((sum(v) / len(v) - site.beacons[b].tx_power, b) for b, v in loud.items()),
+                           reverse=True)[:3]
+            top = means[0][0]
+            w = [(10 ** ((m - top) / 10), site.beacons[b]) for m, b in means]
+            total = sum(x for x, _ in w)
+            path.append((t, sum(x * b.x for x, b in w) / total, sum(x * b.y for x, b in w) / total))
+        t += 1.0
+    if not path:
+        raise GuideError(f"--visitor {visitor}: too few scans to draw a walk")
+    starts, ends = _marks(site, visitor, path, events, truth, end)
+    return Walk(visitor=visitor, path=tuple(path), estimated=True, starts=starts, ends=ends)
+
+
+# ----------------------------------------------------------------- drawing
+
+def lens(a: tuple[float, float, float], b: tuple[float, float, float], n: int = 24) -> list[tuple[float, float]]:
+    """The outline of the overlap of two circles (x, y, r); empty if none."""
+    (ax, ay, ra), (bx, by, rb) = a, b
+    d = math.hypot(bx - ax, by - ay)
+    if d >= ra + rb:
+        return []
+    if d + min(ra, rb) <= max(ra, rb):  # one inside the other: the smaller one
+        cx, cy, r = (ax, ay, ra) if ra <= rb else (bx, by, rb)
+        return [(cx + r * math.cos(2 * math.pi * k / n), cy + r * math.sin(2 * math.pi * k / n))
+                for k in range(n)]
+    theta = math.atan2(by - ay, bx - ax)
+    x = (ra * ra - rb * rb + d * d) / (2 * d)  # from a along the line to b
+    alpha = math.acos(max(-1.0, min(1.0, x / ra)))
+    beta = math.acos(max(-1.0, min(1.0, (d - x) / rb)))
+    pts = [(ax + ra * math.cos(theta - alpha + 2 * alpha * k / n),
+            ay + ra * math.sin(theta - alpha + 2 * alpha * k / n)) for k in range(n + 1)]
+    back = theta + math.pi
+    pts += [(bx + rb * math.cos(back - beta + 2 * beta * k / n),
+             by + rb * math.sin(back - beta + 2 * beta * k / n)) for k in range(1, n)]
+    return pts
+
+
+def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | None = None):
+    """The plan as a matplotlib Figure (no display, no global state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Circle, Polygon
+
+    xs, ys = [], []
+    for b in site.beacons.values():
+        xs.append(b.x)
+        ys.append(b.y)
+    for e in site.exhibits:
+        b = site.beacons[e.beacon]
+        xs += [e.x, b.x - e.radius, b.x + e.radius]
+        ys += [e.y, b.y - e.radius, b.y + e.radius]
+    for (x1, y1), (x2, y2) in site.walls:
+        xs += [x1, x2]
+        ys += [y1, y2]
+    if walk is not None:
+        xs += [p[1] for p in walk.path]
+        ys += [p[2] for p in walk.path]
+    pad = 2.0
+    x0, x1, y0, y1 = min(xs) - pad, max(xs) + pad, min(ys) - pad, max(ys) + pad
+    width_in = 12.0
+    plan_h = max(3.0, min(14.0, width_in * (y1 - y0) / max(x1 - x0, 1e-6)))
+    notes = _notes(lint, walk)
+    note_lines = sum(len(n) for n in notes) + len(notes)  # a blank line after each block
+    below = LABEL_ROOM + LINE * note_lines + 0.2  # inches under the plan
+    # whole pixels, so the saved image is exactly the figure (pixel_of relies on it)
+    fig = Figure(figsize=(width_in, round((TITLE_ROOM + plan_h + below) * DPI) / DPI), dpi=DPI)
+    FigureCanvasAgg(fig)
+    total_h = fig.get_figheight()
+    bottom = below / total_h
+    ax = fig.add_axes((0.06, bottom, 0.9, plan_h / total_h))
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.grid(True, color="#eeeeee", linewidth=0.5)
+    ax.set_axisbelow(True)
+    fig.suptitle(title or site.name, fontsize=12)
+
+    confused = {x for c in (lint.clusters if lint else ()) for x in c}
+    for e in site.exhibits:
+        b = site.beacons[e.beacon]
+        colour = CONFUSED_COLOUR if e.id in confused else ZONE_COLOUR
+        zone = Circle((b.x, b.y), e.radius, facecolor=colour, alpha=0.15, edgecolor=colour,
+                      linewidth=1.2, zorder=1)
+        zone.set_gid(f"zone-{e.id}")
+        ax.add_patch(zone)
+    # overlaps: the shared part of two zones
+    ids = list(site.exhibits)
+    for i, a in enumerate(ids):
+        ba = site.beacons[a.beacon]
+        for c in ids[i + 1:]:
+            bc = site.beacons[c.beacon]
+            pts = lens((ba.x, ba.y, a.radius), (bc.x, bc.y, c.radius))
+            if pts:
+                poly = Polygon(pts, closed=True, facecolor=OVERLAP_COLOUR, alpha=0.45,
+                               edgecolor=OVERLAP_COLOUR, hatch="///", linewidth=0.8, zorder=2)
+                poly.set_gid(f"overlap-{a.id}-{c.id}")
+                ax.add_patch(poly)
+    for k, ((wx1, wy1), (wx2, wy2)) in enumerate(site.walls):
+        line = Line2D([wx1, wx2], [wy1, wy2], color=WALL_COLOUR, linewidth=2.2, zorder=3,
+                      solid_capstyle="round")
+        line.set_gid(f"wall-{k}")
+        ax.add_line(line)
+    for k, d in enumerate(lint.doorways if lint else ()):
+        line = Line2D([d.a[0], d.b[0]], [d.a[1], d.b[1]], color=DOOR_COLOUR, linewidth=1.2,
+                      linestyle=(0, (3, 2)), zorder=3)
+        line.set_gid(f"doorway-{k}")
+        ax.add_line(line)
+    for e in site.exhibits:
+        b = site.beacons[e.beacon]
+        if (e.x, e.y) != (b.x, b.y):
+            ax.plot([b.x, e.x], [b.y, e.y], color=ZONE_COLOUR, linewidth=0.6, zorder=4)
+            spot, = ax.plot([e.x], [e.y], marker="o", markersize=4, color=ZONE_COLOUR, zorder=5)
+            spot.set_gid(f"spot-{e.id}")
+        ax.annotate(e.id, (e.x, e.y), xytext=(5, 5), textcoords="offset points", fontsize=8,
+                    color="#333333", zorder=8)
+    for bid, b in site.beacons.items():
+        marker, = ax.plot([b.x], [b.y], marker="s", markersize=7, color=BEACON_COLOUR,
+                          linestyle="none", zorder=6)
+        marker.set_gid(f"beacon-{bid}")
+    if walk is not None:
+        _draw_walk(ax, walk)
+    _draw_findings(ax, lint.findings if lint else ())
+    y = bottom * total_h - LABEL_ROOM
+    for block in notes:
+        for line in block:
+            fig.text(0.06, y / total_h, line, fontsize=8, family="monospace", va="top")
+            y -= LINE
+        y -= LINE
+    return fig
+
+
+def _draw_findings(ax, findings) -> None:
+    """Numbered red rings at each finding; rings that would sit on one another
+    (a cluster's findings share a spot) are fanned out, with a leader line."""
+    ax.apply_aspect()
+    placed: list[tuple[float, float]] = []  # pixel positions taken
+    for n, f in enumerate(findings, 1):
+        px, py = ax.transData.transform(f.at)
+        k = 0
+        ox = oy = 0.0
+        while any(math.hypot(px + ox - qx, py + oy - qy) < RING_PX for qx, qy in placed):
+            k += 1
+            angle = math.radians(45 + 40 * (k - 1))
+            ox, oy = RING_PX * 1.1 * math.cos(angle) * (1 + (k - 1) // 9), \
+                RING_PX * 1.1 * math.sin(angle) * (1 + (k - 1) // 9)
+        placed.append((px + ox, py + oy))
+        at = ax.transData.inverted().transform((px + ox, py + oy))
+        if k:
+            ax.plot([f.at[0], at[0]], [f.at[1], at[1]], color=FINDING_COLOUR, linewidth=0.8, zorder=9)
+        dot, = ax.plot([at[0]], [at[1]], marker="o", markersize=15, markerfacecolor="white",
+                       markeredgecolor=FINDING_COLOUR, markeredgewidth=2, linestyle="none", zorder=9)
+        dot.set_gid(f"finding-{n}")
+        ax.annotate(str(n), tuple(at), ha="center", va="center", fontsize=7, fontweight="bold",
+                    color=FINDING_COLOUR, zorder=10)
+
+
+def _draw_walk(ax, walk: Walk) -> None:
+    xs = [p[1] for p in walk.path]
+    ys = [p[2] for p in walk.path]
+    line, = ax.plot(xs, ys, color=WALK_COLOUR, linewidth=1.0,
+                    linestyle="--" if walk.estimated else "-", alpha=0.8, zorder=5)
+    line.set_gid("walk")
+    for k, m in enumerate(walk.ends, 1):
+        end, = ax.plot([m.x], [m.y], marker="s", markersize=5, color=WALK_COLOUR,
+                       linestyle="none", zorder=7)
+        end.set_gid(f"end-{k}")
+    for k, m in enumerate(walk.starts, 1):
+        if m.false_start:
+            mark, = ax.plot([m.x], [m.y], marker="X", markersize=11, color=FALSE_COLOUR,
+                            markeredgecolor="white", linestyle="none", zorder=8)
+            mark.set_gid(f"false-start-{k}")
+            ax.annotate(m.exhibit, (m.x, m.y), xytext=(6, -10), textcoords="offset points",
+                        fontsize=7, color=FALSE_COLOUR, zorder=8)
+        else:
+            mark, = ax.plot([m.x], [m.y], marker="^", markersize=8, color=START_COLOUR,
+                            markeredgecolor="white", linestyle="none", zorder=8)
+            mark.set_gid(f"start-{k}")
+
+
+def _notes(lint, walk: Walk | None) -> list[list[str]]:
+    """The text under the plan: the key, and each finding with its first suggestion."""
+    blocks = []
+    key = ("Key: blue square = beacon; circle = zone (radius); orange = exhibits the radio "
+           "confuses; hatched = zones overlapping; black = walls; green dashes = doorways")
+    if walk is not None:
+        key += ("; walk of " + walk.visitor + (" (guessed from the radio)" if walk.estimated else "")
+                + ": green triangle = track started, grey square = ended, red cross = false start")
+    blocks.append(textwrap.wrap(key, 150))
+    if lint is not None and lint.findings:
+        lines = []
+        for n, f in enumerate(lint.findings, 1):
+            first = f"{n:>2}. {f.message}."
+            lines += textwrap.wrap(first, 150, subsequent_indent="    ")
+            if f.suggestions:
+                lines += textwrap.wrap(f.suggestions[0], 150, initial_indent="    -> ",
+                                       subsequent_indent="       ")
+        blocks.append(lines)
+    if walk is not None:
+        false = sum(1 for m in walk.starts if m.false_start)
+        known = any(m.false_start is not None for m in walk.starts)
+        blocks.append([f"{walk.visitor}: {len(walk.starts)} track{'s' if len(walk.starts) != 1 else ''} "
+                       "started" + (f", {false} false start{'s' if false != 1 else ''}" if known else "")])
+    return blocks
+
+
+def save_map(fig, path: str | os.PathLike[str]) -> Path:
+    """Write the figure as PNG or SVG, by the file's suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise GuideError(f"{path}: give a file name ending in .png or .svg (the format is "
+                         "taken from it)")
+    try:
+        fig.savefig(path, format=suffix[1:], dpi=DPI)
+    except OSError as e:
+        raise GuideError(f"{path}: cannot write the map ({e.strerror or e})") from None
+    return path
+
+
+def pixel_of(fig, ax_index: int, x: float, y: float) -> tuple[int, int]:
+    """(column, row) in the saved PNG of site point (x, y) (row 0 at the top)."""
+    ax = fig.axes[ax_index]
+    ax.apply_aspect()  # the box an equal-aspect plot really gets, as when saved
+    px, py = ax.transData.transform((x, y))
+    height = fig.get_figheight() * DPI
+    return int(round(px)), int(round(height - py))

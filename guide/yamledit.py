@@ -1,0 +1,324 @@
+"""Writing trigger settings into zones.yaml, leaving everything else as staff wrote it.
+
+`guide tune` and `guide calibrate` change a few numbers in a file people
+edit by hand, full of comments that explain the site. Only the lines that
+change are touched: every other byte (comments, blank lines, key order,
+quoting, flow or block style, indentation) stays exactly as it was.
+
+    text = Path("zones.yaml").read_text(encoding="utf-8")
+    new = set_trigger(text, site={"dwell": 3.5},
+                      exhibits={"coin-1": {"level": -68.5, "margin": 2.0}},
+                      note="guide calibrate 2024-05-02")
+    backup = write_zones(Path("zones.yaml"), new)   # checked by load_zones first
+
+What an edit looks like:
+- a setting already written (``dwell: 6.0``, in ``trigger: {...}`` or in a
+  block) has its value replaced where it stands;
+- a setting not yet written is added to that ``trigger:`` mapping, in its
+  style (``{dwell: 6.0, margin: 2}`` or one more line of the block);
+- an exhibit with no ``trigger:`` gets ``trigger: {...}`` on a new line after
+  its ``radius:`` (the setting it is tuned with), with `note` as a comment;
+- a site with no top-level ``trigger:`` gets one just before ``beacons:`` (and
+  the comments that introduce it).
+
+Why not a round-trip YAML library: re-dumping the whole file is only as
+faithful as the library, and ruamel.yaml 0.19 measurably was not, on this
+project's own demo zones.yaml: it dropped the comments between items of the
+``walls:`` list and re-indented 250 lines. Here the file is composed with
+PyYAML (as `guide.zones` does), whose nodes carry exact character positions,
+and the edits are made in the text at those positions.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from guide.errors import Problem, ZoneMapError
+
+__all__ = ["set_trigger", "write_zones", "format_value"]
+
+_MERGE = "tag:yaml.org,2002:merge"
+_NULL = "tag:yaml.org,2002:null"
+
+
+def format_value(value: Any) -> str:
+    """A setting as it is written in YAML: 3.5, 4, -68.25, true.
+
+    >>> format_value(4.0), format_value(-68.254), format_value(True)
+    ('4', '-68.25', 'true')
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return f"{round(float(value), 2):g}"
+
+
+def set_trigger(text: str, *, site: Mapping[str, Any] | None = None,
+                exhibits: Mapping[str, Mapping[str, Any]] | None = None,
+                note: str | None = None, file: str = "zones.yaml") -> str:
+    """`text` (a zones.yaml) with the site-wide `site` settings and each
+    exhibit's `exhibits[id]` settings written in; nothing else changes.
+
+    `note` becomes a comment on each ``trigger:`` line this adds (never on
+    lines that were already there). Raises ZoneMapError naming `file` if
+    the text is not YAML or an exhibit id is not in it."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ZoneMapError([Problem(file=file, line=mark.line + 1 if mark else None,
+                                    message=f"cannot be edited, it is not valid YAML ({e}); "
+                                            "fix it (guide check shows how) and run again")]) from None
+    if not isinstance(root, MappingNode):
+        raise ZoneMapError([Problem(file=file, message="is not a zone map (no 'key: value' "
+                                                       "lines at the top level)")])
+    edits = _Edits(text)
+    if site:
+        _set_site(edits, root, dict(site), note)
+    if exhibits:
+        found = _exhibit_nodes(root)
+        missing = [e for e in exhibits if e not in found]
+        if missing:
+            raise ZoneMapError([Problem(file=file, message=f"has no exhibit {', '.join(missing)}: "
+                                        "the settings are for another zone map")])
+        for exhibit_id, values in exhibits.items():
+            if values:
+                _set_exhibit(edits, found[exhibit_id], dict(values), note)
+    return edits.apply()
+
+
+def write_zones(path: str | os.PathLike[str], text: str, *, backup: bool = True) -> Path | None:
+    """Replace the zone map at `path` with `text`, once `guide.zones.load_zones`
+    accepts it; the old file is kept beside it as NAME.bak (returned) when
+    `backup`. The file is swapped in whole: a crash leaves the old or the
+    new one, never half of each."""
+    from guide.zones import load_zones
+
+    path = Path(path)
+    bom = path.read_bytes().startswith(b"\xef\xbb\xbf")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            load_zones(tmp)  # in the same folder, so tracks_dir resolves as for the real one
+        except ZoneMapError as e:
+            raise ZoneMapError([Problem(file=str(path), message=(
+                "the edited zone map would not load, so it was not written (a bug in "
+                f"the guide; please report it with the file): {p.message}")) for p in e.problems]) from None
+        saved = None
+        if backup:
+            saved = path.with_name(path.name + ".bak")
+            shutil.copy2(path, saved)
+        shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+        return saved
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------
+
+class _Edits:
+    """Replacements of spans of the original text, applied all at once."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self._edits: list[tuple[int, int, str]] = []
+
+    def replace(self, start: int, end: int, new: str) -> None:
+        self._edits.append((start, end, new))
+
+    def insert(self, at: int, new: str) -> None:
+        self._edits.append((at, at, new))
+
+    def apply(self) -> str:
+        out = self.text
+        # from the end, so earlier positions stay valid; inserts at one place keep their order
+        for start, end, new in sorted(self._edits, key=lambda e: (e[0], e[1]), reverse=True):
+            out = out[:start] + new + out[end:]
+        return out
+
+    def line_end(self, index: int) -> int:
+        """Index of the newline ending the line that holds `index` (or len)."""
+        n = self.text.find("\n", index)
+        return len(self.text) if n < 0 else n
+
+    def line_start(self, index: int) -> int:
+        return self.text.rfind("\n", 0, index) + 1
+
+
+def _own(node: MappingNode) -> dict[str, tuple[Node, Node]]:
+    """A mapping's own 'key: value' entries (not those merged with '<<')."""
+    return {k.value: (k, v) for k, v in node.value
+            if isinstance(k, ScalarNode) and k.tag != _MERGE}
+
+
+def _merged(node: MappingNode, key: str) -> Node | None:
+    """The value of `key` that '<<: *anchor' gives `node`, if any."""
+    for k, v in node.value:
+        if isinstance(k, ScalarNode) and k.tag == _MERGE:
+            for source in (v.value if isinstance(v, SequenceNode) else [v]):
+                if isinstance(source, MappingNode):
+                    found = _own(source).get(key)
+                    if found is not None:
+                        return found[1]
+                    deeper = _merged(source, key)
+                    if deeper is not None:
+                        return deeper
+    return None
+
+
+def _exhibit_nodes(root: MappingNode) -> dict[str, MappingNode]:
+    entry = _own(root).get("exhibits")
+    out: dict[str, MappingNode] = {}
+    if entry is None or not isinstance(entry[1], SequenceNode):
+        return out
+    for item in entry[1].value:
+        if isinstance(item, MappingNode):
+            ident = _own(item).get("id")
+            if ident is not None and isinstance(ident[1], ScalarNode):
+                out[ident[1].value] = item
+    return out
+
+
+def _flow(values: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in values.items()) + "}"
+
+
+def _comment(note: str | None) -> str:
+    return f"  # {note}" if note else ""
+
+
+def _source(text: str, node: Node) -> str:
+    return text[node.start_mark.index:node.end_mark.index]
+
+
+def _set_in_mapping(edits: _Edits, mapping: MappingNode, values: dict[str, Any],
+                    note: str | None = None) -> None:
+    """Write `values` into an existing trigger mapping, in its own style. A
+    comment this module wrote on its line ('# guide ...') gets the new `note`."""
+    _renote(edits, mapping, note)
+    own = _own(mapping)
+    added: dict[str, str] = {}
+    for name, value in values.items():
+        if name in own:
+            v = own[name][1]
+            edits.replace(v.start_mark.index, v.end_mark.index, format_value(value))
+        else:
+            added[name] = format_value(value)
+    if not added:
+        return
+    if mapping.flow_style:
+        close = mapping.end_mark.index - 1  # the '}'
+        before = edits.text[mapping.start_mark.index + 1:close].strip()
+        text = ", ".join(f"{k}: {v}" for k, v in added.items())
+        edits.insert(close, (", " if before else "") + text)
+        return
+    entries = list(own.values())
+    column = entries[0][0].start_mark.column
+    last = max(v.end_mark.index for _, v in entries)
+    at = edits.line_end(last)
+    edits.insert(at, "".join(f"\n{' ' * column}{k}: {v}" for k, v in added.items()))
+
+
+def _renote(edits: _Edits, mapping: MappingNode, note: str | None) -> None:
+    """`note` as the comment of a one-line ``trigger: {...}``: added when the
+    line has none, replacing one this module wrote ('# guide ...'), never
+    replacing a comment of the staff's."""
+    if not note or not mapping.flow_style:
+        return
+    end = mapping.end_mark.index
+    eol = edits.line_end(end)
+    rest = edits.text[end:eol]
+    hash_ = rest.find("#")
+    if hash_ < 0 and not rest.strip():
+        edits.insert(end + len(rest.rstrip()), f"  # {note}")
+    elif hash_ >= 0 and rest[hash_:].startswith("# guide ") and not rest[:hash_].strip(" ,"):
+        edits.replace(end + hash_, eol, f"# {note}")
+
+
+def _set_exhibit(edits: _Edits, exhibit: MappingNode, values: dict[str, Any],
+                 note: str | None) -> None:
+    own = _own(exhibit)
+    if "trigger" in own:
+        node = own["trigger"][1]
+        if isinstance(node, MappingNode):
+            _set_in_mapping(edits, node, values, note)
+            return
+        # `trigger:` with nothing after it: give it the whole mapping
+        edits.replace(node.start_mark.index, node.end_mark.index,
+                      (" " if not _source(edits.text, node) else "") + _flow(
+                          {k: format_value(v) for k, v in values.items()}))
+        return
+    # No trigger of its own. One merged from an anchor would be replaced
+    # whole by the exhibit's own, so carry its values over.
+    written: dict[str, str] = {}
+    inherited = _merged(exhibit, "trigger")
+    if isinstance(inherited, MappingNode):
+        written = {k: _source(edits.text, v) for k, (_, v) in _own(inherited).items()}
+    written.update({k: format_value(v) for k, v in values.items()})
+    if exhibit.flow_style:
+        close = exhibit.end_mark.index - 1
+        edits.insert(close, f", trigger: {_flow(written)}")
+        return
+    column = min(k.start_mark.column for k, _ in own.values())
+    # after `radius:` (what the settings refine), else after the last one-line value
+    anchor = own.get("radius")
+    if anchor is None or not isinstance(anchor[1], ScalarNode):
+        singles = [v for _, v in own.values() if isinstance(v, ScalarNode)
+                   or getattr(v, "flow_style", False)]
+        anchor = (None, max(singles, key=lambda v: v.end_mark.index)) if singles else None
+    if anchor is None:  # every value is a block collection: before the first key
+        first = min(k.start_mark.index for k, _ in own.values())
+        edits.insert(edits.line_start(first) + column,
+                     f"trigger: {_flow(written)}{_comment(note)}\n{' ' * column}")
+        return
+    at = edits.line_end(anchor[1].end_mark.index)
+    edits.insert(at, f"\n{' ' * column}trigger: {_flow(written)}{_comment(note)}")
+
+
+def _set_site(edits: _Edits, root: MappingNode, values: dict[str, Any], note: str | None) -> None:
+    own = _own(root)
+    if "trigger" in own:
+        node = own["trigger"][1]
+        if isinstance(node, MappingNode):
+            _set_in_mapping(edits, node, values, note)
+        else:
+            edits.replace(node.start_mark.index, node.end_mark.index,
+                          (" " if not _source(edits.text, node) else "") + _flow(
+                              {k: format_value(v) for k, v in values.items()}))
+        return
+    line = f"trigger: {_flow({k: format_value(v) for k, v in values.items()})}{_comment(note)}"
+    if root.flow_style:
+        edits.insert(root.end_mark.index - 1, ", " + line.split("  #")[0])
+        return
+    # before `beacons:` or `exhibits:`, whichever comes first, and above the
+    # comments that introduce it (they belong to it, not to the trigger)
+    keys = [k for name, (k, _) in own.items() if name in ("beacons", "exhibits")]
+    if not keys:
+        edits.insert(len(edits.text), ("" if edits.text.endswith("\n") else "\n") + line + "\n")
+        return
+    lines = edits.text.split("\n")
+    row = min(k.start_mark.line for k in keys)
+    column = keys[0].start_mark.column
+    top = row
+    while top > 0 and (not lines[top - 1].strip() or lines[top - 1].lstrip().startswith("#")):
+        top -= 1
+    while top < row and not lines[top].strip():
+        top += 1  # keep the blank lines that separate it from what comes before
+    at = sum(len(x) + 1 for x in lines[:top])
+    gap = "\n" if top < row else ""  # a blank line between it and the comments that follow
+    edits.insert(at, " " * column + line + "\n" + gap)

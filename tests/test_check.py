@@ -1,0 +1,143 @@
+"""`guide check`: one report of everything wrong with a site, errors apart
+from warnings, and an exit status scripts can trust."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from guide.check import check_site, format_report
+from guide.cli import main
+
+UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
+
+
+def write_site(tmp_path, exhibits, *, languages=("fr", "en"), extra_beacons=(), fallback=None):
+    """exhibits: {id: {lang: relative track path}} -> zones.yaml (tracks not made here)."""
+    lines = ["site: Check test", f"languages: [{', '.join(languages)}]"]
+    if fallback is not None:
+        lines.append("fallback: {" + ", ".join(f"{k}: [{', '.join(v)}]" for k, v in fallback.items()) + "}")
+    lines.append("beacons:")
+    for i, b in enumerate([*(f"b-{e}" for e in exhibits), *extra_beacons]):
+        lines.append(f"  {b}: {{ibeacon: {{uuid: {UUID}, major: 1, minor: {i + 1}}}, "
+                     f"tx_power: -59, x: {i * 8}, y: 0}}")
+    lines.append("exhibits:")
+    for e, tracks in exhibits.items():
+        listed = ", ".join(f"{lang}: {rel}" for lang, rel in tracks.items())
+        lines.append(f"  - {{id: {e}, title: {{fr: {e}}}, beacon: b-{e}, radius: 2, tracks: {{{listed}}}}}")
+    path = tmp_path / "zones.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def good(tmp_path, make_wav):
+    for e in ("dome", "v2"):
+        for lang in ("fr", "en"):
+            make_wav(tmp_path / "tracks" / lang / f"{e}.wav", 1.5, tone=440)
+    return write_site(tmp_path, {e: {lang: f"{lang}/{e}.wav" for lang in ("fr", "en")}
+                                 for e in ("dome", "v2")})
+
+
+def test_a_good_site_reports_every_track_with_its_length_and_exits_0(good, capsys):
+    report = check_site(good)
+    assert report.ok and report.findings == ()
+    assert sorted(t.path for t in report.tracks) == ["en/dome.wav", "en/v2.wav", "fr/dome.wav", "fr/v2.wav"]
+    assert all(t.seconds == pytest.approx(1.5, abs=0.01) and t.error is None for t in report.tracks)
+    assert main(["check", "--zones", str(good), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "0 errors, 0 warnings" in out and "All is well." in out
+
+
+def test_a_zone_map_that_does_not_load_is_reported_with_its_lines_and_exits_1(tmp_path, capsys):
+    bad = tmp_path / "zones.yaml"
+    bad.write_text("site: x\nlanguages: [fr]\nbeacons: {}\nexhibits: []\n")
+    assert main(["check", "--zones", str(bad), "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:3:10: beacons is empty" in out
+    assert "does not load" in out and "Traceback" not in out
+
+
+def test_an_undecodable_track_is_an_error_naming_the_exhibits_that_use_it(good, capsys):
+    (good.parent / "tracks/en/v2.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 20)
+    report = check_site(good)
+    assert not report.ok
+    (err,) = [f for f in report.findings if f.severity == "error"]
+    assert err.subject == "track en/v2.wav" and "v2 (en)" in err.message
+    broken = next(t for t in report.tracks if t.path == "en/v2.wav")
+    assert broken.seconds is None and broken.error
+    assert main(["check", "--zones", str(good), "--no-progress"]) == 1
+    assert "Fix the errors" in capsys.readouterr().out
+
+
+def test_a_silent_track_is_a_warning_and_the_exit_status_stays_0(tmp_path, make_wav):
+    make_wav(tmp_path / "tracks/fr/dome.wav", 2.0)  # all zeros
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav"}}, languages=("fr",))
+    report = check_site(zones)
+    assert report.ok
+    (w,) = report.findings
+    assert w.severity == "warning" and "silent" in w.message and "dome (fr)" in w.message
+    assert main(["check", "--zones", str(zones), "--no-progress"]) == 0
+
+
+def test_a_long_silence_before_the_narration_is_a_warning(tmp_path, make_wav):
+    import wave
+
+    make_wav(tmp_path / "tone.wav", 1.0, tone=300)
+    with wave.open(str(tmp_path / "tone.wav")) as w:
+        tone = w.readframes(w.getnframes())
+    path = tmp_path / "tracks/fr/dome.wav"
+    path.parent.mkdir(parents=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
+        w.writeframes(bytes(2 * 8000 * 4) + tone)  # 4 s of nothing, then sound
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav"}}, languages=("fr",))
+    report = check_site(zones)
+    (w,) = report.findings
+    assert "starts with 4.0 s of silence" in w.message
+    assert report.tracks[0].leading_silence == pytest.approx(4.0, abs=0.06)
+
+
+def test_a_beacon_no_exhibit_uses_is_a_warning(tmp_path, make_wav):
+    make_wav(tmp_path / "tracks/fr/dome.wav", 1.0, tone=440)
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav"}}, languages=("fr",),
+                       extra_beacons=["b-spare"])
+    (w,) = check_site(zones).findings
+    assert w.subject == "beacon b-spare" and "no exhibit uses it" in w.message
+
+
+def test_exhibits_a_language_gets_no_narration_at_are_warned_and_fallbacks_noted(tmp_path, make_wav):
+    for rel in ("fr/dome.wav", "fr/v2.wav", "en/dome.wav"):
+        make_wav(tmp_path / "tracks" / rel, 1.0, tone=440)
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav", "en": "en/dome.wav"},
+                                  "v2": {"fr": "fr/v2.wav"}},
+                       languages=("fr", "en", "nl"), fallback={"en": ["fr"], "nl": []})
+    report = check_site(zones)
+    (w,) = [f for f in report.findings if f.severity == "warning"]
+    assert w.subject == "language nl" and "dome, v2" in w.message
+    notes = [f for f in report.findings if f.severity == "note"]
+    assert any(n.subject == "language en" and "play in French" in n.message and "v2" in n.message
+               for n in notes)
+
+
+def test_an_audio_file_no_exhibit_uses_is_noted_with_where_it_probably_belongs(tmp_path, make_wav):
+    for rel in ("fr/dome.wav", "en/dome.wav"):
+        make_wav(tmp_path / "tracks" / rel, 1.0, tone=440)
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav"}}, languages=("fr", "en"))
+    notes = [f for f in check_site(zones).findings if f.subject == "file en/dome.wav"]
+    assert len(notes) == 1 and "add it to dome's tracks (en: en/dome.wav)" in notes[0].message
+
+
+def test_json_output_has_the_findings_and_every_track(good, capsys):
+    (good.parent / "tracks/en/v2.wav").write_bytes(b"not audio at all")
+    assert main(["check", "--zones", str(good), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False and data["errors"] == 1 and data["exhibits"] == 2
+    assert {t["path"] for t in data["tracks"]} == {"en/dome.wav", "en/v2.wav", "fr/dome.wav", "fr/v2.wav"}
+    assert data["findings"][0]["severity"] == "error"
+
+
+def test_the_text_report_lists_tracks_with_lengths_on_request(good):
+    text = format_report(check_site(good), tracks=True)
+    assert "fr: 2 tracks" in text and "fr/dome.wav  1.5 s" in text

@@ -1,0 +1,137 @@
+"""`guide map`: a picture of the site staff can look at instead of reading:
+valid PNG and SVG files with the beacons, zones, findings and a walk in them."""
+
+from __future__ import annotations
+
+import math
+import struct
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from guide.cli import main
+from guide.lint import lint_site
+from guide.metrics import TruthRow
+from guide.sitemap import (BEACON_COLOUR, draw_map, false_starts, lens, pixel_of, save_map,
+                           walk_from_positions)
+from guide.zones import load_zones
+
+UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture
+def zones(tmp_path, make_wav):
+    for e in ("a", "b", "far"):
+        make_wav(tmp_path / "tracks/fr" / f"{e}.wav", 5.0, rate=100)
+    path = tmp_path / "zones.yaml"
+    path.write_text(f"""\
+site: Map test
+languages: [fr]
+walls:
+  - [[-3, -3], [30, -3]]
+  - [[30, -3], [30, 6]]
+beacons:
+  b-a: {{ibeacon: {{uuid: {UUID}, major: 5, minor: 1}}, tx_power: -59, x: 0, y: 0}}
+  b-b: {{ibeacon: {{uuid: {UUID}, major: 5, minor: 2}}, tx_power: -59, x: 3, y: 0}}
+  b-far: {{ibeacon: {{uuid: {UUID}, major: 5, minor: 3}}, tx_power: -59, x: 25, y: 0}}
+exhibits:
+  - {{id: a, title: {{fr: A}}, beacon: b-a, radius: 2, tracks: {{fr: fr/a.wav}}}}
+  - {{id: b, title: {{fr: B}}, beacon: b-b, radius: 2, tracks: {{fr: fr/b.wav}}}}
+  - {{id: far, title: {{fr: F}}, beacon: b-far, radius: 2, tracks: {{fr: fr/far.wav}}}}
+""")
+    return path
+
+
+def png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_a_png_map_has_the_figures_size_and_beacons_where_they_stand(zones, tmp_path):
+    import matplotlib.image
+
+    site = load_zones(zones)
+    fig = draw_map(site, lint=lint_site(site))
+    out = save_map(fig, tmp_path / "map.png")
+    w, h = png_size(out)
+    assert (w, h) == (round(fig.get_figwidth() * 100), round(fig.get_figheight() * 100))
+    pixels = matplotlib.image.imread(out)
+    assert pixels.shape[:2] == (h, w)
+    want = tuple(int(BEACON_COLOUR[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    col, row = pixel_of(fig, 0, 25, 0)  # b-far: no finding drawn over it
+    assert pixels[row, col][:3] == pytest.approx(want, abs=0.02)
+    assert tuple(pixels[2, 2][:3]) == (1.0, 1.0, 1.0)  # the corner is background
+
+
+def test_an_svg_map_names_every_beacon_zone_overlap_wall_and_finding(zones, tmp_path, capsys):
+    out = tmp_path / "map.svg"
+    assert main(["map", "--zones", str(zones), "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    ids = {el.get("id") for el in ET.parse(out).iter() if el.get("id")}
+    assert {"beacon-b-a", "beacon-b-b", "beacon-b-far", "zone-a", "zone-b", "zone-far",
+            "overlap-a-b", "wall-0", "wall-1"} <= ids
+    assert {"finding-1", "finding-2"} <= ids and "finding-3" not in ids  # overlap + indistinct a/b
+    assert "overlap-a-far" not in ids
+
+
+def test_a_walk_shows_where_tracks_started_and_highlights_false_starts(zones, tmp_path):
+    site = load_zones(zones)
+    positions = [("v1", t / 2, min(t / 2, 10) * 2.5, 0.0) for t in range(0, 41)]
+    events = [
+        {"visitor": "v1", "t": 1.0, "event": "start", "exhibit": "a", "lang": "fr", "track": "fr/a.wav"},
+        {"visitor": "v1", "t": 6.0, "event": "end", "exhibit": "a", "reason": "finished"},
+        {"visitor": "v1", "t": 8.0, "event": "start", "exhibit": "far", "lang": "fr", "track": "fr/far.wav"},
+    ]
+    truth = [TruthRow(visitor="v1", start=0, end=6, exhibit="a", intent="listen")]
+    walk = walk_from_positions(site, "v1", positions, events, truth)
+    assert [(m.exhibit, m.false_start) for m in walk.starts] == [("a", False), ("far", True)]
+    assert walk.starts[1].x == pytest.approx(20.0) and walk.ends[0].x == pytest.approx(15.0)
+    save_map(draw_map(site, walk=walk), tmp_path / "walk.svg")
+    ids = {el.get("id") for el in ET.parse(tmp_path / "walk.svg").iter() if el.get("id")}
+    assert {"walk", "start-1", "false-start-2", "end-1"} <= ids
+
+
+def test_the_map_command_draws_a_visitors_walk_from_walks_and_truth(zones, tmp_path, capsys):
+    walks = tmp_path / "walks.csv"
+    walks.write_text("visitor,t,x,y\n" + "".join(f"v1,{t / 2},{min(t / 2, 30) * 0.8:.2f},0.5\n"
+                                                  for t in range(0, 121)))
+    truth = tmp_path / "truth.csv"
+    truth.write_text("visitor,start,end,exhibit,intent\nv1,0,60,far,listen\n")
+    out = tmp_path / "v1.png"
+    assert main(["map", "--zones", str(zones), "--walks", str(walks), "--truth", str(truth),
+                 "--visitor", "v1", "--out", str(out)]) == 0
+    assert "v1's walk" in capsys.readouterr().out
+    assert png_size(out)[0] == 1200
+
+
+def test_false_starts_are_counted_as_the_metrics_count_them():
+    events = [
+        {"visitor": "v", "t": 0.0, "event": "start", "exhibit": "a", "track": "a"},
+        {"visitor": "v", "t": 3.0, "event": "end", "exhibit": "a", "reason": "abandoned"},
+        {"visitor": "v", "t": 4.0, "event": "start", "exhibit": "a", "track": "a"},
+        {"visitor": "v", "t": 50.0, "event": "end", "exhibit": "a", "reason": "finished"},
+        {"visitor": "v", "t": 60.0, "event": "start", "exhibit": "b", "track": "b"},
+    ]
+    truth = [TruthRow(visitor="v", start=2, end=40, exhibit="a", intent="listen")]
+    flags = false_starts(truth, events, durations={"a": 46.0, "b": 10.0}, walk_end={"v": 70.0})
+    assert flags == [False, True, True]  # a second start of a in one row, b wanted by nobody
+
+
+def test_bad_map_requests_are_clear_errors(zones, tmp_path, capsys):
+    assert main(["map", "--zones", str(zones), "--out", str(tmp_path / "map.jpg")]) == 2
+    assert "ending in .png or .svg" in capsys.readouterr().err
+    assert main(["map", "--zones", str(zones), "--out", str(tmp_path / "m.png"),
+                 "--scans", "scans.csv"]) == 2
+    assert "--visitor" in capsys.readouterr().err
+    assert main(["map", "--zones", str(zones), "--out", str(tmp_path / "m.png"), "--visitor", "v1"]) == 2
+    assert "give --scans or --walks" in capsys.readouterr().err
+
+
+def test_the_overlap_of_two_zones_is_the_lens_inside_both():
+    pts = lens((0, 0, 2), (3, 0, 2))
+    assert pts and all(math.hypot(x, y) <= 2 + 1e-9 and math.hypot(x - 3, y) <= 2 + 1e-9 for x, y in pts)
+    assert min(x for x, _ in pts) == pytest.approx(1.0) and max(x for x, _ in pts) == pytest.approx(2.0)
+    assert lens((0, 0, 1), (3, 0, 1)) == []
+    assert len(lens((0, 0, 3), (0.5, 0, 1))) == 24  # one inside the other: the smaller circle

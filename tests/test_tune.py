@@ -1,0 +1,153 @@
+"""`guide tune`: a search over the trigger settings that fixes a bad setting,
+checks itself on walks it did not see, and writes into zones.yaml safely."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from guide.cli import main
+from guide.metrics import Metrics
+from guide.tune import (apply_settings, default_space, objective, snippet, split_visitors,
+                        tune, violation)
+from guide.yamledit import set_trigger
+from guide.zones import load_zones
+
+UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
+
+ZONES = f"""\
+# Tune test site
+site: Tune test
+languages: [fr]
+# deliberately bad: no visitor ever leads by 20 dB here
+trigger: {{margin: 20, dwell: 4}}
+
+beacons:
+  b-a: {{ibeacon: {{uuid: {UUID}, major: 4, minor: 1}}, tx_power: -59, x: 0, y: 0}}
+  b-b: {{ibeacon: {{uuid: {UUID}, major: 4, minor: 2}}, tx_power: -59, x: 8, y: 0}}
+exhibits:
+  - {{id: a, title: {{fr: A}}, beacon: b-a, radius: 2, tracks: {{fr: fr/a.wav}}}}
+  - {{id: b, title: {{fr: B}}, beacon: b-b, radius: 2, tracks: {{fr: fr/b.wav}},
+     trigger: {{dwell: 6}}}}   # b's own dwell
+"""
+
+
+def visit(visitor, rng, rate=4.0):
+    """60 s at a, 15 s walking, 60 s at b; the one stood at leads by about 8 dB."""
+    rows = []
+
+    def hear(t0, t1, levels):
+        for k in range(int((t1 - t0) * rate)):
+            for i, (beacon, rssi) in enumerate(levels.items()):
+                t = round(t0 + (k + i / 3) / rate, 3)
+                rows.append((visitor, t, beacon, int(round(rssi + rng.gauss(0, 1.5)))))
+
+    hear(0, 60, {"b-a": -58, "b-b": -66})
+    hear(60, 75, {"b-a": -72, "b-b": -72})
+    hear(75, 135, {"b-b": -58, "b-a": -66})
+    return rows
+
+
+@pytest.fixture
+def scenario(tmp_path, make_wav):
+    for e in "ab":
+        make_wav(tmp_path / "tracks/fr" / f"{e}.wav", 30.0, rate=100)
+    (tmp_path / "zones.yaml").write_text(ZONES)
+    rng = random.Random(3)
+    rows = [r for v in ("v1", "v2", "v3", "v4") for r in visit(v, rng)]
+    (tmp_path / "scans.csv").write_text("visitor,t,beacon,rssi\n" + "".join(
+        f"{v},{t},{b},{r}\n" for v, t, b, r in rows))
+    (tmp_path / "truth.csv").write_text("visitor,start,end,exhibit,intent\n" + "".join(
+        f"{v},0,60,a,listen\n{v},75,135,b,listen\n" for v in ("v1", "v2", "v3", "v4")))
+    return tmp_path
+
+
+def test_tune_replaces_a_deliberately_bad_setting_and_it_holds_on_unseen_walks(scenario):
+    result = tune(scenario / "zones.yaml", scans=scenario / "scans.csv",
+                  truth=scenario / "truth.csv", budget=30, jobs=2)
+    assert result.current.tuned.recall == 0.0
+    assert result.chosen.tuned.recall == 1.0 and result.chosen.values["margin"] < 8
+    assert result.tune_visitors == ("v1", "v3") and result.held_out_visitors == ("v2", "v4")
+    assert result.chosen.held_out.recall == 1.0 and result.current.held_out.recall == 0.0
+    assert result.ok and result.improved and 0 < result.evaluations <= 30
+
+
+def test_the_cli_writes_the_chosen_settings_into_zones_yaml_keeping_everything_else(scenario, capsys):
+    zones = scenario / "zones.yaml"
+    assert main(["tune", "--zones", str(zones), "--scans", str(scenario / "scans.csv"),
+                 "--truth", str(scenario / "truth.csv"), "--budget", "20", "--write",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "On the 2 visitors it did not tune on (v2, v4)" in out and "wrote " in out
+    assert (scenario / "zones.yaml.bak").read_text() == ZONES
+    new = zones.read_text().splitlines()
+    changed = [line for line in new if line not in ZONES.splitlines()]
+    assert len(changed) == 1 and changed[0].startswith("trigger: {margin: ")
+    assert "# guide tune " in changed[0]
+    site = load_zones(zones)
+    assert site.trigger.margin < 8
+    assert site.exhibit("b").trigger.dwell == 6.0  # an exhibit's own value is kept
+
+
+def test_json_and_a_snippet_file_for_scripts(scenario, capsys):
+    out = scenario / "trigger.yaml"
+    assert main(["tune", "--zones", str(scenario / "zones.yaml"), "--scans", str(scenario / "scans.csv"),
+                 "--truth", str(scenario / "truth.csv"), "--budget", "12", "--out", str(out),
+                 "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["current"]["tuned"]["recall"] == 0.0 and data["chosen"]["tuned"]["recall"] == 1.0
+    assert data["chosen"]["held_out"]["recall"] == 1.0
+    assert out.read_text() == data["snippet"] and out.read_text().count("\n  ") == 5
+    assert (scenario / "zones.yaml").read_text() == ZONES  # --out leaves the zone map alone
+
+
+def test_walks_from_other_visitors_than_the_truth_are_a_clear_error(scenario, capsys):
+    (scenario / "truth.csv").write_text("visitor,start,end,exhibit,intent\nz9,0,60,a,listen\n")
+    assert main(["tune", "--zones", str(scenario / "zones.yaml"), "--scans", str(scenario / "scans.csv"),
+                 "--truth", str(scenario / "truth.csv"), "--no-progress"]) == 2
+    assert "not the same walks" in capsys.readouterr().err
+
+
+def test_site_settings_apply_to_every_exhibit_but_their_own_overrides(scenario):
+    site = load_zones(scenario / "zones.yaml")
+    tuned = apply_settings(site, {"dwell": 2.5, "margin": 3})
+    assert tuned.trigger.dwell == 2.5 and tuned.exhibit("a").trigger.dwell == 2.5
+    assert tuned.exhibit("b").trigger.dwell == 6.0 and tuned.exhibit("b").trigger.margin == 3
+
+
+def metrics(recall_hits, *, interruptions=0, unwanted=0.0, latency=5.0):
+    return Metrics(visitors=2, hours=1.0, listen_rows=10, hits=recall_hits,
+                   latencies=(latency,) * recall_hits, false_starts=0,
+                   interruptions=interruptions, unwanted=unwanted)
+
+
+def test_the_objective_puts_recall_first_penalises_limits_and_breaks_ties_on_latency():
+    assert objective(metrics(8)) > objective(metrics(7))
+    assert objective(metrics(8, latency=3)) > objective(metrics(8, latency=6))
+    # one interruption an hour is 5 times the limit: worse than a lower recall within it
+    assert objective(metrics(7)) > objective(metrics(8, interruptions=1))
+    assert objective(metrics(7)) > objective(metrics(8, unwanted=800.0))
+
+
+def test_visitors_are_split_alternately_and_the_search_space_holds_the_current_value(scenario):
+    assert split_visitors(["v3", "v1", "v2", "v4", "v5"]) == (("v1", "v3", "v5"), ("v2", "v4"))
+    assert split_visitors(["v1"]) == (("v1",), ())
+    space = default_space(load_zones(scenario / "zones.yaml").trigger)
+    assert 20.0 in space["margin"] and space["dwell"] == tuple(sorted(space["dwell"]))
+
+
+def test_a_single_interruption_on_a_few_hours_is_chance_two_are_too_many():
+    one = metrics(9, interruptions=1)
+    assert violation(one) > 0  # strictly, 1 an hour is five times the limit
+    assert violation(one, chance=True) == 0.0  # but one in an hour happens at the limit's rate
+    assert violation(metrics(9, interruptions=3), chance=True) > 0
+
+
+def test_a_snippet_is_yaml_for_the_top_level_and_site_settings_are_inserted_before_beacons():
+    text = snippet({"dwell": 3.5, "margin": 4.0}, comment="tuned")
+    assert text == "# tuned\ntrigger:\n  dwell: 3.5  # s\n  margin: 4  # dB\n"
+    zones = "site: x\nlanguages: [fr]\n\n# The beacons\nbeacons: {}\nexhibits: []\n"
+    assert set_trigger(zones, site={"dwell": 3.5}) == (
+        "site: x\nlanguages: [fr]\n\ntrigger: {dwell: 3.5}\n\n# The beacons\nbeacons: {}\nexhibits: []\n")
