@@ -20,9 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from guide import tracks  # noqa: E402
 from guide.metrics import Metrics, format_table, read_truth, score  # noqa: E402
-from guide.replay import POLICIES, ScanStats, read_scans, replay  # noqa: E402
+from guide.replay import POLICIES, ScanStats, read_scans, replay, started_track_durations  # noqa: E402
 from guide.zones import load_zones  # noqa: E402
 
 
@@ -39,9 +38,8 @@ def run(job: tuple[str, str, float, int]) -> Metrics:
     ends = replay(site, rows, lang=site.languages[0] if "en" not in site.languages else "en",
                   emit=events.append, policy=policy)
     ends = {v: max(t, stats.last_t.get(v, t)) for v, t in ends.items()}
-    durations = {e["track"]: tracks.duration(site.track_path(e["track"]))
-                 for e in events if e["event"] == "start"}
-    return score(read_truth(d / "truth.csv"), events, durations=durations, walk_end=ends)
+    return score(read_truth(d / "truth.csv"), events,
+                 durations=started_track_durations(site, events), walk_end=ends)
 
 
 def main() -> None:

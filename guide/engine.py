@@ -157,6 +157,11 @@ class Engine:
         """The exhibit the visitor is at now (rule 2), settled or not."""
         return self._exhibits[self._here].id if self._here is not None else None
 
+    def levels(self) -> dict[str, float]:
+        """Smoothed RSSI (dBm) per exhibit whose beacon is heard, as of the
+        last evaluation: what the rules compare (calibration reads it)."""
+        return {self._exhibits[i].id: level for i, level in self._levels.items()}
+
     def position(self, now: float) -> float | None:
         """Seconds into the playing track, None when nothing plays."""
         p = self._playing

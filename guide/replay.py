@@ -231,3 +231,9 @@ def replay(site: Site, rows: Iterable[ScanRow], *, lang: str, emit: Callable[[di
     for v, end in (walk_end or {}).items():
         ends.setdefault(v, end)  # visitors the radio never reached still walked
     return ends
+
+
+def started_track_durations(site: Site, events: Iterable[dict]) -> dict[str, float]:
+    """Seconds of every track the events start (what the metrics need)."""
+    return {e["track"]: tracks.duration(site.track_path(e["track"]))
+            for e in events if e["event"] == "start"}

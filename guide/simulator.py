@@ -21,7 +21,7 @@ from guide import tracks
 from guide.errors import GuideError
 from guide.eventlog import EventLog
 from guide.metrics import Metrics, format_table, read_truth, score
-from guide.replay import POLICIES, ScanStats, read_scans, replay
+from guide.replay import POLICIES, ScanStats, read_scans, replay, started_track_durations
 from guide.site import Site
 from guide.zones import load_zones
 
@@ -139,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.render_audio and policy == policies[0]:
             _render(site, events, args.visitor, args.render_audio)
         if truth is not None:
-            results[policy] = score(truth, events, durations=_durations(site, events), walk_end=ends)
+            results[policy] = score(truth, events, durations=started_track_durations(site, events), walk_end=ends)
         else:
             starts = sum(1 for e in events if e["event"] == "start")
             print(f"{policy}: {len(ends)} visitors, {starts} tracks started", file=sys.stderr)
@@ -175,7 +175,7 @@ def _demo(args: argparse.Namespace) -> int:
             rows = scans_from_walk(site, walk, RadioModel.preset(args.radio),
                                    seed=args.seed, rate_hz=rate)
             replay(site, rows, lang=lang, emit=events.append, policy=policy, walk_end=walk_end)
-            results[policy] = score(truth, events, durations=_durations(site, events),
+            results[policy] = score(truth, events, durations=started_track_durations(site, events),
                                     walk_end=walk_end)
             if args.events and policy == "engine" and rate == DEMO_RATES[0]:
                 _write_events(args.events, events)
@@ -196,11 +196,6 @@ def _lang(site: Site, lang: str | None) -> str:
     if lang not in site.languages:
         raise GuideError(f"--lang {lang}: the site offers {', '.join(site.languages)}")
     return lang
-
-
-def _durations(site: Site, events: list[dict]) -> dict[str, float]:
-    return {e["track"]: tracks.duration(site.track_path(e["track"]))
-            for e in events if e["event"] == "start"}
 
 
 def _write_events(path: Path, events: list[dict]) -> None:
