@@ -8,7 +8,7 @@ EXAMPLE = """\
 example:
   guide record --zones zones.yaml --out walk-2024-05-02.csv --visitor staff-1
       (walk the site; Ctrl-C when done)
-  guide simulate --zones zones.yaml --scans walk-2024-05-02.csv ...
+  python simulate.py --zones zones.yaml --scans walk-2024-05-02.csv ...
       (replay the walk in the simulator to tune the trigger settings)
 
 Rows are FORMATS.md scan-log rows (visitor,t,beacon,rssi), one per
