@@ -322,3 +322,31 @@ def test_an_unknown_language_is_refused():
 def test_observations_of_beacons_not_in_the_map_are_ignored():
     v = Visit()
     assert v.engine.observe("somebody-elses-beacon", -40, 0.0) == []
+
+
+def started_at(v: Visit) -> float:
+    return next(t for t, a in v.log if isinstance(a, Start))
+
+
+def test_a_visitor_walking_off_as_the_glance_window_closes_gets_a_fade_not_the_whole_track():
+    site = make_site(glance=8.0, commit_grace=6.0)
+    v = Visit(site)
+    v.stay(site.trigger.dwell + 1.0, AT_A)
+    # off to b 2.5 s before the window closes: the filter and the leave
+    # confirmation take longer than that, so leaving is only certain after it
+    v.stay(started_at(v) + 8.0 - 2.5 - v.t, AT_A)
+    v.stay(10.0, AT_B)
+    assert ends(v.log) == [("a", "abandoned")]
+    assert "a" not in v.engine.heard
+
+
+def test_a_visitor_back_at_the_exhibit_within_the_grace_is_listening():
+    site = make_site(glance=8.0, commit_grace=6.0)
+    v = Visit(site)
+    v.stay(site.trigger.dwell + 1.0, AT_A)
+    v.stay(started_at(v) + 8.0 - 2.5 - v.t, AT_A)
+    v.stay(3.0, AT_B)  # a step towards b as the window closes...
+    v.stay(4.0, AT_A)  # ...and back: they are listening
+    assert "a" in v.engine.heard
+    v.stay(20.0, AT_C)  # now walking on does not cut it
+    assert ends(v.log) == []
