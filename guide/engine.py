@@ -30,7 +30,9 @@ The rules
    listening to: it plays to its end. Only then does the exhibit where the
    visitor has settled (if any) start.
 5. Glances. A track whose exhibit the visitor leaves within `glance` seconds
-   of its start was a glance (or a wrong start); so was one whose visitor is
+   of its start was a glance (or a wrong start) (time the visitor spent
+   settled there waiting for the previous track to end counts too, up to
+   `wait_credit`: someone who waited is not glancing); so was one whose visitor is
    not at its exhibit when those seconds are up and leaves it within
    `commit_grace` more: it fades out over `fade` seconds (End reason
    "abandoned"), the exhibit does not count as heard, and the exhibit where
@@ -104,6 +106,7 @@ class _Playing:
     paused_at: float | None = None  # track position while paused
     committed: bool = False  # past its glance window: never cut by walking
     away_since: float | None = None  # when the visitor started to be away from it
+    arrived: float = 0.0  # when the visitor arrived at its exhibit
 
 
 class Engine:
@@ -352,7 +355,9 @@ class Engine:
             i = p.index
             t = self._exhibits[i].trigger
             left = self._left(p, now)
-            played = now - p.started
+            # time at the exhibit, not only since its start: a visitor who
+            # waited there for the previous track to end is not glancing
+            played = now - max(p.started - t.wait_credit, min(p.started, p.arrived + t.dwell))
             late = played >= t.glance
             if late and ((here == i and not left) or played >= t.glance + t.commit_grace):
                 p.committed = True
@@ -458,7 +463,8 @@ class Engine:
             return []
         lang, track = found
         self._playing = _Playing(exhibit=exhibit, index=index, lang=lang, track=track,
-                                 started=now, offset=0.0, committed=committed)
+                                 started=now, offset=0.0, committed=committed,
+                                 arrived=self._here_since if self._here == index else now)
         return [Start(exhibit=exhibit, lang=lang, track=track,
                       wanted=self.lang if lang != self.lang else None)]
 

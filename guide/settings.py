@@ -60,6 +60,10 @@ class TriggerSettings:
         12.0, "s", "a track the visitor leaves within this many seconds of its "
         "start was a glance: it fades out and the exhibit is not counted as heard",
         min=0, max=60, per_exhibit=True)
+    wait_credit: float = _s(
+        8.0, "s", "time a visitor spent settled at an exhibit while the previous "
+        "track played out counts towards its glance window, up to this much: "
+        "someone who waited there is not glancing", min=0, max=60, per_exhibit=True)
     leave: float = _s(
         2.0, "s", "how long the visitor must be away from an exhibit whose track "
         "is in its glance window before it counts as left (at least 3 packet "

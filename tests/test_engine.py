@@ -350,3 +350,15 @@ def test_a_visitor_back_at_the_exhibit_within_the_grace_is_listening():
     assert "a" in v.engine.heard
     v.stay(20.0, AT_C)  # now walking on does not cut it
     assert ends(v.log) == []
+
+
+def test_a_visitor_who_waited_at_the_next_exhibit_is_not_glancing_when_it_starts():
+    v = Visit()
+    v.stay(v.site.trigger.glance + 10, AT_A)
+    v.stay(30, AT_C)  # walks on while a plays, and waits at c
+    acts = v.finish()  # a ends: c starts at once
+    assert starts(acts) == ["c"]
+    v.stay(4, AT_C)
+    v.stay(20, AT_B)  # and wanders off soon after: they waited, so they are listening
+    assert ends(v.log) == [("a", "finished")]
+    assert "c" in v.engine.heard
