@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from tqdm import tqdm
+
 from guide import tracks
 from guide.errors import GuideError
 from guide.eventlog import EventLog
@@ -104,8 +106,9 @@ class _Source:
             return read_scans(a.scans, self.site, stats=self.stats, progress=not a.no_progress)
         from guide.radio import RadioModel, read_walks, scans_from_walk
 
-        return scans_from_walk(self.site, self._note_ends(read_walks(a.walks)),
+        rows = scans_from_walk(self.site, self._note_ends(read_walks(a.walks)),
                                RadioModel.preset(a.radio), seed=a.seed, rate_hz=a.rate)
+        return rows if a.no_progress else _counting(rows, f"replay {a.walks.name}")
 
     def _note_ends(self, walk: Iterable[tuple[str, float, float, float]]):
         for row in walk:
@@ -168,9 +171,14 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"{site.name}: {len(site.exhibits)} exhibits, {args.visitors} generated visitors "
           f"(listeners, glancers, wanderers), language {lang}", file=sys.stderr)
     tables = []
+    runs = [(rate, policy) for rate in ((args.rate,) if args.rate else DEMO_RATES)
+            for policy in POLICIES]
+    bar = tqdm(total=len(runs), desc="simulating", unit="run", leave=False,
+               disable=True if args.no_progress else None)
     for rate in ((args.rate,) if args.rate else DEMO_RATES):
         results = {}
         for policy in POLICIES:
+            bar.set_postfix_str(f"{policy} at {rate:g} Hz")
             events: list[dict] = []
             rows = scans_from_walk(site, walk, RadioModel.preset(args.radio),
                                    seed=args.seed, rate_hz=rate)
@@ -179,7 +187,9 @@ def _demo(args: argparse.Namespace) -> int:
                                     walk_end=walk_end)
             if args.events and policy == "engine" and rate == DEMO_RATES[0]:
                 _write_events(args.events, events)
+            bar.update()
         tables.append((rate, results))
+    bar.close()
     if args.json:
         print(json.dumps({f"{rate:g} Hz": {p: m.as_dict() for p, m in r.items()}
                           for rate, r in tables}, indent=2))
@@ -188,6 +198,18 @@ def _demo(args: argparse.Namespace) -> int:
             print(f"\n{rate:g} Hz per beacon, radio model '{args.radio}':")
             print(format_table(results))
     return 0
+
+
+def _counting(rows: Iterator, desc: str) -> Iterator:
+    """Scan rows, counted on a progress bar on stderr (no total is known)."""
+    with tqdm(desc=desc, unit=" rows", unit_scale=True, leave=False, disable=None,
+              miniters=65536) as bar:
+        n = 0
+        for row in rows:
+            yield row
+            n += 1
+            if not n & 0xFFFF:
+                bar.update(0x10000)
 
 
 def _lang(site: Site, lang: str | None) -> str:
