@@ -7,6 +7,8 @@ has one (`Site.track_for`), else nothing. Coverage counts both sides:
 
     >>> sentence(coverage(site, "en"))  # doctest: +SKIP
     'English: 14 of 16 exhibits, 38 of 45 minutes; the others play in French'
+    >>> sentence(coverage(site, "fr"), "fr")  # told to the visitor, in their language  # doctest: +SKIP
+    'Français : les 16 étapes de la visite, 42 minutes'
 
 "Minutes of the visit" are the minutes that visitor would hear in all: their
 own language's tracks plus the fallback tracks played instead.
@@ -90,51 +92,168 @@ def site_coverage(site: Site, *, duration: Callable[[Path], float] = tracks.dura
     return tuple(coverage(site, lang, duration=duration) for lang in site.languages)
 
 
-def language_name(code: str) -> str:
-    """'English' for 'en', 'Portuguese (Brazil)' for 'pt-BR'; the code itself
-    for a tag nobody knows."""
+def language_name(code: str, in_language: str = "en") -> str:
+    """'English' for 'en', 'Portuguese (Brazil)' for 'pt-BR'; 'anglais' for
+    'en' in French; the code itself for a tag nobody knows."""
     try:
-        name = Locale.parse(code.replace("-", "_")).get_display_name("en")
+        name = Locale.parse(code.replace("-", "_")).get_display_name(in_language.replace("-", "_"))
     except (ValueError, TypeError, UnknownLocaleError):
-        name = Locale("en").languages.get(code)
+        name = None
+    if not name:
+        try:
+            name = Locale.parse(in_language.replace("-", "_")).languages.get(code)
+        except (ValueError, TypeError, UnknownLocaleError):
+            name = None
     return name or code
 
 
-def sentence(c: Coverage) -> str:
-    """The sentence told to the visitor (and logged) at the start of a visit.
+def sentence(c: Coverage, lang: str | None = None) -> str:
+    """The sentence told to the visitor (and logged) at the start of a visit,
+    worded in `lang` when it is French, English, German or Dutch, else in
+    English (the default: staff read `guide coverage` in English). The device
+    words it in the language it describes.
 
-    >>> sentence(Coverage(lang="en", exhibits=14, total_exhibits=16, seconds=2280,
-    ...     total_seconds=2700, fallback={"fr": ("a", "b")}, silent=()))
-    'English: 14 of 16 exhibits, 38 of 45 minutes; the others play in French'
+    >>> c = Coverage(lang="de", exhibits=17, total_exhibits=19, seconds=1140,
+    ...     total_seconds=1260, fallback={"en": ("a", "b")}, silent=())
+    >>> sentence(c)
+    'German: 17 of 19 exhibits, 19 of 21 minutes; the others play in English'
+    >>> sentence(c, "de")
+    'Deutsch: 17 von 19 Stationen, 19 von 21 Minuten; die anderen auf Englisch'
     """
+    base = (lang or "en").split("-")[0]
+    return _WORDINGS.get(base, _english)(c)
+
+
+# One function a language, so that a translator reads and changes one place.
+# Each says: the language's name; the exhibits and minutes narrated in it (or
+# "all"); what plays in which other language; what has no narration at all.
+
+def _english(c: Coverage) -> str:
     name = language_name(c.lang)
     if c.complete:
-        return f"{name}: all {c.total_exhibits} exhibits, {_amount(c.total_seconds)}"
+        exhibits = "the only exhibit" if c.total_exhibits == 1 else f"all {c.total_exhibits} exhibits"
+        n, unit = _total(c)
+        return f"{name}: {exhibits}, {n} {_plural(n, unit[:-1], unit)}"
     part, whole, unit = figures(c)
-    text = f"{name}: {c.exhibits} of {c.total_exhibits} exhibits, {part} of {whole} {unit}"
+    text = f"{name}: {c.exhibits} of {c.total_exhibits} exhibits, {part} of {whole} {_plural(whole, unit[:-1], unit)}"
     if c.fallback:
-        langs = [language_name(code) for code in c.fallback]
-        if len(langs) > 1:
-            langs = [f"{language_name(code)} ({len(ids)})" for code, ids in c.fallback.items()]
-        n = sum(map(len, c.fallback.values()))
-        others = "the others" if not c.silent else f"{n} other{'s' if n != 1 else ''}"
-        text += f"; {others} play{'s' if others == '1 other' else ''} in {_join(langs)}"
+        langs = _named(c, "en", "{name}", "{name} ({n})", " and ")
+        n = _fallen_back(c)
+        text += (f"; the others play in {langs}" if not c.silent
+                 else f"; {n} {_plural(n, 'other plays', 'others play')} in {langs}")
     if c.silent:
         n = len(c.silent)
-        text += f"; {n} {'has' if n == 1 else 'have'} no narration"
+        text += f"; {n} {_plural(n, 'has', 'have')} no narration"
     return text
 
 
-def _join(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+def _french(c: Coverage) -> str:
+    # a no-break space before ':' and ';', as French typography wants (and so
+    # that a narrow screen never starts a line with one)
+    name = _capital(language_name(c.lang, "fr"))
+    units = {"minutes": ("minute", "minutes"), "seconds": ("seconde", "secondes")}
+    if c.complete:
+        exhibits = ("la seule étape de la visite" if c.total_exhibits == 1
+                    else f"les {c.total_exhibits} étapes de la visite")
+        n, unit = _total(c)
+        return f"{name}\u00a0: {exhibits}, {n} {_plural_fr(n, *units[unit])}"
+    part, whole, unit = figures(c)
+    text = (f"{name}\u00a0: {c.exhibits} {_plural_fr(c.exhibits, 'étape', 'étapes')} sur "
+            f"{c.total_exhibits}, {part} {_plural_fr(part, *units[unit])} sur {whole}")
+    if c.fallback:
+        langs = _named(c, "fr", "en {name}", "en {name} ({n})", " et ")
+        n = _fallen_back(c)
+        text += (f"\u00a0; les autres sont {langs}" if not c.silent
+                 else f"\u00a0; {n} {_plural_fr(n, 'autre est', 'autres sont')} {langs}")
+    if c.silent:
+        n = len(c.silent)
+        has = _plural_fr(n, "étape n'a", "étapes n'ont")
+        text += f"\u00a0; {n} {has} pas de commentaire"
+    return text
 
 
-def _amount(seconds: float) -> str:
-    if seconds >= 90:
-        m = _round(seconds / 60)
-        return f"{m} minute{'s' if m != 1 else ''}"
-    s = _round(seconds)
-    return f"{s} second{'s' if s != 1 else ''}"
+def _german(c: Coverage) -> str:
+    name = language_name(c.lang, "de")
+    units = {"minutes": ("Minute", "Minuten"), "seconds": ("Sekunde", "Sekunden")}
+    if c.complete:
+        exhibits = ("die einzige Station" if c.total_exhibits == 1
+                    else f"alle {c.total_exhibits} Stationen")
+        n, unit = _total(c)
+        return f"{name}: {exhibits}, {n} {_plural(n, *units[unit])}"
+    part, whole, unit = figures(c)
+    text = (f"{name}: {c.exhibits} von {c.total_exhibits} "
+            f"{_plural(c.total_exhibits, 'Station', 'Stationen')}, "
+            f"{part} von {whole} {_plural(whole, *units[unit])}")
+    if c.fallback:
+        langs = _named(c, "de", "{name}", "{name} ({n})", " und ")
+        n = _fallen_back(c)
+        text += (f"; die anderen auf {langs}" if not c.silent
+                 else f"; {n} weitere auf {langs}")
+    if c.silent:
+        n = len(c.silent)
+        text += f"; {n} {_plural(n, 'Station', 'Stationen')} ohne Erläuterung"
+    return text
+
+
+def _dutch(c: Coverage) -> str:
+    name = _capital(language_name(c.lang, "nl"))
+    units = {"minutes": ("minuut", "minuten"), "seconds": ("seconde", "seconden")}
+    if c.complete:
+        exhibits = "de enige stop" if c.total_exhibits == 1 else f"alle {c.total_exhibits} stops"
+        n, unit = _total(c)
+        return f"{name}: {exhibits}, {n} {_plural(n, *units[unit])}"
+    part, whole, unit = figures(c)
+    text = (f"{name}: {c.exhibits} van de {c.total_exhibits} "
+            f"{_plural(c.total_exhibits, 'stop', 'stops')}, "
+            f"{part} van de {whole} {_plural(whole, *units[unit])}")
+    if c.fallback:
+        langs = _named(c, "nl", "het {name}", "het {name} ({n})", " en ")
+        n = _fallen_back(c)
+        text += (f"; de andere in {langs}" if not c.silent else f"; {n} andere in {langs}")
+    if c.silent:
+        n = len(c.silent)
+        text += f"; {n} {_plural(n, 'stop', 'stops')} zonder toelichting"
+    return text
+
+
+_WORDINGS: dict[str, Callable[[Coverage], str]] = {
+    "en": _english, "fr": _french, "de": _german, "nl": _dutch}
+
+
+def _named(c: Coverage, lang: str, one: str, each: str, and_: str) -> str:
+    """The languages played instead, in `lang`: 'French', or with several,
+    how many exhibits each: 'English (1) and French (2)'."""
+    if len(c.fallback) == 1:
+        return one.format(name=language_name(next(iter(c.fallback)), lang))
+    return _join([each.format(name=language_name(code, lang), n=len(ids))
+                  for code, ids in c.fallback.items()], and_)
+
+
+def _fallen_back(c: Coverage) -> int:
+    return sum(map(len, c.fallback.values()))
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many
+
+
+def _plural_fr(n: int, one: str, many: str) -> str:
+    return one if n < 2 else many  # French says "0 minute"
+
+
+def _capital(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def _join(words: list[str], and_: str = " and ") -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + and_ + words[-1]
+
+
+def _total(c: Coverage) -> tuple[int, str]:
+    """The whole visit's narration: (minutes, "minutes"), or seconds for a short one."""
+    if c.total_seconds >= 90:
+        return _round(c.total_seconds / 60), "minutes"
+    return _round(c.total_seconds), "seconds"
 
 
 def figures(c: Coverage) -> tuple[int, int, str]:

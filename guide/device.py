@@ -12,6 +12,11 @@ The engine is woken at its own deadline, never polled.
 
 Order of work for an action: the player first (a visitor waits for sound,
 not for a disk), then the durable event log, then the state file.
+
+Before the first exhibit of a new visit (and after each change of language)
+the visitor is told how much of the visit exists in their language: on screen
+and in the logs, and aloud when zones.yaml has an `intro` track for it. The
+engine never hears of the intro: an exhibit that starts cuts it short.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ logger = logging.getLogger("guide.device")
 
 VOLUME = 0.8  # a new visit's volume; the buttons move it in VOLUME_STEP steps
 VOLUME_STEP = 0.1
+INTRO_FADE = 0.3  # s: an exhibit starting during the intro fades it out this fast
 
 
 class Device:
@@ -60,6 +66,7 @@ class Device:
         self.volume = self.saved.volume if self.saved else VOLUME
         self.log_path = Path(log_path)
         self._track: Path | None = None  # what the player was last told to play
+        self._intro: Path | None = None  # the intro track playing, if one is
         self._paused = False
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
@@ -137,6 +144,9 @@ class Device:
             pass  # the loop has closed: the visit is over, the state saved
 
     def _on_player(self, event: Any) -> None:
+        if self._intro is not None and Path(event.path) == self._intro:
+            self._intro_over(event)  # the engine never hears of the intro
+            return
         if self._track is None or Path(event.path) != self._track:
             return  # about a track already replaced or stopped
         now = self.now()
@@ -157,8 +167,11 @@ class Device:
         elif button is Button.LANGUAGE:
             langs = self.site.languages
             lang = langs[(langs.index(e.lang) + 1) % len(langs)]
+            self._stop_intro()
             self._background(self._announce(lang))
             self._perform(e.set_language(lang, now), now, always_save=True)
+        elif self._intro is not None and e.playing is None and button in (Button.PAUSE, Button.SKIP):
+            self._stop_intro()  # a visitor who would rather not hear it
         else:
             act = {Button.PAUSE: e.resume if self._paused else e.pause,
                    Button.REPLAY: e.replay, Button.SKIP: e.skip}[button]
@@ -177,7 +190,7 @@ class Device:
                 self._save(now)
         except (OSError, GuideError) as e:  # a full or failing disk: the visit goes on
             logger.error("cannot record the visit: %s", e)
-        self._quiet.set() if self.engine.playing is None else self._quiet.clear()
+        self._mark_quiet()
         if self.engine.here != self._here:  # arriving somewhere: decode its track during the dwell
             self._here = self.engine.here
             if self._here is not None:
@@ -193,6 +206,7 @@ class Device:
 
     def _play(self, action: Action) -> None:
         if isinstance(action, Start):
+            self._stop_intro()  # the exhibit wins
             self._track, self._paused = self.site.track_path(action.track), False
             self.player.play(self._track, offset=action.offset)
         elif isinstance(action, End):
@@ -210,18 +224,46 @@ class Device:
         self.store.save(VisitState(visitor=self.visitor, site=self.site.name, t=round(now, 3),
                                    volume=self.volume, engine=self.engine.snapshot(now)))
 
+    def _mark_quiet(self) -> None:
+        """Nothing plays: a finite source may end the visit now."""
+        self._quiet.set() if self.engine.playing is None and self._intro is None else self._quiet.clear()
+
     async def _announce(self, lang: str) -> None:
-        """Tell the visitor how much of the visit exists in their language
-        (on screen and in the logs; spoken needs an intro track per language)."""
-        try:  # on a worker thread: ffprobe must not hold up the radio
+        """Tell the visitor how much of the visit exists in their language, in
+        that language: on screen and in the logs, then aloud if the site has an
+        intro track for it and no exhibit plays (none is cut short for it)."""
+        try:  # on a worker thread: reading the tracks' lengths must not hold up the radio
             c = await self.loop.run_in_executor(None, coverage, self.site, lang)
         except GuideError as e:
             logger.warning("cannot tell the language coverage: %s", e)
+        else:
+            logger.info("%s", sentence(c, lang))
+            self._record({"event": "coverage", "lang": lang, "text": sentence(c, lang)})
+        intro = self.site.intro.get(lang)
+        if intro is None or self.engine.playing is not None or self.engine.lang != lang:
             return
-        logger.info("%s", sentence(c))
+        self._intro = self.site.track_path(intro)
+        self.player.play(self._intro)
+        logger.info("> the intro, in %s", language_name(lang))
+        self._record({"event": "intro", "lang": lang, "track": intro})
+        self._mark_quiet()
+
+    def _stop_intro(self) -> None:
+        if self._intro is not None:
+            self.player.stop(fade=INTRO_FADE)
+            self._intro = None
+            self._mark_quiet()
+
+    def _intro_over(self, event: Any) -> None:
+        if isinstance(event, Failed):  # the visit goes on without it
+            logger.warning("cannot play the intro: %s", event.message)
+        self._intro = None
+        self._mark_quiet()
+
+    def _record(self, event: dict) -> None:
+        """An event of the device's own (not an engine action) into the log."""
         try:
-            self.log.write_event({"visitor": self.visitor, "t": round(self.now(), 3),
-                                  "event": "coverage", "lang": lang, "text": sentence(c)})
+            self.log.write_event({"visitor": self.visitor, "t": round(self.now(), 3), **event})
         except OSError as e:
             logger.error("cannot record the visit: %s", e)
 
@@ -251,7 +293,7 @@ class Device:
     def _shut_down(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._track = None  # late player events are about a finished visit
+        self._track = self._intro = None  # late player events are about a finished visit
         engine = getattr(self, "engine", None)
         try:
             if engine is not None:

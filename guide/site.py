@@ -67,6 +67,9 @@ class Site:
     exhibits: tuple[Exhibit, ...]
     trigger: TriggerSettings  # site-level settings
     walls: tuple[Segment, ...] = ()  # optional; radio model and lint use them
+    # language -> track (relative to tracks_dir) the device plays before the
+    # first exhibit: a welcome and how much of the visit exists in that language
+    intro: Mapping[str, str] = field(default_factory=dict)
     _by_id: Mapping[str, Exhibit] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

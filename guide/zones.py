@@ -11,6 +11,7 @@ The format is zones.yaml of FORMATS.md, plus these optional keys::
     fallback: {nl: [en, fr]}        # language -> languages to try next, in order
     walls: [[[0, 0], [40, 0]]]      # wall segments [[x, y], [x, y]], metres
     trigger: {dwell: 4.0}           # site-wide engine settings (guide.settings)
+    intro: {fr: fr/_intro.opus}     # language -> track played before the first exhibit
     exhibits:
       - id: coin-1
         x: 30.0                     # where visitors stand (default: the beacon)
@@ -36,7 +37,9 @@ Choices made here, for staff writing the file:
   that exhibit only; ``Exhibit.trigger`` is the merged result.
 - Top-level keys beginning with ``x-`` are ignored: a place to keep YAML
   anchors that beacons or exhibits share through ``<<:`` merge keys.
-- The mappings in the Site (beacons, fallback, titles, tracks) are `FrozenDict`:
+- ``intro`` tracks are checked like exhibit tracks (a declared language, a
+  file inside tracks_dir); a language without one is simply not spoken to.
+- The mappings in the Site (beacons, fallback, titles, tracks, intro) are `FrozenDict`:
   real dicts (JSON and pickle work) that refuse to be changed.
 """
 
@@ -89,8 +92,12 @@ class FrozenDict(dict):
         return f"FrozenDict({dict.__repr__(self)})"
 
 
-def load_zones(path: str | os.PathLike[str]) -> Site:
-    """Read and check a zone map; raise ZoneMapError listing every problem."""
+def load_zones(path: str | os.PathLike[str], *, intro: bool = True) -> Site:
+    """Read and check a zone map; raise ZoneMapError listing every problem.
+
+    `intro=False` leaves out the ``intro:`` key, unread and unchecked (the Site
+    has no intro): for tracks/make_tracks.py, which makes the intro tracks from
+    the rest of the map, so a missing intro file cannot stop it making them."""
     path = Path(path)
     file = str(path)  # as the user wrote it: messages should echo their words
     text = _read_text(path, file)
@@ -104,7 +111,7 @@ def load_zones(path: str | os.PathLike[str]) -> Site:
         raise ZoneMapError([Problem(
             file=file, line=line, column=column, message=f"the control character "
             f"U+{e.character:04X} cannot appear in a YAML file: delete it")]) from None
-    return _Reader(file, path.absolute()).site(root)
+    return _Reader(file, path.absolute(), intro=intro).site(root)
 
 
 # --------------------------------------------------------------------------
@@ -171,7 +178,7 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _HEX = re.compile(r"[0-9a-f]*\Z")
 
 _TOP_REQUIRED = ("site", "languages", "beacons", "exhibits")
-_TOP_OPTIONAL = ("tracks_dir", "fallback", "walls", "trigger")
+_TOP_OPTIONAL = ("tracks_dir", "fallback", "walls", "trigger", "intro")
 _BEACON_REQUIRED = ("tx_power", "x", "y")
 _BEACON_OPTIONAL = ("ibeacon", "eddystone")
 _EXHIBIT_REQUIRED = ("id", "title", "beacon", "radius", "tracks")
@@ -243,9 +250,10 @@ def _type_of(name: str) -> tuple[type, bool]:
 class _Reader:
     """Walks the composed node tree, collecting Problems, then builds the Site."""
 
-    def __init__(self, file: str, path: Path):
+    def __init__(self, file: str, path: Path, *, intro: bool = True):
         self.file = file
         self.path = path
+        self.with_intro = intro
         self.problems: list[Problem] = []
         self.languages: tuple[str, ...] | None = None  # None: unusable, skip checks
         self.beacon_ids: set[str] | None = None  # every key under beacons:, valid or not
@@ -438,6 +446,8 @@ class _Reader:
                    if "trigger" in top else {})
         site_trigger = TriggerSettings().override(trigger or {})
         walls = self.read_walls(top["walls"].value) if "walls" in top else ()
+        intro = (self.read_intro(top["intro"].value, tracks_dir)
+                 if "intro" in top and self.with_intro else {})
         beacons = self.read_beacons(top["beacons"].value) if "beacons" in top else None
         exhibits = (self.read_exhibits(top["exhibits"].value, beacons, tracks_dir, site_trigger)
                     if "exhibits" in top else [])
@@ -457,6 +467,7 @@ class _Reader:
             exhibits=tuple(exhibits),
             trigger=site_trigger,
             walls=tuple(walls),
+            intro=FrozenDict(intro),
         )
 
     def read_languages(self, node: Node) -> tuple[str, ...] | None:
@@ -531,6 +542,17 @@ class _Reader:
             if lang is not None:
                 result[lang] = tuple(chain)
         return result
+
+    def read_intro(self, node: Node, tracks_dir: Path | None) -> dict[str, str]:
+        """Language -> the track played before the first exhibit, checked like
+        an exhibit's tracks."""
+        intro: dict[str, str] = {}
+        for lang, (key_node, value_node) in (self.mapping(
+                node, "intro", what="e.g. intro: {fr: fr/_intro.opus}") or {}).items():
+            rel = self.track(value_node, f"intro track in '{lang}'", tracks_dir)
+            if self.language(key_node, "intro") and rel is not None:
+                intro[lang] = rel
+        return intro
 
     def read_trigger(self, node: Node, where: str, *,
                      per_exhibit: bool) -> dict[str, Any] | None:

@@ -78,10 +78,52 @@ def test_a_part_short_of_the_whole_never_reads_as_the_whole():
     assert sentence(c) == "Dutch: 9 of 10 exhibits, 44 of 45 minutes; the others play in French"
 
 
+def test_the_visitor_is_told_in_their_own_language_when_it_is_french_english_german_or_dutch(coupole):
+    site = load_zones(coupole)
+    assert sentence(coverage(site, "fr"), "fr") == "Français\u00a0: les 16 étapes de la visite, 42 minutes"
+    assert sentence(coverage(site, "en"), "en") == (
+        "English: 14 of 16 exhibits, 38 of 45 minutes; the others play in French")
+    german = Coverage(lang="de", exhibits=17, total_exhibits=19, seconds=1140, total_seconds=1260,
+                      fallback={"en": ("planetarium", "mittelbau-dora")}, silent=())
+    assert sentence(german, "de") == "Deutsch: 17 von 19 Stationen, 19 von 21 Minuten; die anderen auf Englisch"
+    dutch = Coverage(lang="nl", exhibits=16, total_exhibits=19, seconds=1080, total_seconds=1260,
+                     fallback={"en": ("a", "b", "c")}, silent=())
+    assert sentence(dutch, "nl") == "Nederlands: 16 van de 19 stops, 18 van de 21 minuten; de andere in het Engels"
+
+
+def test_every_wording_tells_several_fallbacks_and_the_silent_exhibits():
+    c = Coverage(lang="de", exhibits=1, total_exhibits=4, seconds=30, total_seconds=75,
+                 fallback={"en": ("c",), "fr": ("b",)}, silent=("d",))
+    assert sentence(c, "de") == ("Deutsch: 1 von 4 Stationen, 30 von 75 Sekunden; "
+                                 "2 weitere auf Englisch (1) und Französisch (1); 1 Station ohne Erläuterung")
+    assert sentence(c, "fr") == ("Allemand\u00a0: 1 étape sur 4, 30 secondes sur 75\u00a0; 2 autres sont "
+                                 "en anglais (1) et en français (1)\u00a0; 1 étape n'a pas de commentaire")
+    assert sentence(c, "nl") == ("Duits: 1 van de 4 stops, 30 van de 75 seconden; "
+                                 "2 andere in het Engels (1) en het Frans (1); 1 stop zonder toelichting")
+    silent = Coverage(lang="fr", exhibits=1, total_exhibits=3, seconds=30, total_seconds=75,
+                      fallback={}, silent=("d", "e"))
+    assert sentence(silent, "fr").endswith("\u00a0; 2 étapes n'ont pas de commentaire")
+
+
+def test_a_language_without_its_own_wording_is_told_in_english():
+    c = Coverage(lang="it", exhibits=2, total_exhibits=3, seconds=120, total_seconds=200,
+                 fallback={"en": ("x",)}, silent=())
+    assert sentence(c, "it") == sentence(c) == (
+        "Italian: 2 of 3 exhibits, 2 of 3 minutes; the others play in English")
+    assert sentence(c, "pt-BR") == sentence(c)
+
+
+def test_a_regional_variant_is_worded_like_its_language():
+    c = Coverage(lang="fr-BE", exhibits=1, total_exhibits=1, seconds=60, total_seconds=60,
+                 fallback={}, silent=())
+    assert sentence(c, "fr-BE") == "Français (Belgique)\u00a0: la seule étape de la visite, 60 secondes"
+
+
 def test_language_names_come_from_their_codes():
     assert [language_name(c) for c in ("en", "fr", "de", "nl", "pt-BR")] == [
         "English", "French", "German", "Dutch", "Portuguese (Brazil)"]
     assert language_name("xx-nonsense-123") == "xx-nonsense-123"
+    assert [language_name("en", lang) for lang in ("fr", "de", "nl")] == ["anglais", "Englisch", "Engels"]
 
 
 def test_an_unreadable_track_is_an_error_naming_the_file_not_a_silent_gap(coupole):

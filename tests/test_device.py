@@ -26,9 +26,9 @@ from bluez_mock import MockBlueZ, available
 from guide.audio import RATE
 from guide.ble import Backoff, BeaconParser, BleakSource
 from guide.buttons import Button, TerminalInput
-from guide.device import Device
+from guide.device import INTRO_FADE, Device
 from guide.errors import DeviceError
-from guide.player import Recorder, SimpleaudioPlayer
+from guide.player import Finished, Recorder, SimpleaudioPlayer
 from guide.state import StateFile, VisitState
 from guide.zones import load_zones
 
@@ -62,6 +62,14 @@ def zones(tmp_path, make_wav) -> Path:
 
 @pytest.fixture
 def site(zones):
+    return load_zones(zones)
+
+
+@pytest.fixture
+def intro_site(zones, make_wav):
+    """The same site with a spoken intro in English only (French has none)."""
+    make_wav(zones.parent / "tracks" / "en" / "_intro.wav", 4.0, rate=RATE, tone=880)
+    zones.write_text(zones.read_text().replace("beacons:", "intro: {en: en/_intro.wav}\nbeacons:"))
     return load_zones(zones)
 
 
@@ -199,6 +207,158 @@ def test_a_new_visit_is_told_its_language_coverage_before_the_first_exhibit(site
     sentence = "English: 2 of 3 exhibits, 6 of 7 seconds; the others play in French"
     assert log[0]["text"] == sentence and log[0]["t"] <= log[1]["t"]
     assert sentence in caplog.text
+
+
+def told(path: Path) -> list[tuple]:
+    """What the device told and played, in order: coverage and intro events
+    with their language, starts and ends with their exhibit."""
+    return [(e["event"], e.get("exhibit") or e.get("lang")) for e in events(path)]
+
+
+def test_a_new_visit_plays_the_intro_in_the_visitors_language_before_the_first_exhibit(intro_site, tmp_path):
+    seen = {}
+
+    async def script(emit, device):
+        await until(lambda: device.player.playing is not None)
+        seen["first"] = device.player.playing.name
+        device.player.finish()  # the intro plays to its end...
+        await asyncio.sleep(0.1)
+        seen["engine after the intro"] = device.engine.playing
+        await hold(emit, {"dome": (AWAY, AT)}, 0.5)  # ...then the visitor settles at the dome
+        await until(lambda: device.player.playing is not None)
+        device.player.finish()
+        await asyncio.sleep(0.1)
+
+    device, rec = run_device(intro_site, tmp_path, script)
+    assert seen == {"first": "_intro.wav", "engine after the intro": None}
+    assert plays(rec) == [("en/_intro.wav", 0.0), ("en/dome.wav", 0.0)]
+    assert [c.name for c in rec.calls if c.name in ("play", "stop")][:2] == ["play", "play"]  # nothing to cut
+    log = events(tmp_path / "events.jsonl")
+    assert told(tmp_path / "events.jsonl") == [
+        ("coverage", "en"), ("intro", "en"), ("start", "dome"), ("end", "dome")]
+    assert log[1] == {"visitor": device.visitor, "t": log[1]["t"], "event": "intro",
+                      "lang": "en", "track": "en/_intro.wav"}
+    assert log[3]["reason"] == "finished"  # the dome's own end, not the intro's
+
+
+def test_an_exhibit_that_starts_during_the_intro_fades_it_out_and_plays(intro_site, tmp_path):
+    intro = intro_site.track_path("en/_intro.wav")
+    seen = {}
+
+    async def script(emit, device):
+        await until(lambda: device.player.playing == intro)
+        await hold(emit, {"dome": (AWAY, AT)}, 0.5)  # settles while the intro still plays
+        await until(lambda: device.engine.playing == "dome")
+        device._from_player_thread(Finished(path=intro))  # a player reporting the intro late
+        await asyncio.sleep(0.1)
+        seen["after the intro's end"] = device.engine.playing
+        device.player.finish()
+        await asyncio.sleep(0.1)
+
+    device, rec = run_device(intro_site, tmp_path, script)
+    assert seen == {"after the intro's end": "dome"}  # not taken for the dome's end
+    calls = [(c.name, c.path.name if c.path else c.fade) for c in rec.calls if c.name in ("play", "stop")]
+    assert calls[:3] == [("play", "_intro.wav"), ("stop", INTRO_FADE), ("play", "dome.wav")]
+    assert kinds(tmp_path / "events.jsonl") == [
+        ("intro", None, "en"), ("start", "dome", "en"), ("end", "dome", "finished")]
+
+
+def test_a_visit_resumed_after_a_restart_does_not_replay_the_intro(intro_site, tmp_path):
+    async def first(emit, device):
+        await until(lambda: device.player.playing is not None)
+        device.player.finish()
+        await hold(emit, {"dome": (AWAY, AT)}, 0.5)
+        await hold(emit, {"dome": AT}, 3.0)  # the dome plays when the device stops
+
+    run_device(intro_site, tmp_path, first,
+               stop_when=lambda d, r: d.engine.playing == "dome" and (r.position() or 0) > 1.0)
+
+    async def second(emit, device):
+        await asyncio.sleep(0.3)
+
+    _, rec = run_device(intro_site, tmp_path, second, stop_when=lambda d, r: r.playing)
+    (resumed,) = plays(rec)  # the dome resumes; no intro before it
+    assert resumed[0] == "en/dome.wav" and resumed[1] > 0
+    assert [e[0] for e in told(tmp_path / "events.jsonl")] == [
+        "coverage", "intro", "start", "end", "start", "end"]
+
+
+def test_a_language_without_an_intro_track_only_logs_the_sentence_in_that_language(
+        intro_site, tmp_path, caplog):
+    async def script(emit, device):
+        await hold(emit, {"dome": (AWAY, AT)}, 0.5)
+        await until(lambda: device.player.playing is not None)
+        device.player.finish()
+        await asyncio.sleep(0.1)
+
+    with caplog.at_level(logging.INFO, logger="guide.device"):
+        device, rec = run_device(intro_site, tmp_path, script, lang="fr")
+    assert plays(rec) == [("fr/dome.wav", 0.0)]
+    log = events(tmp_path / "events.jsonl")
+    assert told(tmp_path / "events.jsonl") == [("coverage", "fr"), ("start", "dome"), ("end", "dome")]
+    sentence = "Français\u00a0: les 3 étapes de la visite, 7 secondes"
+    assert log[0]["text"] == sentence and sentence in caplog.text
+
+
+def test_skip_during_the_intro_ends_it_and_the_visit_goes_on(intro_site, tmp_path):
+    device_ref = []
+    keys = Keys([(lambda: device_ref and device_ref[0].player.playing is not None, Button.SKIP)])
+
+    async def script(emit, device):
+        device_ref.append(device)
+        await until(lambda: any(c.name == "stop" for c in device.player.calls))
+        await hold(emit, {"dome": (AWAY, AT)}, 0.5)
+        await until(lambda: device.player.playing is not None)
+        device.player.finish()
+        await asyncio.sleep(0.1)
+
+    device, rec = run_device(intro_site, tmp_path, script, keys=keys)
+    calls = [(c.name, c.path.name if c.path else c.fade) for c in rec.calls if c.name in ("play", "stop")]
+    assert calls[:3] == [("play", "_intro.wav"), ("stop", INTRO_FADE), ("play", "dome.wav")]
+    assert kinds(tmp_path / "events.jsonl") == [
+        ("intro", None, "en"), ("start", "dome", "en"), ("end", "dome", "finished")]
+
+
+def test_a_change_of_language_tells_the_new_language_and_plays_its_intro_if_nothing_plays(
+        intro_site, tmp_path):
+    device_ref = []
+
+    def intro_playing():
+        return device_ref[0].player.playing is not None and device_ref[0].player.playing.name == "_intro.wav"
+
+    def coverages() -> int:
+        return sum(1 for e in events(tmp_path / "events.jsonl") if e["event"] == "coverage")
+
+    keys = Keys([
+        # fr -> en between exhibits: English has an intro, and it plays
+        (lambda: device_ref and device_ref[0].engine.heard and device_ref[0].engine.playing is None,
+         Button.LANGUAGE),
+        (intro_playing, Button.LANGUAGE),  # en -> fr during it: it stops; French has none
+        # fr -> en while the tunnel plays: the tunnel goes on in English, no intro over it
+        (lambda: device_ref[0].engine.playing == "tunnel", Button.LANGUAGE),
+    ])
+
+    async def script(emit, device):
+        device_ref.append(device)
+        await hold(emit, {"dome": (AWAY, AT)}, 0.5)
+        await until(lambda: device.player.playing is not None)
+        device.player.finish()  # the dome, in French
+        await until(lambda: coverages() == 3)
+        await hold(emit, {"dome": AWAY, "tunnel": (AWAY, AT)}, 0.8)
+        await until(lambda: device.engine.playing == "tunnel" and device.engine.lang == "en")
+        await until(lambda: coverages() == 4)
+        assert device.player.playing.name == "tunnel.wav"  # no intro over it
+        device.player.finish()
+        await asyncio.sleep(0.1)
+
+    device, rec = run_device(intro_site, tmp_path, script, keys=keys, lang="fr")
+    assert told(tmp_path / "events.jsonl") == [
+        ("coverage", "fr"), ("start", "dome"), ("end", "dome"),
+        ("coverage", "en"), ("intro", "en"),
+        ("coverage", "fr"),
+        ("start", "tunnel"), ("end", "tunnel"), ("start", "tunnel"), ("coverage", "en"), ("end", "tunnel")]
+    assert plays(rec)[:2] == [("fr/dome.wav", 0.0), ("en/_intro.wav", 0.0)]
+    assert ("stop", INTRO_FADE) in [(c.name, c.fade) for c in rec.calls]
 
 
 def test_a_visitor_who_settles_hears_the_track_and_each_step_is_logged_and_saved(site, tmp_path):
@@ -521,3 +681,26 @@ def test_a_visit_end_to_end_through_bluez_and_alsa_survives_losing_the_adapter(s
     assert [hz for hz, _ in sounding] == [440, 550, 660]
     assert [s for _, s in sounding] == pytest.approx([1.5, 4.0, 1.0], abs=0.1)  # none cut short
     assert source.restarts >= 1
+
+
+def test_through_alsa_the_intro_is_heard_until_the_first_exhibit_cuts_it_short(intro_site, tmp_path):
+    """The real player: the intro (880 Hz, 4 s) sounds from the start; the
+    visitor settles at the dome a second and a half in, so the intro fades
+    out and the dome's track (440 Hz) plays whole."""
+    with file_sink(tmp_path / "alsa", realtime=True) as sink:
+        device = Device(intro_site, lang="en", make_player=SimpleaudioPlayer, log_path=tmp_path / "events.jsonl")
+
+        async def script(emit, device):
+            await asyncio.sleep(0.6)
+            await hold(emit, {"dome": (AWAY, AT)}, 0.5)
+            await until(lambda: device.engine.playing is None and "dome" in device.engine.heard)
+
+        asyncio.run(device.run(Scripted(script, [device])))
+        time.sleep(0.3)
+        tones = heard_tones(sink.samples())
+    sounding = [(hz, s) for hz, s in tones if hz]
+    assert [hz for hz, _ in sounding] == [880, 440]
+    assert 1.0 < sounding[0][1] < 3.0  # cut short...
+    assert sounding[1][1] == pytest.approx(1.5, abs=0.1)  # ...by the dome, heard whole
+    assert kinds(tmp_path / "events.jsonl") == [
+        ("intro", None, "en"), ("start", "dome", "en"), ("end", "dome", "finished")]

@@ -585,6 +585,45 @@ def test_an_exhibit_without_tracks_is_refused(problem):
     assert p.line == line_of(text) and "has no tracks" in p.message
 
 
+def test_an_intro_track_per_language_is_read_like_the_exhibit_tracks(load, site_dir, make_wav):
+    assert load(VALID).intro == {}  # optional: no intro, nothing spoken before the first exhibit
+    make_wav(site_dir / "tracks" / "fr" / "_intro.wav", 0.1)
+    make_wav(site_dir / "tracks" / "en" / "_intro.wav", 0.1)
+    site = load(edit("beacons:", "intro: {fr: fr/_intro.wav, en: en/_intro.wav}\nbeacons:"))
+    assert site.intro == {"fr": "fr/_intro.wav", "en": "en/_intro.wav"}
+    assert isinstance(site.intro, FrozenDict) and site.track_path(site.intro["en"]).is_file()
+
+
+def test_an_intro_in_an_undeclared_language_or_with_a_missing_file_is_refused(problems, site_dir, make_wav):
+    make_wav(site_dir / "tracks" / "fr" / "_intro.wav", 0.1)
+    text = edit("beacons:", "intro:\n  es: fr/_intro.wav  # <-\n  en: en/_intro.wav\nbeacons:")
+    unknown, missing = problems(text)
+    assert (unknown.line, unknown.column) == (line_of(text), 3)
+    assert "intro: 'es' is not one of the site's languages (fr, en, de, nl)" in unknown.message
+    assert (missing.line, missing.column) == (line_of(text) + 1, 7)
+    assert "intro track in 'en'" in missing.message and "'en/_intro.wav' not found" in missing.message
+    assert str(site_dir / "tracks" / "en" / "_intro.wav") in missing.message
+
+
+def test_an_intro_must_be_a_mapping_and_stay_inside_tracks_dir(problems):
+    text = edit("beacons:", "intro: fr/_intro.wav  # <-\nbeacons:")
+    (p,) = problems(text)
+    assert p.line == line_of(text) and "intro must be a mapping" in p.message
+    text = edit("beacons:", "intro: {fr: ../zones.yaml}  # <-\nbeacons:")
+    (p,) = problems(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, "../zones.yaml"))
+    assert "leads outside tracks_dir" in p.message
+
+
+def test_the_intro_can_be_left_out_to_make_its_tracks_from_the_rest_of_the_map(site_dir):
+    path = site_dir / "zones.yaml"
+    path.write_text(edit("beacons:", "intro: {fr: fr/_intro.wav}\nbeacons:"), encoding="utf-8")
+    with pytest.raises(ZoneMapError, match="_intro.wav"):
+        load_zones(path)
+    site = load_zones(path, intro=False)
+    assert site.intro == {} and [e.id for e in site.exhibits] == ["dome", "coin-1"]
+
+
 # --------------------------------------------------------------------------
 # Trigger settings
 

@@ -6,12 +6,20 @@ espeak-ng speaks it to a WAV file, ffmpeg encodes that to Opus in Ogg
 (``<lang>/<id>.opus``: mono, 24 kHz, about 24 kb/s, tuned for speech), and the
 track's duration is checked against the 30-90 s a visitor will stand still for.
 
+Then, for each language, the intro the guide plays before the first exhibit:
+``text/<lang>/_intro.txt`` is *written* here, from ``../zones.yaml`` (a welcome
+line, then how much of the visit exists in that language, with the figures of
+``guide coverage``, which depend on the exhibit tracks' lengths), and spoken
+into ``<lang>/_intro.opus`` the same way, a few seconds long. Reading
+zones.yaml takes the guide package, so the intros need the repository's venv;
+the exhibit tracks need only the standard library.
+
 ``manifest.json`` records, for each track, a hash of everything that shapes the
 sound (the spoken text, the voice, the rate, the encoder settings); a track
 whose hash has not changed and whose audio file is intact is not made again,
 so a second run costs a few milliseconds a track.
 
-Use (with the repository's venv or any Python >= 3.11; standard library only)::
+Use (with the repository's venv; any Python >= 3.11 makes the exhibit tracks)::
 
     .venv/bin/python tracks/make_tracks.py              # every language under text/
     .venv/bin/python tracks/make_tracks.py --lang de nl # only these
@@ -51,6 +59,18 @@ PIPELINE_VERSION = 1
 
 MIN_SECONDS = 30.0  # shorter, and a visitor hardly settles before it is over
 MAX_SECONDS = 90.0  # longer, and most visitors walk off before the end
+
+# The intro: "Welcome to La Coupole. English: all 19 exhibits, 20 minutes."
+ZONES = HERE.parent / "zones.yaml"
+INTRO = "_intro"  # text/<lang>/_intro.txt, <lang>/_intro.opus; no exhibit id starts with "_"
+INTRO_MIN_SECONDS = 2.0  # a welcome and one sentence
+INTRO_MAX_SECONDS = 30.0  # longer keeps a visitor waiting at the door
+WELCOME = {  # the first line of each intro; {site} is zones.yaml's site name
+    "fr": "Bienvenue à {site}.",
+    "en": "Welcome to {site}.",
+    "de": "Willkommen in {site}.",
+    "nl": "Welkom in {site}.",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,6 +193,13 @@ class Job:
     def out_path(self) -> Path:
         return HERE / self.rel
 
+    @property
+    def seconds(self) -> tuple[float, float]:
+        """The length allowed, shortest and longest."""
+        if self.exhibit == INTRO:
+            return INTRO_MIN_SECONDS, INTRO_MAX_SECONDS
+        return MIN_SECONDS, MAX_SECONDS
+
 
 def rel_to_here(path: Path) -> str:
     try:
@@ -250,11 +277,14 @@ def synthesise(job: Job) -> dict:
         except (wave.Error, EOFError, OSError) as err:
             raise TrackFailure(f"{source}: espeak-ng wrote no usable audio ({err})") from None
         spoken_total = speech + ENCODE["lead_in_ms"] / 1000 + ENCODE["tail_s"]
-        if not MIN_SECONDS <= spoken_total <= MAX_SECONDS:
-            advice = "shorten it" if spoken_total > MAX_SECONDS else "lengthen it"
+        shortest, longest = job.seconds
+        if not shortest <= spoken_total <= longest:
+            advice = "shorten it" if spoken_total > longest else "lengthen it"
+            if job.exhibit == INTRO:
+                advice = f"{advice.split()[0]} its welcome line (WELCOME in make_tracks.py)"
             raise TrackFailure(
                 f"{source}: spoken, it lasts {spoken_total:.1f} s, outside "
-                f"{MIN_SECONDS:.0f}-{MAX_SECONDS:.0f} s; {advice} "
+                f"{shortest:.0f}-{longest:.0f} s; {advice} "
                 f"({len(job.spoken.split())} words at {v.rate} wpm)")
         job.out_path.parent.mkdir(parents=True, exist_ok=True)
         partial = job.out_path.with_name(f".{job.out_path.name}.partial")
@@ -273,10 +303,10 @@ def synthesise(job: Job) -> dict:
              "-f", "ogg", str(partial)], source)
         try:
             seconds = probe_duration(partial)
-            if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+            if not shortest <= seconds <= longest:
                 raise TrackFailure(f"{rel_to_here(job.out_path)}: encoded, it lasts "
-                                   f"{seconds:.1f} s, outside {MIN_SECONDS:.0f}-"
-                                   f"{MAX_SECONDS:.0f} s")
+                                   f"{seconds:.1f} s, outside {shortest:.0f}-"
+                                   f"{longest:.0f} s")
             os.replace(partial, job.out_path)
         finally:
             partial.unlink(missing_ok=True)
@@ -352,38 +382,110 @@ def languages(wanted: list[str] | None) -> list[str]:
 
 
 def texts(lang: str) -> list[Path]:
-    return sorted((TEXT_DIR / lang).glob("*.txt"))
+    """The exhibit narrations of `lang` (not the intro, which is written here)."""
+    return sorted(p for p in (TEXT_DIR / lang).glob("*.txt") if not p.name.startswith("_"))
+
+
+def intro_rel(lang: str) -> str:
+    return f"{lang}/{INTRO}.opus"
+
+
+def intro_texts(langs: list[str]) -> dict[str, str]:
+    """Each language's intro, from zones.yaml and the exhibit tracks as they
+    are now: the welcome line, then the coverage sentence in that language.
+    Only for the languages of `langs` that the site offers."""
+    sys.path.insert(0, str(HERE.parent))  # this repository's guide package
+    try:
+        from guide.coverage import coverage, sentence
+        from guide.errors import GuideError
+        from guide.zones import load_zones
+    except ImportError as e:
+        raise TrackFailure(f"the intros need the guide package ({e}): run make_tracks.py with "
+                           "the repository's venv, .venv/bin/python tracks/make_tracks.py") from None
+    finally:
+        sys.path.pop(0)
+    try:
+        # without its intro: key, whose files may be the ones missing
+        site = load_zones(ZONES, intro=False)
+        if site.tracks_dir != HERE:
+            raise TrackFailure(f"{rel_to_here(ZONES)}: tracks_dir is {site.tracks_dir}, not "
+                               f"{HERE}: the intros describe the tracks made here")
+        result = {}
+        for lang in langs:
+            if lang not in site.languages:
+                continue
+            if lang not in WELCOME:
+                raise TrackFailure(f"no welcome line for {lang}: add one to WELCOME in make_tracks.py")
+            result[lang] = (WELCOME[lang].format(site=site.name) + "\n"
+                            + sentence(coverage(site, lang), lang) + ".\n")
+        return result
+    except GuideError as e:
+        raise TrackFailure(f"the intros read {rel_to_here(ZONES)}: {e}") from None
+
+
+def write_text(path: Path, text: str) -> None:
+    """Replace `path` with `text` if it differs (a crash leaves the old or the new)."""
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def stale(job: Job, entry: dict | None) -> str | None:
+    """What is wrong with `job`'s track against its manifest entry, or None."""
+    where = rel_to_here(job.out_path)
+    shortest, longest = job.seconds
+    if entry is None:
+        return f"{where}: never made from {rel_to_here(job.text_path)}; run make_tracks.py"
+    if entry.get("hash") != job.digest:
+        return (f"{where}: {rel_to_here(job.text_path)} or the voice settings changed "
+                "since it was made; run make_tracks.py")
+    if not job.out_path.exists():
+        return f"{where}: missing; run make_tracks.py"
+    if file_sha256(job.out_path) != entry.get("audio_sha256"):
+        return (f"{where}: the audio differs from what make_tracks.py wrote (edited by "
+                "hand?); run make_tracks.py --force")
+    if not shortest <= float(entry.get("duration", 0)) <= longest:
+        return f"{where}: lasts {entry.get('duration')} s, outside {shortest:.0f}-{longest:.0f} s"
+    return None
 
 
 def check(langs: list[str]) -> int:
-    """Verify manifest, texts and audio agree, without synthesising anything."""
+    """Verify manifest, texts and audio agree, without synthesising anything;
+    the intro texts must say what zones.yaml and the tracks say now."""
     manifest = load_manifest()
     problems: list[str] = []
     seen: set[str] = set()
+    fine = 0
+    try:
+        intros = intro_texts(langs)
+    except TrackFailure as e:
+        problems.append(str(e))
+        intros = {}
+        seen |= {intro_rel(lang) for lang in langs}  # not also "no text" below
     for lang in langs:
-        for text_path in texts(lang):
+        paths = texts(lang)
+        if lang in intros:
+            intro = TEXT_DIR / lang / f"{INTRO}.txt"
+            if not intro.exists() or intro.read_text(encoding="utf-8") != intros[lang]:
+                problems.append(f"{rel_to_here(intro)}: does not say what {rel_to_here(ZONES)} "
+                                "and the tracks' lengths say now; run make_tracks.py")
+                seen.add(intro_rel(lang))
+            else:
+                paths.append(intro)
+        for text_path in paths:
             seen.add(f"{lang}/{text_path.stem}.opus")  # even if its text is bad
             try:
                 job = make_job(lang, text_path)
             except TrackFailure as e:
                 problems.append(str(e))
                 continue
-            entry = manifest.get(job.rel)
-            where = rel_to_here(job.out_path)
-            if entry is None:
-                problems.append(f"{where}: never made from {rel_to_here(text_path)}; "
-                                "run make_tracks.py")
-            elif entry.get("hash") != job.digest:
-                problems.append(f"{where}: {rel_to_here(text_path)} or the voice "
-                                "settings changed since it was made; run make_tracks.py")
-            elif not job.out_path.exists():
-                problems.append(f"{where}: missing; run make_tracks.py")
-            elif file_sha256(job.out_path) != entry.get("audio_sha256"):
-                problems.append(f"{where}: the audio differs from what make_tracks.py "
-                                "wrote (edited by hand?); run make_tracks.py --force")
-            elif not MIN_SECONDS <= float(entry.get("duration", 0)) <= MAX_SECONDS:
-                problems.append(f"{where}: lasts {entry.get('duration')} s, outside "
-                                f"{MIN_SECONDS:.0f}-{MAX_SECONDS:.0f} s")
+            problem = stale(job, manifest.get(job.rel))
+            if problem:
+                problems.append(problem)
+            else:
+                fine += 1
         for audio in sorted((HERE / lang).glob("*.opus")):
             rel = f"{lang}/{audio.name}"
             if rel not in seen:
@@ -396,8 +498,7 @@ def check(langs: list[str]) -> int:
                             "and no audio; run make_tracks.py to tidy it")
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
-    ok = sum(1 for lang in langs for _ in texts(lang)) - len(problems)
-    print(f"{max(ok, 0)} track(s) up to date, {len(problems)} problem(s)")
+    print(f"{fine} track(s) up to date, {len(problems)} problem(s)")
     return 1 if problems else 0
 
 
@@ -409,43 +510,35 @@ def build(langs: list[str], *, force: bool, jobs: int, prune: bool) -> int:
             return 2
     manifest = load_manifest()
     failures: list[str] = []
-    todo: list[Job] = []
     current: set[str] = set()
-    unchanged = 0
+    started = time.monotonic()
+    todo: list[Job] = []
     for lang in langs:
         for text_path in texts(lang):
             current.add(f"{lang}/{text_path.stem}.opus")  # even if it fails below
             try:
-                job = make_job(lang, text_path)
+                todo.append(make_job(lang, text_path))
             except TrackFailure as e:
                 failures.append(str(e))
-                continue
-            entry = manifest.get(job.rel)
-            fresh = (not force and entry is not None and entry.get("hash") == job.digest
-                     and job.out_path.exists()
-                     and file_sha256(job.out_path) == entry.get("audio_sha256"))
-            if fresh:
-                unchanged += 1
-                print(f"  {job.rel:<28} {entry['duration']:6.1f} s  unchanged")
-            else:
-                todo.append(job)
+    made, unchanged = make(todo, manifest, failures, force=force, jobs=jobs)
 
-    made = 0
-    started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(synthesise, job): job for job in todo}
-        for future in concurrent.futures.as_completed(futures):
-            job = futures[future]
-            try:
-                manifest[job.rel] = future.result()
-            except TrackFailure as e:
-                failures.append(str(e))
-                print(f"  {job.rel:<28}  FAILED", flush=True)
-                continue
-            made += 1
-            entry = manifest[job.rel]
-            print(f"  {job.rel:<28} {entry['duration']:6.1f} s  made "
-                  f"({entry['bytes'] / 1024:.0f} KB, {entry['words']} words)", flush=True)
+    # The intros tell the exhibit tracks' lengths: made once those are final
+    current |= {intro_rel(lang) for lang in langs}  # kept, even if not remade now
+    if failures:
+        failures.append("intros not made: fix the exhibit tracks above first")
+    else:
+        try:
+            intros = intro_texts(langs)
+        except TrackFailure as e:
+            failures.append(str(e))
+            intros = {}
+        todo = []
+        for lang, text in intros.items():
+            path = TEXT_DIR / lang / f"{INTRO}.txt"
+            write_text(path, text)
+            todo.append(make_job(lang, path))
+        more, same = make(todo, manifest, failures, force=force, jobs=jobs)
+        made, unchanged = made + more, unchanged + same
 
     for lang in langs:
         for rel in [r for r in manifest if r.startswith(f"{lang}/") and r not in current]:
@@ -460,14 +553,39 @@ def build(langs: list[str], *, force: bool, jobs: int, prune: bool) -> int:
     save_manifest(manifest)
 
     total = sum(e["bytes"] for e in manifest.values())
-    durations = [e["duration"] for e in manifest.values()]
+    durations = [e["duration"] for rel, e in manifest.items() if Path(rel).stem != INTRO]
     print(f"{made} made, {unchanged} unchanged, "
           f"{len(failures)} failed in {time.monotonic() - started:.1f} s; "
           f"{len(manifest)} tracks, {total / 1024:.0f} KB, "
-          + (f"{min(durations):.1f}-{max(durations):.1f} s each" if durations else ""))
+          + (f"exhibits {min(durations):.1f}-{max(durations):.1f} s each" if durations else ""))
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def make(todo: list[Job], manifest: dict, failures: list[str], *, force: bool,
+         jobs: int) -> tuple[int, int]:
+    """Synthesise the jobs whose track is missing or out of date, in
+    parallel; record each in `manifest`. Returns (made, unchanged)."""
+    fresh = [] if force else [job for job in todo if stale(job, manifest.get(job.rel)) is None]
+    for job in fresh:
+        print(f"  {job.rel:<28} {manifest[job.rel]['duration']:6.1f} s  unchanged")
+    made = 0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(synthesise, job): job for job in todo if job not in fresh}
+        for future in concurrent.futures.as_completed(futures):
+            job = futures[future]
+            try:
+                manifest[job.rel] = future.result()
+            except TrackFailure as e:
+                failures.append(str(e))
+                print(f"  {job.rel:<28}  FAILED", flush=True)
+                continue
+            made += 1
+            entry = manifest[job.rel]
+            print(f"  {job.rel:<28} {entry['duration']:6.1f} s  made "
+                  f"({entry['bytes'] / 1024:.0f} KB, {entry['words']} words)", flush=True)
+    return made, len(fresh)
 
 
 def main(argv: list[str] | None = None) -> int:
