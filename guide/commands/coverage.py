@@ -16,7 +16,9 @@ example:
 
 "Narration" is what a visitor choosing that language hears in all: the part in
 their language, of their own tracks plus the fallback tracks played instead.
-The device tells each visitor their line before the first exhibit.
+The device tells each visitor their line before the first exhibit, worded in
+their language, and says it aloud where zones.yaml has an intro track for it
+(tracks/make_tracks.py writes and speaks the demo site's).
 """
 
 
