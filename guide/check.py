@@ -145,6 +145,8 @@ def _check_tracks(site: Site, decode: Callable | None, progress: bool, jobs: int
     for e in site.exhibits:
         for lang, rel in e.tracks.items():
             users[rel].append((e.id, lang))
+    for lang, rel in site.intro.items():  # the spoken welcome must decode too
+        users[rel].append(("intro", lang))
     if decode is None:
         from guide.audio import decode
     paths = sorted(users)
@@ -314,12 +316,13 @@ def _check_shared_tracks(site: Site, findings: list[Finding]) -> None:
 
 
 def _check_stray_files(site: Site, findings: list[Finding]) -> None:
-    """Audio files in tracks_dir that no exhibit uses: often a track recorded
-    for an exhibit and never added to zones.yaml."""
+    """Audio files in tracks_dir that no exhibit (nor the intro) uses: often a
+    track recorded for an exhibit and never added to zones.yaml."""
     root = site.tracks_dir
     if not root.is_dir():
         return
     used = {os.path.normpath(rel) for e in site.exhibits for rel in e.tracks.values()}
+    used |= {os.path.normpath(rel) for rel in site.intro.values()}
     exhibits = {e.id: e for e in site.exhibits}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))

@@ -141,3 +141,14 @@ def test_json_output_has_the_findings_and_every_track(good, capsys):
 def test_the_text_report_lists_tracks_with_lengths_on_request(good):
     text = format_report(check_site(good), tracks=True)
     assert "fr: 2 tracks" in text and "fr/dome.wav  1.5 s" in text
+
+
+def test_the_intro_tracks_are_checked_and_not_reported_as_unused(tmp_path, make_wav):
+    make_wav(tmp_path / "tracks/fr/dome.wav", 1.0, tone=440)
+    make_wav(tmp_path / "tracks/fr/_intro.wav", 1.0, tone=440)
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav"}}, languages=("fr",))
+    zones.write_text(zones.read_text() + "intro: {fr: fr/_intro.wav}\n")
+    report = check_site(zones)
+    assert not [f for f in report.findings if f.subject == "file fr/_intro.wav"]
+    intro, = [t for t in report.tracks if t.path == "fr/_intro.wav"]
+    assert intro.used_by == (("intro", "fr"),) and intro.seconds == pytest.approx(1.0, abs=0.05)
