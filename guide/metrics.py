@@ -49,24 +49,39 @@ def read_truth(path: str | os.PathLike) -> list[TruthRow]:
     """A FORMATS.md ground-truth CSV; ScanLogError naming file:line on a bad row."""
     path = Path(path)
     try:
-        f = open(path, newline="", encoding="utf-8")
+        f = open(path, newline="", encoding="utf-8-sig")  # -sig: spreadsheets write a BOM
     except OSError as e:
         raise ScanLogError(f"{path}: cannot open the ground truth ({e.strerror})") from None
     rows: list[TruthRow] = []
     with f:
         reader = csv.DictReader(f)
+        try:
+            fields = reader.fieldnames
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise ScanLogError(f"{path}:1: not a CSV text file ({e})") from None
+        if fields:
+            reader.fieldnames = [h.strip() for h in fields]
         need = {"visitor", "start", "end", "exhibit", "intent"}
-        if not reader.fieldnames or not need <= {h.strip() for h in reader.fieldnames}:
+        if not reader.fieldnames or not need <= set(reader.fieldnames):
             raise ScanLogError(f"{path}:1: the header must name visitor,start,end,exhibit,intent "
                                f"(found {','.join(reader.fieldnames or [])})")
-        for rec in reader:
+        records = iter(reader)
+        while True:
+            try:
+                rec = next(records, None)
+            except (csv.Error, UnicodeDecodeError) as e:
+                raise ScanLogError(f"{path}:{reader.line_num}: not valid CSV text ({e})") from None
+            if rec is None:
+                break
             line = reader.line_num
             try:
                 start, end = float(rec["start"]), float(rec["end"])
+                if not (math.isfinite(start) and math.isfinite(end)):
+                    raise ValueError
             except (TypeError, ValueError):
                 raise ScanLogError(f"{path}:{line}: start and end must be seconds "
                                    f"(found {rec['start']!r}, {rec['end']!r})") from None
-            if not (math.isfinite(start) and math.isfinite(end)) or end < start:
+            if end < start:
                 raise ScanLogError(f"{path}:{line}: end ({end:g}) is before start ({start:g})")
             intent = (rec["intent"] or "").strip()
             if intent not in INTENTS:

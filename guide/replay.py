@@ -60,12 +60,15 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
     stats = stats if stats is not None else ScanStats()
     known = site.beacons
     try:
-        f = open(path, newline="", encoding="utf-8")
+        f = open(path, newline="", encoding="utf-8-sig")  # -sig: spreadsheets write a BOM
     except OSError as e:
         raise ScanLogError(f"{path}: cannot open the scan log ({e.strerror})") from None
     with f:
         reader = csv.reader(f)
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise ScanLogError(f"{path}:1: not a CSV text file ({e})") from None
         if header is None:
             raise ScanLogError(f"{path}: the scan log is empty; it needs the header visitor,t,beacon,rssi")
         cols = [h.strip() for h in header]
@@ -84,11 +87,16 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
         row: list[str] = []
         try:
             for row in reader:
+                if not row:
+                    continue  # a blank line (a trailing newline too many)
                 n += 1
                 b = row[ib]
                 v = row[iv]
                 t = float(row[it])
-                r = int(row[ir])
+                try:
+                    r = int(row[ir])
+                except ValueError:
+                    r = round(float(row[ir]))  # some tools write -71.0 or average to -70.5
                 if v != cur_v:
                     if cur_v is not None:
                         last_t[cur_v] = prev
@@ -108,18 +116,18 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
                 if bar is not None and not n & 0xFFFF:
                     bar.update()
                 yield v, t, b, r
-        except (ValueError, IndexError, _BadRow) as e:
+        except (ValueError, OverflowError, IndexError, _BadRow) as e:
             line = reader.line_num
             if isinstance(e, _BadRow):
                 why = str(e)
             elif len(row) < width:
                 why = f"expected {len(cols)} fields ({','.join(cols)}), found {len(row)}"
             else:
-                why = (f"t must be a number of seconds and rssi a whole number of dBm "
+                why = (f"t must be a number of seconds and rssi a number of dBm "
                        f"(found t={row[it]!r}, rssi={row[ir]!r})")
             raise ScanLogError(f"{path}:{line}: {why}") from None
-        except csv.Error as e:
-            raise ScanLogError(f"{path}:{reader.line_num}: not valid CSV ({e})") from None
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise ScanLogError(f"{path}:{reader.line_num}: not valid CSV text ({e})") from None
         finally:
             if cur_v is not None:
                 last_t[cur_v] = prev

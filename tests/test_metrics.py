@@ -109,3 +109,19 @@ def test_read_truth_names_the_line_of_a_bad_row(tmp_path):
     p.write_text("who,when\n")
     with pytest.raises(ScanLogError, match=r":1: the header must name"):
         read_truth(p)
+
+
+def test_read_truth_accepts_a_spreadsheet_export(tmp_path):
+    """A BOM, padded header names, CRLF line ends and extra columns (FORMATS.md:
+    accept more, never less)."""
+    p = tmp_path / "truth.csv"
+    p.write_bytes("\ufeffvisitor, start, end, exhibit, intent, note\r\n"
+                  "v1,1,5,a,listen,ok\r\n\r\nv1,6,9,b,glance,\r\n".encode("utf-8"))
+    assert read_truth(p) == [TruthRow(visitor="v1", start=1, end=5, exhibit="a", intent="listen"),
+                             TruthRow(visitor="v1", start=6, end=9, exhibit="b", intent="glance")]
+    p.write_text("visitor,start,end,exhibit,intent\nv1,nan,5,a,listen\n")
+    with pytest.raises(ScanLogError, match=r"truth.csv:2: start and end must be seconds"):
+        read_truth(p)
+    p.write_bytes(b"visitor,start,end,exhibit,intent\nv1,1,5,\xff\xfe,listen\n")
+    with pytest.raises(ScanLogError, match=r"truth.csv:\d+: not (valid|a) CSV text"):
+        read_truth(p)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from guide.radio import RadioModel, scans_from_walk
+from guide.replay import read_scans
 from guide.simulator import main
 from guide.walks import generate_visitors, write_truth, write_walks
 from guide.zones import load_zones
@@ -129,7 +130,8 @@ def test_walks_are_turned_into_scans_by_the_radio_model_at_one_hertz(scenario, c
     ("v1,abc,b-e1,-60", r"scans.csv:3: t must be a number of seconds"),
     ("v1,0.1,b-e1,-60", r"scans.csv:3: t=0.1 is earlier than this visitor's previous row"),
     ("v1,0.5,b-e1,12", r"scans.csv:3: rssi=12 is not a plausible signal strength"),
-    ("v1,0.5,b-e1,-60.5", r"scans.csv:3: t must be a number of seconds and rssi a whole number"),
+    ("v1,0.5,b-e1,loud", r"scans.csv:3: t must be a number of seconds and rssi a number of dBm"),
+    ("v1,0.5,b-e1,-inf", r"scans.csv:3: t must be a number of seconds and rssi a number of dBm"),
 ])
 def test_a_malformed_scan_log_stops_with_its_file_and_line(scenario, capsys, tmp_path, row, message):
     bad = tmp_path / "scans.csv"
@@ -147,6 +149,27 @@ def test_rows_naming_unknown_beacons_are_skipped_and_counted(scenario, capsys, t
     code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", log)
     assert code == 0
     assert "skipped 2 scan rows naming beacons not in the zone map: stranger" in err
+
+
+def test_a_spreadsheet_export_of_a_scan_log_is_accepted(scenario, capsys, tmp_path):
+    """FORMATS.md: accept more, never less. A BOM, columns in another order
+    with an extra one, CRLF line ends, decimal RSSI and a trailing blank line
+    replay exactly as the plain log does."""
+    plain = tmp_path / "plain.csv"
+    plain.write_text("visitor,t,beacon,rssi\nv1,0.0,b-e1,-60\nv1,0.5,b-e2,-71\n")
+    fancy = tmp_path / "fancy.csv"
+    fancy.write_bytes("\ufeffrssi,visitor,t,beacon,phone\r\n-60.0,v1,0.0,b-e1,x\r\n"
+                      "-71,v1,0.5,b-e2,x\r\n\r\n".encode("utf-8"))
+    site = load_zones(scenario / "zones.yaml")
+    assert list(read_scans(fancy, site)) == list(read_scans(plain, site)) == [
+        ("v1", 0.0, "b-e1", -60), ("v1", 0.5, "b-e2", -71)]
+
+
+def test_a_binary_file_is_refused_as_a_scan_log(scenario, capsys, tmp_path):
+    log = tmp_path / "scans.csv"
+    log.write_bytes(bytes(range(256)) * 4)
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", log)
+    assert code == 2 and "scans.csv:1: not a CSV text file" in err and "Traceback" not in err
 
 
 def test_a_scan_log_without_the_header_is_refused(scenario, capsys, tmp_path):
