@@ -129,19 +129,29 @@ class Metrics:
                    unwanted=sum(m.unwanted for m in parts))
 
     def as_dict(self) -> dict:
+        """JSON-able; a figure with nothing to measure (no listen rows, no
+        hits, no time) is None (JSON null), not NaN, which JSON lacks."""
         return {
             "visitors": self.visitors, "visitor_hours": round(self.hours, 3),
             "listen_rows": self.listen_rows, "hits": self.hits,
-            "recall": round(self.recall, 4),
-            "latency_median_s": round(self.latency_median, 2),
-            "latency_p90_s": round(self.latency_p90, 2),
+            "recall": _json(self.recall, 4),
+            "latency_median_s": _json(self.latency_median, 2),
+            "latency_p90_s": _json(self.latency_p90, 2),
             "false_starts": self.false_starts,
-            "false_starts_per_hour": round(self.per_hour(self.false_starts), 2),
+            "false_starts_per_hour": _json(self.per_hour(self.false_starts), 2),
             "interruptions": self.interruptions,
-            "interruptions_per_hour": round(self.per_hour(self.interruptions), 3),
+            "interruptions_per_hour": _json(self.per_hour(self.interruptions), 3),
             "unwanted_audio_s": round(self.unwanted, 1),
-            "unwanted_audio_s_per_hour": round(self.per_hour(self.unwanted), 1),
+            "unwanted_audio_s_per_hour": _json(self.per_hour(self.unwanted), 1),
         }
+
+
+def _json(value: float, digits: int) -> float | None:
+    return None if math.isnan(value) else round(value, digits)
+
+
+def _fmt(value: float, spec: str) -> str:
+    return "n/a" if math.isnan(value) else format(value, spec)
 
 
 def _percentile(values: Iterable[float], q: float) -> float:
@@ -242,12 +252,15 @@ def format_table(results: Mapping[str, Metrics]) -> str:
         lines.append((label, *(f(results[n]) for n in names)))
 
     row("visitors (visitor-hours)", lambda m: f"{m.visitors} ({m.hours:.2f} h)")
-    row("recall", lambda m: f"{m.recall:.3f} ({m.hits}/{m.listen_rows})")
-    row("latency median (s)", lambda m: f"{m.latency_median:.1f}")
-    row("latency p90 (s)", lambda m: f"{m.latency_p90:.1f}")
-    row("false starts / visitor-hour", lambda m: f"{m.per_hour(m.false_starts):.1f} ({m.false_starts})")
-    row("interruptions / visitor-hour", lambda m: f"{m.per_hour(m.interruptions):.2f} ({m.interruptions})")
-    row("unwanted audio s / visitor-hour", lambda m: f"{m.per_hour(m.unwanted):.0f} ({m.unwanted:.0f} s)")
+    row("recall", lambda m: f"{_fmt(m.recall, '.3f')} ({m.hits}/{m.listen_rows})")
+    row("latency median (s)", lambda m: _fmt(m.latency_median, ".1f"))
+    row("latency p90 (s)", lambda m: _fmt(m.latency_p90, ".1f"))
+    row("false starts / visitor-hour",
+        lambda m: f"{_fmt(m.per_hour(m.false_starts), '.1f')} ({m.false_starts})")
+    row("interruptions / visitor-hour",
+        lambda m: f"{_fmt(m.per_hour(m.interruptions), '.2f')} ({m.interruptions})")
+    row("unwanted audio s / visitor-hour",
+        lambda m: f"{_fmt(m.per_hour(m.unwanted), '.0f')} ({m.unwanted:.0f} s)")
     widths = [max(len(str(l[i])) for l in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
                                for i, (c, w) in enumerate(zip(l, widths))) for l in lines)

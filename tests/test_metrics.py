@@ -125,3 +125,18 @@ def test_read_truth_accepts_a_spreadsheet_export(tmp_path):
     p.write_bytes(b"visitor,start,end,exhibit,intent\nv1,1,5,\xff\xfe,listen\n")
     with pytest.raises(ScanLogError, match=r"truth.csv:\d+: not (valid|a) CSV text"):
         read_truth(p)
+
+
+def test_a_walk_with_no_listen_rows_reports_not_applicable_rather_than_nan():
+    import json
+
+    from guide.metrics import format_table
+
+    m = score([], [{"visitor": "v1", "t": 3.0, "event": "start", "exhibit": "a", "track": "a.ogg"},
+                   {"visitor": "v1", "t": 9.0, "event": "end", "exhibit": "a", "reason": "abandoned"}],
+              durations={"a.ogg": 60.0}, walk_end={"v1": 600.0})
+    d = m.as_dict()
+    assert d["recall"] is None and d["latency_p90_s"] is None and d["false_starts"] == 1
+    json.loads(json.dumps(d, allow_nan=False))  # strict JSON
+    table = format_table({"engine": m})
+    assert "n/a (0/0)" in table and "nan" not in table
