@@ -37,6 +37,7 @@ from guide.engine import Engine
 from guide.errors import DeviceError, GuideError
 from guide.eventlog import EventLog
 from guide.player import Failed, Player
+from guide.render import INTRO_FADE
 from guide.site import Site
 from guide.state import StateFile, VisitState, VisitTail, visit_tail
 
@@ -44,7 +45,6 @@ logger = logging.getLogger("guide.device")
 
 VOLUME = 0.8  # a new visit's volume; the buttons move it in VOLUME_STEP steps
 VOLUME_STEP = 0.1
-INTRO_FADE = 0.3  # s: an exhibit starting during the intro fades it out this fast
 
 
 class Device:

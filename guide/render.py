@@ -11,8 +11,10 @@ sounded. Each event is performed on a `WavWriter` in virtual time, the way
 the device performs it on the real player: `start` plays the track (from
 `offset`), `end` fades out over its `fade` (an end "finished" or "error" has
 already stopped by itself, as on the device), `pause` fades briefly and
-`resume` continues from the event's `position`. A track still playing after
-the last event plays to its end. Other kinds of event are passed over.
+`resume` continues from the event's `position`; `intro` plays the site's
+spoken introduction, which an exhibit starting cuts short with a quick fade
+(as the device does). A track still playing after the last event plays to
+its end. Other kinds of event are passed over.
 A track that cannot be decoded is silence, and one line in `problems`.
 """
 
@@ -30,6 +32,7 @@ from guide.player import Failed, ManualClock, PlayerEvent, WavWriter
 from guide.site import Site
 
 _RESUME_SLACK = 0.05  # s: a resume this close to where the pause left off just resumes
+INTRO_FADE = 0.3  # s: an exhibit starting during the intro fades it out this fast (device too)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,11 +58,17 @@ def render_visit(site: Site, events: Iterable[Mapping[str, Any]], out_path: str 
     loader = loader if loader is not None else TrackLoader()
     writer = WavWriter(reported.append, out_path, clock=clock, loader=loader)
     try:
-        starts, current = 0, None
+        starts, current, intro_ends = 0, None, None
         for event in events:
             clock.now = max(clock.now, float(event["t"]))
             kind = event.get("event")
-            if kind == "start":
+            if kind == "intro":
+                writer.play(site.track_path(str(event["track"])))
+                intro_ends = writer.ends_at()
+            elif kind == "start":
+                if intro_ends is not None and clock.now < intro_ends:
+                    writer.stop(fade=INTRO_FADE)  # the exhibit wins
+                intro_ends = None
                 current = site.track_path(str(event["track"]))
                 writer.play(current, offset=float(event.get("offset", 0.0)))
                 starts += 1
@@ -101,5 +110,5 @@ def _check(events: list[Mapping[str, Any]]) -> None:
             raise GuideError(f"event {i} (t={t}) comes before the one ahead of it (t={last}); "
                              "the events must be in time order")
         last = t
-        if event.get("event") == "start" and "track" not in event:
-            raise GuideError(f"event {i} (start at t={t}) names no 'track'")
+        if event.get("event") in ("start", "intro") and "track" not in event:
+            raise GuideError(f"event {i} ({event.get('event')} at t={t}) names no 'track'")

@@ -242,6 +242,10 @@ def _render(site: Site, events: list[dict], visitor: str, out: Path) -> None:
         known = sorted({e["visitor"] for e in events})
         raise GuideError(f"--visitor {visitor}: no track played for that visitor "
                          f"(visitors with tracks: {', '.join(known[:10]) or 'none'})")
+    lang = next((e.get("wanted") or e.get("lang") for e in mine if e["event"] == "start"), None)
+    if lang in site.intro:  # the device speaks the site's intro as the visit begins
+        mine.insert(0, {"visitor": visitor, "t": 0.0, "event": "intro", "lang": lang,
+                        "track": site.intro[lang]})
     done = render_visit(site, mine, out)
     for problem in done.problems:
         print(f"simulate.py: {problem}", file=sys.stderr)

@@ -13,7 +13,7 @@ import pytest
 from guide.audio import RATE, decode
 from guide.errors import GuideError
 from guide.player import Failed, Finished, ManualClock, Player, Recorder, WavWriter
-from guide.render import render_visit
+from guide.render import INTRO_FADE, render_visit
 from guide.zones import load_zones
 
 FADE_IN = round(0.05 * RATE)  # frames: more than the player's fade-in after a pause or an offset
@@ -133,6 +133,31 @@ def test_a_track_started_while_another_fades_out_begins_after_the_fade(site, tmp
     heard = read(tmp_path / "v.wav")
     assert len(heard) == at(1.5) + at(1.0)
     np.testing.assert_array_equal(heard[at(1.5):], track(site, "short"))
+
+
+def test_the_intro_plays_until_an_exhibit_starts_and_fades_quickly_for_it(site, tmp_path):
+    """As on the device: the spoken intro opens the visit; the first exhibit
+    cuts it short with INTRO_FADE and then plays from its top."""
+    events = [ev(0.0, "intro", lang="en", track="en/long.wav"),
+              ev(1.0, "start", exhibit="short", lang="en", track="en/short.wav"),
+              ev(2.0 + INTRO_FADE, "end", exhibit="short", reason="finished")]
+    done = render_visit(site, events, tmp_path / "v.wav")
+    heard, intro = read(tmp_path / "v.wav"), track(site, "long")
+    np.testing.assert_array_equal(heard[:at(1.0)], intro[:at(1.0)])
+    fading = np.abs(heard[at(1.0):at(1.0 + INTRO_FADE)].astype(float))
+    assert fading[:100].max() > 4000 and fading[-100:].max() < 300
+    np.testing.assert_array_equal(heard[at(1.0 + INTRO_FADE):], track(site, "short"))
+    assert done.starts == 1 and done.seconds == pytest.approx(2.0 + INTRO_FADE, abs=0.01)
+
+
+def test_an_intro_heard_to_its_end_is_not_cut_by_a_later_start(site, tmp_path):
+    events = [ev(0.0, "intro", lang="en", track="en/short.wav"),
+              ev(2.0, "start", exhibit="short", lang="en", track="en/short.wav")]
+    render_visit(site, events, tmp_path / "v.wav")
+    heard, short = read(tmp_path / "v.wav"), track(site, "short")
+    np.testing.assert_array_equal(heard[:at(1.0)], short)
+    assert not heard[at(1.0):at(2.0)].any()
+    np.testing.assert_array_equal(heard[at(2.0):], short)
 
 
 def test_a_broken_track_is_silence_and_a_problem_naming_it_and_the_visit_goes_on(site, tmp_path):

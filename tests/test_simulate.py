@@ -206,3 +206,22 @@ def test_render_audio_needs_a_visitor(scenario, capsys, tmp_path):
     code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
                        "--render-audio", tmp_path / "x.wav", "--no-progress")
     assert code == 2 and "--render-audio needs --visitor" in err
+
+
+def test_render_audio_begins_with_the_sites_spoken_intro(scenario, capsys, tmp_path, make_wav):
+    """The device speaks the intro as a visit begins; so does a rendered visit."""
+    import wave
+
+    import numpy as np
+
+    make_wav(scenario / "tracks" / "en" / "_intro-tone.wav", 3.0, rate=24000, tone=440)
+    zones = scenario / "zones-with-intro.yaml"
+    zones.write_text((scenario / "zones.yaml").read_text()
+                     .replace("tracks_dir: tracks\n", "tracks_dir: tracks\nintro: {en: en/_intro-tone.wav}\n"))
+    out = tmp_path / "v001.wav"
+    code, _, err = run(capsys, "--zones", zones, "--scans", scenario / "scans.csv", "--lang", "en",
+                       "--render-audio", out, "--visitor", "v001", "--no-progress")
+    assert code == 0, err
+    with wave.open(str(out)) as w:
+        heard = np.frombuffer(w.readframes(w.getframerate()), dtype="<i2")  # the first second
+    assert np.abs(heard).max() > 10000  # the tone, not the silence the exhibits' tracks are
