@@ -51,7 +51,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -546,13 +546,30 @@ class _Reader:
     def read_intro(self, node: Node, tracks_dir: Path | None) -> dict[str, str]:
         """Language -> the track played before the first exhibit, checked like
         an exhibit's tracks."""
-        intro: dict[str, str] = {}
-        for lang, (key_node, value_node) in (self.mapping(
-                node, "intro", what="e.g. intro: {fr: fr/_intro.opus}") or {}).items():
-            rel = self.track(value_node, f"intro track in '{lang}'", tracks_dir)
-            if self.language(key_node, "intro") and rel is not None:
-                intro[lang] = rel
+        intro, _ = self.per_language(
+            node, "intro", "e.g. intro: {fr: fr/_intro.opus}",
+            lambda value, lang: self.track(value, f"intro track in '{lang}'", tracks_dir),
+            required=False)
         return intro
+
+    def per_language(self, node: Node, where: str, example: str,
+                     read: Callable[[Node, str], str | None], *,
+                     required: bool = True) -> tuple[dict[str, str], bool]:
+        """A mapping of declared language -> value (titles, tracks, intro),
+        each value checked by `read(value_node, lang)`, and whether every
+        entry was good. An empty mapping is a problem when `required`;
+        `example` says what to write."""
+        result: dict[str, str] = {}
+        ok = True
+        for lang, (key_node, value_node) in (self.mapping(node, where, what=example) or {}).items():
+            value = read(value_node, lang)
+            if self.language(key_node, where) and value is not None:
+                result[lang] = value
+            else:
+                ok = False
+        if required and isinstance(node, MappingNode) and not node.value:
+            self.fail(node, f"{where} is empty: give at least one language, {example}")
+        return result, ok
 
     def read_trigger(self, node: Node, where: str, *,
                      per_exhibit: bool) -> dict[str, Any] | None:
@@ -783,18 +800,10 @@ class _Reader:
 
         title: dict[str, str] = {}
         if "title" in entries:
-            title_node = entries["title"].value
-            for lang, (key_node, value_node) in (self.mapping(
-                    title_node, f"{where} title", what="e.g. title: {fr: La coupole}")
-                    or {}).items():
-                text = self.text(value_node, f"{where} title in '{lang}'", "the title")
-                if self.language(key_node, f"{where} title") and text is not None:
-                    title[lang] = text
-                else:
-                    ok = False
-            if isinstance(title_node, MappingNode) and not title_node.value:
-                self.fail(title_node, f"{where} title is empty: give it in at least one "
-                          "language, e.g. title: {fr: La coupole}")
+            title, good = self.per_language(
+                entries["title"].value, f"{where} title", "e.g. title: {fr: La coupole}",
+                lambda value, lang: self.text(value, f"{where} title in '{lang}'", "the title"))
+            ok = ok and good
         ok = ok and bool(title)
 
         beacon = None
@@ -827,18 +836,10 @@ class _Reader:
 
         tracks: dict[str, str] = {}
         if "tracks" in entries:
-            tracks_node = entries["tracks"].value
-            for lang, (key_node, value_node) in (self.mapping(
-                    tracks_node, f"{where} tracks", what="e.g. tracks: {fr: fr/dome.ogg}")
-                    or {}).items():
-                rel = self.track(value_node, f"{where} track in '{lang}'", tracks_dir)
-                if self.language(key_node, f"{where} tracks") and rel is not None:
-                    tracks[lang] = rel
-                else:
-                    ok = False
-            if isinstance(tracks_node, MappingNode) and not tracks_node.value:
-                self.fail(tracks_node, f"{where} has no tracks: give at least one, e.g. "
-                          "tracks: {fr: fr/dome.ogg}")
+            tracks, good = self.per_language(
+                entries["tracks"].value, f"{where} tracks", "e.g. tracks: {fr: fr/dome.ogg}",
+                lambda value, lang: self.track(value, f"{where} track in '{lang}'", tracks_dir))
+            ok = ok and good
         ok = ok and bool(tracks)
 
         position: list[float | None] = [None, None]

@@ -582,7 +582,7 @@ def test_a_missing_tracks_dir_is_one_problem_not_one_per_track(problem):
 def test_an_exhibit_without_tracks_is_refused(problem):
     text = edit("tracks: {fr: fr/coin-1.wav}", "tracks: {}  # <-")
     p = problem(text)
-    assert p.line == line_of(text) and "has no tracks" in p.message
+    assert p.line == line_of(text) and "tracks is empty: give at least one language" in p.message
 
 
 def test_an_intro_track_per_language_is_read_like_the_exhibit_tracks(load, site_dir, make_wav):
