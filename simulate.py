@@ -4,9 +4,8 @@
 Run with no arguments for the La Coupole demo; `--help` for the options.
 """
 
-import sys
-
+from guide.cli import exit_with
 from guide.simulator import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

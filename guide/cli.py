@@ -22,6 +22,8 @@ import importlib
 import os
 import pkgutil
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 import guide
 import guide.commands
@@ -55,37 +57,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]); return the exit status."""
+    parser = build_parser()
     try:
-        parser = build_parser()
-        try:
-            args = parser.parse_args(argv)
-        except SystemExit as e:  # --help, --version, or a usage error (already printed)
-            return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-        run = getattr(args, "run", None)
-        if run is None:
-            parser.print_help(sys.stderr)
-            return 2
-        status = run(args)
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error (already printed)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    run = getattr(args, "run", None)
+    if run is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return guarded("guide", lambda: run(args))
+
+
+def guarded(prog: str, run: Callable[[], int | None]) -> int:
+    """`run()`'s exit status, with the statuses of the module docstring: a
+    GuideError is one line on stderr, prefixed with `prog` (also simulate.py)."""
+    try:
+        status = run()
         return 0 if status is None else int(status)
     except GuideError as e:
-        print(f"guide: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("guide: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # the reader went away (guide settings | head): stop quietly
         return 141
 
 
-def entry() -> None:
-    """The `guide` console script and `python -m guide`: `main`, then exit.
-
-    Only here, in a process of its own, is stdout pointed at /dev/null after
-    a broken pipe (so flushing it at exit does not complain again); `main`
-    itself never touches file descriptors, as it also runs inside tests."""
-    status = main()
+def exit_with(status: int) -> NoReturn:
+    """End the process with `status`. Only here, in a process of its own, is
+    stdout pointed at /dev/null after a broken pipe (so flushing it at exit
+    does not complain again); `main` itself never touches file descriptors,
+    as it also runs inside tests."""
     if status == 141:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     raise SystemExit(status)
+
+
+def entry() -> None:
+    """The `guide` console script and `python -m guide`: `main`, then exit."""
+    exit_with(main())

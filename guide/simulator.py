@@ -20,6 +20,7 @@ from typing import Iterable, Iterator
 from tqdm import tqdm
 
 from guide import tracks
+from guide.cli import guarded
 from guide.errors import GuideError
 from guide.eventlog import EventLog
 from guide.metrics import Metrics, format_table, read_truth, score
@@ -79,17 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """simulate.py: the exit statuses of `guide` (guide.cli)."""
     args = build_parser().parse_args(argv)
-    try:
-        if args.scans is None and args.walks is None:
-            return _demo(args)
-        return _run(args)
-    except GuideError as e:
-        print(f"simulate.py: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("simulate.py: interrupted", file=sys.stderr)
-        return 130
+    return guarded("simulate.py", lambda: _demo(args) if args.scans is None and args.walks is None
+                   else _run(args))
 
 
 class _Source:
