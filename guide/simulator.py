@@ -134,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.events and policy == policies[0]:
             _write_events(args.events, events)
         if args.render_audio and policy == policies[0]:
-            _render(site, events, args.visitor, args.render_audio)
+            _render(site, events, args.visitor, args.render_audio, lang)
         if truth is not None:
             results[policy] = score(truth, events, durations=started_track_durations(site, events), walk_end=ends)
         else:
@@ -228,7 +228,7 @@ def _write_events(path: Path, events: list[dict]) -> None:
         tmp_path.unlink(missing_ok=True)
 
 
-def _render(site: Site, events: list[dict], visitor: str, out: Path) -> None:
+def _render(site: Site, events: list[dict], visitor: str, out: Path, lang: str) -> None:
     from guide.render import render_visit
 
     mine = [e for e in events if e["visitor"] == visitor]
@@ -236,7 +236,6 @@ def _render(site: Site, events: list[dict], visitor: str, out: Path) -> None:
         known = sorted({e["visitor"] for e in events})
         raise GuideError(f"--visitor {visitor}: no track played for that visitor "
                          f"(visitors with tracks: {', '.join(known[:10]) or 'none'})")
-    lang = next((e.get("wanted") or e.get("lang") for e in mine if e["event"] == "start"), None)
     if lang in site.intro:  # the device speaks the site's intro as the visit begins
         mine.insert(0, {"visitor": visitor, "t": 0.0, "event": "intro", "lang": lang,
                         "track": site.intro[lang]})
