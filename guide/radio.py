@@ -45,6 +45,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from guide.csvlog import open_csv
 from guide.errors import GuideError, ScanLogError
 from guide.site import Site
 
@@ -226,24 +227,8 @@ def read_walks(path: str | Path) -> Iterator[tuple[str, float, float, float]]:
     >>> rows = list(read_walks("walks.csv"))  # doctest: +SKIP
     """
     p = Path(path)
-    try:
-        f = open(p, newline="", encoding="utf-8-sig")  # -sig: spreadsheets write a BOM
-    except OSError as e:
-        raise ScanLogError(f"{p}: cannot read the walk ({e.strerror})") from None
-    with f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as e:
-            raise ScanLogError(f"{p}:1: not a CSV file ({e})") from None
-        if header is None:
-            raise ScanLogError(f"{p}: empty file; a walk starts with the header visitor,t,x,y")
-        cols = [h.strip() for h in header]
-        missing = [c for c in ("visitor", "t", "x", "y") if c not in cols]
-        if missing:
-            raise ScanLogError(
-                f"{p}:1: the header lacks {', '.join(missing)}; a walk's header is visitor,t,x,y")
-        iv, it, ix, iy = (cols.index(c) for c in ("visitor", "t", "x", "y"))
+    with open_csv(p, "walk", ("visitor", "t", "x", "y")) as (_, reader, index):
+        iv, it, ix, iy = index
         width = max(iv, it, ix, iy) + 1
         last: dict[str, float] = {}
         while True:

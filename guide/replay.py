@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
 from guide.actions import Action, End, Start, to_event
+from guide.csvlog import open_csv
 from guide.engine import Engine
 from guide.errors import ScanLogError
 from guide.naive import NaiveEngine
@@ -59,25 +60,8 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
     path = Path(path)
     stats = stats if stats is not None else ScanStats()
     known = site.beacons
-    try:
-        f = open(path, newline="", encoding="utf-8-sig")  # -sig: spreadsheets write a BOM
-    except OSError as e:
-        raise ScanLogError(f"{path}: cannot open the scan log ({e.strerror})") from None
-    with f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as e:
-            raise ScanLogError(f"{path}:1: not a CSV text file ({e})") from None
-        if header is None:
-            raise ScanLogError(f"{path}: the scan log is empty; it needs the header visitor,t,beacon,rssi")
-        cols = [h.strip() for h in header]
-        missing = [c for c in ("visitor", "t", "beacon", "rssi") if c not in cols]
-        if missing:
-            raise ScanLogError(
-                f"{path}:1: the header lacks {', '.join(missing)}; "
-                f"a scan log starts with the line visitor,t,beacon,rssi (found {','.join(cols)})")
-        iv, it, ib, ir = (cols.index(c) for c in ("visitor", "t", "beacon", "rssi"))
+    with open_csv(path, "scan log", ("visitor", "t", "beacon", "rssi")) as (f, reader, index):
+        iv, it, ib, ir = index
         width = max(iv, it, ib, ir) + 1
         last_t = stats.last_t
         bar = _Progress(path, f) if progress else None
@@ -121,7 +105,7 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
             if isinstance(e, _BadRow):
                 why = str(e)
             elif len(row) < width:
-                why = f"expected {len(cols)} fields ({','.join(cols)}), found {len(row)}"
+                why = f"expected {width} fields (visitor,t,beacon,rssi), found {len(row)}"
             else:
                 why = (f"t must be a number of seconds and rssi a number of dBm "
                        f"(found t={row[it]!r}, rssi={row[ir]!r})")

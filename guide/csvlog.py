@@ -1,0 +1,51 @@
+"""Opening the CSV files of FORMATS.md (scan logs, walks): one place for what
+they share, so every reader takes the same liberties and names the same
+problems.
+
+    with open_csv(path, "scan log", ("visitor", "t", "beacon", "rssi")) as (f, reader, cols):
+        iv, it, ib, ir = cols
+        for row in reader: ...
+
+Accepted (FORMATS.md: accept more, never less): a BOM, columns in any order
+with padding and extra columns, CRLF. A missing file, a binary file, an empty
+one or a header lacking a column raises ScanLogError naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from guide.errors import ScanLogError
+
+
+@contextmanager
+def open_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...]
+             ) -> Iterator[tuple[IO[str], Any, tuple[int, ...]]]:
+    """The open file, a csv.reader past the header, and the index of each of
+    `columns` in it. `what` names the file in errors ("scan log", "walk")."""
+    path = Path(path)
+    header_line = ",".join(columns)
+    try:
+        f = open(path, newline="", encoding="utf-8-sig")  # -sig: spreadsheets write a BOM
+    except OSError as e:
+        raise ScanLogError(f"{path}: cannot open the {what} ({e.strerror})") from None
+    with f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise ScanLogError(f"{path}:1: not a CSV text file ({e})") from None
+        if header is None:
+            raise ScanLogError(f"{path}: the {what} is empty; it needs the header {header_line}")
+        cols = [h.strip() for h in header]
+        missing = [c for c in columns if c not in cols]
+        if missing:
+            raise ScanLogError(
+                f"{path}:1: the header lacks {', '.join(missing)}; "
+                f"a {what} starts with the line {header_line} (found {','.join(cols)})")
+        yield f, reader, tuple(cols.index(c) for c in columns)
