@@ -201,6 +201,11 @@ def _walls(site: Site) -> np.ndarray:
     return np.array([[a[0], a[1], b[0], b[1]] for a, b in site.walls], dtype=float).reshape(-1, 4)
 
 
+def wall_crossings(site: Site, x: float, y: float, bx: float, by: float) -> int:
+    """How many of the site's walls the straight line from (x, y) to (bx, by) crosses."""
+    return int(_crossings(np.array([x]), np.array([y]), bx, by, _walls(site))[0])
+
+
 def _crossings(px: np.ndarray, py: np.ndarray, bx: float, by: float,
                walls: np.ndarray) -> np.ndarray:
     """How many walls the straight line from each (px, py) to (bx, by) crosses.

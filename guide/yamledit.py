@@ -1,6 +1,7 @@
-"""Writing trigger settings into zones.yaml, leaving everything else as staff wrote it.
+"""Writing settings into zones.yaml, leaving everything else as staff wrote it.
 
-`guide tune` and `guide calibrate` change a few numbers in a file people
+`guide tune` and `guide calibrate` change a few numbers (trigger settings,
+beacons' tx_power: `set_trigger`, `set_beacons`) in a file people
 edit by hand, full of comments that explain the site. Only the lines that
 change are touched: every other byte (comments, blank lines, key order,
 quoting, flow or block style, indentation) stays exactly as it was.
@@ -71,16 +72,7 @@ def set_trigger(text: str, *, site: Mapping[str, Any] | None = None,
     `note` becomes a comment on each ``trigger:`` line this adds (never on
     lines that were already there). Raises ZoneMapError naming `file` if
     the text is not YAML or an exhibit id is not in it."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ZoneMapError([Problem(file=file, line=mark.line + 1 if mark else None,
-                                    message=f"cannot be edited, it is not valid YAML ({e}); "
-                                            "fix it (guide check shows how) and run again")]) from None
-    if not isinstance(root, MappingNode):
-        raise ZoneMapError([Problem(file=file, message="is not a zone map (no 'key: value' "
-                                                       "lines at the top level)")])
+    root = _compose(text, file)
     edits = _Edits(text)
     if site:
         _set_site(edits, root, dict(site), note)
@@ -93,6 +85,28 @@ def set_trigger(text: str, *, site: Mapping[str, Any] | None = None,
         for exhibit_id, values in exhibits.items():
             if values:
                 _set_exhibit(edits, found[exhibit_id], dict(values), note)
+    return edits.apply()
+
+
+def set_beacons(text: str, beacons: Mapping[str, Mapping[str, Any]], *, note: str | None = None,
+                file: str = "zones.yaml") -> str:
+    """`text` (a zones.yaml) with each beacon's `beacons[id]` values (e.g.
+    ``{"tx_power": -64}``) written into its own mapping, in its style; a value
+    the beacon takes from a '<<' anchor gets an own one (the anchor serves
+    other beacons too). `note` as for `set_trigger`. ZoneMapError naming
+    `file` if the text is not YAML or a beacon id is not in it."""
+    root = _compose(text, file)
+    entry = _own(root).get("beacons")
+    found = ({k.value: v for k, v in entry[1].value if isinstance(k, ScalarNode)
+              and isinstance(v, MappingNode)} if entry and isinstance(entry[1], MappingNode) else {})
+    missing = [b for b in beacons if b not in found]
+    if missing:
+        raise ZoneMapError([Problem(file=file, message=f"has no beacon {', '.join(missing)}: "
+                                    "the values are for another zone map")])
+    edits = _Edits(text)
+    for beacon, values in beacons.items():
+        if values:
+            _set_in_mapping(edits, found[beacon], dict(values), note)
     return edits.apply()
 
 
@@ -130,6 +144,20 @@ def write_zones(path: str | os.PathLike[str], text: str, *, backup: bool = True)
 
 
 # --------------------------------------------------------------------------
+
+def _compose(text: str, file: str) -> MappingNode:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ZoneMapError([Problem(file=file, line=mark.line + 1 if mark else None,
+                                    message=f"cannot be edited, it is not valid YAML ({e}); "
+                                            "fix it (guide check shows how) and run again")]) from None
+    if not isinstance(root, MappingNode):
+        raise ZoneMapError([Problem(file=file, message="is not a zone map (no 'key: value' "
+                                                       "lines at the top level)")])
+    return root
+
 
 class _Edits:
     """Replacements of spans of the original text, applied all at once."""

@@ -4,13 +4,16 @@ each exhibit, written into zones.yaml without disturbing anything else."""
 from __future__ import annotations
 
 import json
+import math
+import re
 
 import pytest
 
 from guide import tracks
-from guide.calibrate import calibrate, measure
+from guide.calibrate import calibrate, format_result, measure
 from guide.cli import main
 from guide.metrics import TruthRow, score
+from guide.radio import wall_crossings
 from guide.replay import replay
 from guide.yamledit import set_trigger
 from guide.zones import load_zones
@@ -100,6 +103,8 @@ def test_levels_are_set_below_what_staff_saw_and_margins_to_the_lead_there(site_
     # a keeps the site's margin (its lead is ample): only its level is written
     assert result.values() == {"a": {"level": -65.0}, "b": {"level": -71.0, "margin": 3.0}}
     assert result.missing == ("c",) and not result.ok
+    # each beacon heard from afar at one exhibit only: no tx_power to fit
+    assert result.tx_power == () and result.tx_kept == ("b-a", "b-b", "b-c")
 
 
 def test_interleaved_visitors_in_the_log_are_measured_each_on_their_own(site_dir):
@@ -246,3 +251,127 @@ def test_a_beacon_never_heard_where_staff_stood_is_reported_not_calibrated(site_
     truth = TRUTH + [TruthRow(visitor="staff-1", start=110, end=150, exhibit="c", intent="listen")]
     result = calibrate(load_zones(site_dir / "zones.yaml"), rows, truth)
     assert result.unheard == ("c",) and "c" not in result.values() and not result.ok
+
+
+# ------------------------------------------------------------- tx_power
+
+# Five exhibits 4-8 m apart. Declared tx_power is -59 everywhere, but beacon
+# b-a really is 12 dB louder (at b it out-shouts b's own beacon) and b-c 3 dB quieter (as declared values are, in
+# the field); the radio falls off with exponent 1.8.
+FIVE = {"a": (0, 0), "b": (4, 0), "c": (8, 0), "d": (0, 6), "e": (8, 6)}
+TRUE_TX = {"b-a": -47, "b-b": -59, "b-c": -62, "b-d": -59, "b-e": -59}
+FIVE_ZONES = ("site: Five\nlanguages: [fr]\nbeacons:\n" + "".join(
+    f"  b-{e}: {{ibeacon: {{uuid: {UUID}, major: 4, minor: {i}}}, tx_power: -59, x: {x}, y: {y}}}"
+    f"{'   # by the door' if e == 'a' else ''}\n"
+    for i, (e, (x, y)) in enumerate(FIVE.items(), 1)) + "exhibits:\n" + "".join(
+    f"  - {{id: {e}, title: {{fr: {e}}}, beacon: b-{e}, radius: 2.0, tracks: {{fr: fr/{e}.wav}}}}\n"
+    for e in FIVE))
+
+
+def heard_at(exhibit, skip=()):
+    """What a device standing at `exhibit` hears: its own beacon as at 1 m,
+    the others by distance, exponent 1.8."""
+    x, y = FIVE[exhibit]
+    out = {}
+    for e, (bx, by) in FIVE.items():
+        if e in skip:
+            continue
+        d = max(1.0, ((x - bx) ** 2 + (y - by) ** 2) ** 0.5)
+        out[f"b-{e}"] = round(TRUE_TX[f"b-{e}"] - 18.0 * math.log10(d))
+    return out
+
+
+def five_walk(skip=()):
+    rows, truth = [], []
+    for k, e in enumerate(FIVE):
+        t0 = 50.0 * k
+        rows += stand("staff-1", t0, t0 + 40, heard_at(e, skip))
+        truth.append(TruthRow(visitor="staff-1", start=t0, end=t0 + 40, exhibit=e, intent="listen"))
+    return rows, truth
+
+
+@pytest.fixture
+def five_dir(tmp_path, make_wav):
+    for e in FIVE:
+        make_wav(tmp_path / "tracks/fr" / f"{e}.wav", 20.0, rate=100)
+    (tmp_path / "zones.yaml").write_text(FIVE_ZONES)
+    return tmp_path
+
+
+def test_each_beacons_tx_power_is_fitted_from_its_levels_at_the_other_exhibits(five_dir):
+    rows, truth = five_walk()
+    result = calibrate(load_zones(five_dir / "zones.yaml"), rows, truth)
+    assert {t.beacon: t.new for t in result.tx_power} == TRUE_TX
+    assert all(t.readings == 4 for t in result.tx_power) and result.tx_kept == ()
+    assert result.exponent == pytest.approx(1.8, abs=0.15)  # from whole-dB readings
+    assert result.tx_power_values() == {"b-a": {"tx_power": -47}, "b-c": {"tx_power": -62}}
+    # the leads are reckoned with the fitted values: at b, a no longer rivals it
+    (b,) = [c for c in result.changes if c.exhibit == "b"]
+    assert b.seen.lead_p50 == pytest.approx(18.0 * math.log10(4), abs=0.6)
+    assert calibrate(load_zones(five_dir / "zones.yaml"), rows, truth,
+                     tx_power=False).tx_power == ()
+
+
+def test_only_the_differences_between_beacons_are_fitted_not_the_devices_gain(five_dir):
+    rows, truth = five_walk()
+    quiet = [(v, t, b, r - 7) for v, t, b, r in rows]  # a staff device reading 7 dB low
+    result = calibrate(load_zones(five_dir / "zones.yaml"), quiet, truth)
+    assert {t.beacon: t.new for t in result.tx_power} == TRUE_TX
+
+
+def test_a_beacon_heard_from_afar_at_too_few_exhibits_keeps_its_tx_power(five_dir):
+    # b-e unheard from a and b: two readings left (c is 4 m... and d 8 m away)
+    rows, truth = five_walk()
+    rows = [r for r in rows if not (r[2] == "b-e" and r[1] < 100)]
+    result = calibrate(load_zones(five_dir / "zones.yaml"), rows, truth)
+    assert result.tx_kept == ("b-e",) and "b-e" not in {t.beacon for t in result.tx_power}
+    assert "tx_power kept as declared" in format_result(result) and "b-e" in format_result(result)
+
+
+def test_readings_through_a_wall_do_not_count(five_dir):
+    # a wall from (-2, 3) to (3, 3) hides d from a and b (8 dB more loss)
+    text = FIVE_ZONES.replace("exhibits:\n", "walls:\n  - [[-2, 3], [3, 3]]\nexhibits:\n")
+    (five_dir / "zones.yaml").write_text(text)
+    site = load_zones(five_dir / "zones.yaml")
+    rows, truth = five_walk()
+    stays = {r.exhibit: r for r in truth}
+    walled = []
+    for v, t, b, rssi in rows:
+        at = next(FIVE[e] for e, r in stays.items() if r.start <= t <= r.end)
+        beacon = site.beacons[b]
+        walled.append((v, t, b, rssi - 8 * wall_crossings(site, *at, beacon.x, beacon.y)))
+    result = calibrate(site, walled, truth)
+    assert result.tx_kept == ("b-d",)  # heard in plain sight from c and e only
+    assert {t.beacon: t.readings for t in result.tx_power} == {"b-a": 3, "b-b": 3, "b-c": 4, "b-e": 4}
+    assert {t.beacon: t.new for t in result.tx_power} == {b: TRUE_TX[b] for b in ("b-a", "b-b", "b-c", "b-e")}
+
+
+def test_calibrated_tx_power_is_written_and_starts_an_exhibit_a_loud_neighbour_hid(five_dir, capsys):
+    rows, truth = five_walk()
+    scans, truth_csv = write_csvs(five_dir, rows, truth)
+    zones = five_dir / "zones.yaml"
+    visit = stand("v1", 0, 60, heard_at("b"))  # a visitor standing at b a minute
+    want = [TruthRow(visitor="v1", start=0, end=60, exhibit="b", intent="listen")]
+
+    def recall(site):
+        events = []
+        ends = replay(site, visit, lang="fr", emit=events.append)
+        durations = {e["track"]: tracks.duration(site.track_path(e["track"]))
+                     for e in events if e["event"] == "start"}
+        return score(want, events, durations=durations, walk_end=ends).recall
+
+    args = ["calibrate", "--zones", str(zones), "--scans", str(scans), "--truth", str(truth_csv)]
+    main(args + ["--keep-tx-power"])
+    kept = load_zones(zones)
+    assert {b.tx_power for b in kept.beacons.values()} == {-59}
+    (zones).write_text(FIVE_ZONES)
+    main(args)
+    out = capsys.readouterr().out
+    assert re.search(r"b-a +4 +-59 -> -47 dBm", out) and "Wrote tx_power for 2 beacons" in out
+    site = load_zones(zones)
+    assert site.beacons["b-a"].tx_power == -47 and site.beacons["b-c"].tx_power == -62
+    # line by line: the comment stays, the note is added where there was none
+    lines = zones.read_text().splitlines()
+    assert [line for line in lines if "b-a:" in line][0].endswith("y: 0}   # by the door")
+    assert [line for line in lines if "b-c:" in line][0].split("  # ")[1].startswith("guide calibrate")
+    assert (recall(kept), recall(site)) == (0.0, 1.0)

@@ -1,4 +1,4 @@
-"""`guide calibrate`: per-exhibit levels and margins from staff standing at each exhibit."""
+"""`guide calibrate`: beacons' tx_power, per-exhibit levels and margins, from staff standing at each exhibit."""
 
 from __future__ import annotations
 
@@ -13,20 +13,30 @@ example:
        staff-1,12.0,45.0,coin-1,listen
        staff-1,52.0,84.0,coin-2,listen
   2. guide calibrate --zones zones.yaml --scans calib.csv --truth calib-truth.csv
+       Beacons, from their levels at the other exhibits (path-loss exponent 1.72):
+         beacon   readings  tx_power old -> new
+         coin-2   11        -59 -> -64 dBm
+       ...
+       Exhibits (leads with those tx_power values):
        exhibit  stood  level seen p10/median  lead p10/median  level old -> new    margin old -> new
        coin-1   33 s   -63.2 / -61.0 dBm      4.1 / 6.3 dB     -72.5 -> -68.2 dBm  5 -> 4.1 dB
        ...
-     and zones.yaml gets, on each exhibit recorded (comments and order kept,
-     the previous file kept as zones.yaml.bak):
+     and zones.yaml gets the new tx_power on those beacons and, on each exhibit
+     recorded (comments and order kept, the previous file kept as zones.yaml.bak):
        trigger: {level: -68.2, margin: 4.1}  # guide calibrate 2024-05-02 on calib.csv
 
   guide calibrate ... --dry-run          show what would change, write nothing
+  guide calibrate ... --keep-tx-power    leave every beacon's tx_power as it is
   guide calibrate ... --visitor 'staff-*' --json
 
-Each exhibit's level becomes a low percentile of the level the engine saw
-there less 5 dB (other visitors' devices read a little lower); its margin a
-low percentile of its lead over the loudest other exhibit, at least 1 dB and
-at most the site's margin.
+A beacon's tx_power is fitted from its levels where staff stood at other
+exhibits, 2 m or more away with no wall between (near a beacon a step aside
+moves the level by several dB): declared values are often several dB off,
+and the engine compares exhibits on RSSI minus tx_power. Each exhibit's level
+then becomes a low percentile of the level the engine saw there less 5 dB
+(other visitors' devices read a little lower); its margin a low percentile
+of its lead over the loudest other exhibit, at least 1 dB and at most the
+site's margin.
 
 Exit status: 0 when every exhibit was calibrated and settings suffice; 1 when
 some exhibit was not recorded (or too briefly), or another exhibit out-leads
@@ -37,10 +47,12 @@ or input error.
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "calibrate", help="per-exhibit level and margin from staff standing at each exhibit",
+        "calibrate", help="beacons' tx_power, per-exhibit level and margin, from staff "
+                          "standing at each exhibit",
         description="From a recording of staff standing at each exhibit (guide record) and "
                     "its ground truth, measure what the engine sees at each exhibit and "
-                    "write per-exhibit 'level' and 'margin' into zones.yaml.",
+                    "write each beacon's 'tx_power' and each exhibit's 'level' and 'margin' "
+                    "into zones.yaml.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--zones", required=True, metavar="ZONES", help="the zone map (zones.yaml)")
     p.add_argument("--scans", required=True, metavar="CSV", help="the recording (scan log)")
@@ -50,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="only these recordings (repeatable; shell patterns like 'staff-*' "
                         "or 'v00[1-9]'); default: all")
     p.add_argument("--dry-run", action="store_true", help="show the changes, write nothing")
+    p.add_argument("--keep-tx-power", action="store_true",
+                   help="leave every beacon's tx_power as declared (only levels and margins)")
     p.add_argument("--json", action="store_true", help="print JSON, for scripts")
     p.set_defaults(run=run)
 
@@ -63,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from guide.errors import GuideError
     from guide.metrics import read_truth
     from guide.replay import ScanStats, read_scans
-    from guide.yamledit import set_trigger, write_zones
+    from guide.yamledit import set_beacons, set_trigger, write_zones
     from guide.zones import load_zones
 
     zones = Path(args.zones)
@@ -71,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     truth = read_truth(args.truth)
     visitors = select_visitors(truth, args.visitor)
     stats = ScanStats()
-    result = calibrate(site, read_scans(args.scans, site, stats=stats), truth, visitors=visitors)
+    result = calibrate(site, read_scans(args.scans, site, stats=stats), truth, visitors=visitors,
+                       tx_power=not args.keep_tx_power)
     if not result.changes:
         known = {e.id for e in site.exhibits}
         rows = [r for r in truth if r.intent == "listen" and (visitors is None or r.visitor in visitors)]
@@ -83,8 +98,9 @@ def run(args: argparse.Namespace) -> int:
     note = f"guide calibrate {datetime.date.today().isoformat()} on {Path(args.scans).name}"
     written = None
     if not args.dry_run:
-        text = set_trigger(zones.read_text(encoding="utf-8-sig"), exhibits=result.values(),
+        text = set_beacons(zones.read_text(encoding="utf-8-sig"), result.tx_power_values(),
                            note=note, file=str(zones))
+        text = set_trigger(text, exhibits=result.values(), note=note, file=str(zones))
         backup = write_zones(zones, text)
         written = {"zones": str(zones), "backup": str(backup)}
     if args.json:
@@ -95,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
         print(format_result(result), end="")
         print()
         if written:
-            print(f"Wrote level and margin for {len(result.changes)} exhibits into {zones} "
+            beacons = len(result.tx_power_values())
+            print(f"Wrote {f'tx_power for {beacons} beacons, ' if beacons else ''}"
+                  f"level and margin for {len(result.changes)} exhibits into {zones} "
                   f"(previous version: {written['backup']}).")
         else:
             print("Dry run: nothing written.")
