@@ -11,8 +11,10 @@ programs can call it:
 
 Exit statuses: 0 success; 2 a user's mistake (a `GuideError`: bad zones.yaml,
 a missing track, no Bluetooth adapter... printed as one message, never a
-traceback) or bad usage; 130 interrupted with Ctrl-C. Anything else that
-escapes is a bug in the guide, and its traceback is left visible on purpose.
+traceback), bad usage, or a named file the system would not let us read or
+write (a full disk, a read-only folder); 130 interrupted with Ctrl-C. Anything
+else that escapes is a bug in the guide, and its traceback is left visible
+on purpose.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import importlib
 import os
 import pkgutil
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 import guide
@@ -84,6 +88,67 @@ def guarded(prog: str, run: Callable[[], int | None]) -> int:
     except BrokenPipeError:
         # the reader went away (guide settings | head): stop quietly
         return 141
+    except OSError as e:
+        if e.filename is None:
+            raise  # not about a file the user named: a bug, keep its traceback
+        target = f" -> {e.filename2}" if e.filename2 else ""
+        print(f"{prog}: error: {e.filename}{target}: {e.strerror or e}", file=sys.stderr)
+        return 2
+
+
+def seed(text: str) -> int:
+    """argparse type of a random seed: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; a seed is 0 or more")
+    return value
+
+
+def rate(text: str) -> float:
+    """argparse type of --rate: advertisements per second per beacon, in the
+    radio model's range."""
+    from guide.radio import RadioModel
+
+    meta = RadioModel.__dataclass_fields__["rate_hz"].metadata
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not meta["min"] <= value <= meta["max"]:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"{text} is out of range; advertisements per second per beacon, from "
+            f"{meta['min']:g} to {meta['max']:g} (10 on a scanner, 1 on a phone)")
+    return value
+
+
+def output_file(path: str | os.PathLike[str], option: str) -> Path:
+    """The file an option names for a command to write, checked before any
+    long work: GuideError naming `option` when it is empty, a folder, not a
+    regular file (a device, a pipe), or in a folder that cannot be created
+    or written to. Missing folders are created. A symbolic link is followed:
+    the path returned is where the data goes, so replacing that file whole
+    (write beside it, then rename) keeps the link."""
+    text = os.fspath(path)
+    if not text.strip():
+        raise GuideError(f"{option}: give a file name")
+    real = Path(os.path.realpath(text))
+    if real.is_dir():
+        raise GuideError(f"{option} {text}: is a folder; give a file name")
+    if real.exists() and not real.is_file():
+        raise GuideError(f"{option} {text}: is not a regular file (a device or a pipe); "
+                         f"give a file name")
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".probe", dir=real.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise GuideError(f"{option} {text}: cannot write in {e.filename or real.parent} "
+                         f"({e.strerror or e})") from None
+    return real
 
 
 def exit_with(status: int) -> NoReturn:

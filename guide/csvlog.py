@@ -14,6 +14,7 @@ one or a header lacking a column raises ScanLogError naming the file.
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,23 @@ from pathlib import Path
 from typing import IO, Any
 
 from guide.errors import ScanLogError
+
+MAX_T = 7 * 24 * 3600.0  # s: no walk lasts a week; a larger t is an epoch or a millisecond time
+MAX_COORDINATE = 100_000.0  # m from the site's origin: no museum is larger
+
+
+def time_problem(t: float, text: str, name: str = "t") -> str | None:
+    """Why `t` (read from `text`) is not a FORMATS.md time, seconds since the
+    visitor's walk began; None when it is one."""
+    if not math.isfinite(t):
+        return f"{name}={text.strip()} is not a number of seconds"
+    if t < 0:
+        return (f"{name}={text.strip()} is negative: times count the seconds since the "
+                f"visitor's walk began")
+    if t > MAX_T:
+        return (f"{name}={text.strip()} is more than a week after the walk began: times count "
+                f"the seconds since the visitor's walk began (convert epoch or millisecond times)")
+    return None
 
 
 @contextmanager

@@ -26,8 +26,9 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Collection, Iterable, Mapping
 
+from guide.csvlog import time_problem
 from guide.errors import ScanLogError
 
 MIN_LISTEN = 15.0  # s: shorter listen rows do not count for recall
@@ -45,8 +46,9 @@ class TruthRow:
     intent: str  # listen | wander | glance
 
 
-def read_truth(path: str | os.PathLike) -> list[TruthRow]:
-    """A FORMATS.md ground-truth CSV; ScanLogError naming file:line on a bad row."""
+def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None) -> list[TruthRow]:
+    """A FORMATS.md ground-truth CSV; ScanLogError naming file:line on a bad
+    row, or on an exhibit not in `exhibits` (the zone map's, when given)."""
     path = Path(path)
     try:
         f = open(path, newline="", encoding="utf-8-sig")  # -sig: spreadsheets write a BOM
@@ -74,6 +76,11 @@ def read_truth(path: str | os.PathLike) -> list[TruthRow]:
             if rec is None:
                 break
             line = reader.line_num
+            if None in rec or None in rec.values():  # too many fields, or too few
+                found = sum(1 for k, v in rec.items() if k is not None and v is not None)
+                raise ScanLogError(f"{path}:{line}: expected {len(reader.fieldnames)} fields, as "
+                                   f"the header ({','.join(reader.fieldnames)}), found "
+                                   f"{found + len(rec.get(None) or ())}")
             try:
                 start, end = float(rec["start"]), float(rec["end"])
                 if not (math.isfinite(start) and math.isfinite(end)):
@@ -81,13 +88,23 @@ def read_truth(path: str | os.PathLike) -> list[TruthRow]:
             except (TypeError, ValueError):
                 raise ScanLogError(f"{path}:{line}: start and end must be seconds "
                                    f"(found {rec['start']!r}, {rec['end']!r})") from None
+            why = time_problem(start, rec["start"], "start") or time_problem(end, rec["end"], "end")
+            if why:
+                raise ScanLogError(f"{path}:{line}: {why}")
+            visitor, exhibit = rec["visitor"].strip(), rec["exhibit"].strip()
+            if not visitor or not exhibit:
+                raise ScanLogError(f"{path}:{line}: the {'visitor' if not visitor else 'exhibit'} "
+                                   f"is empty")
+            if exhibits is not None and exhibit not in exhibits:
+                raise ScanLogError(f"{path}:{line}: exhibit {exhibit!r} is not in the zone map: "
+                                   f"is it the ground truth of another site?")
             if end < start:
                 raise ScanLogError(f"{path}:{line}: end ({end:g}) is before start ({start:g})")
             intent = (rec["intent"] or "").strip()
             if intent not in INTENTS:
                 raise ScanLogError(f"{path}:{line}: intent {intent!r} is not one of {', '.join(INTENTS)}")
-            rows.append(TruthRow(visitor=rec["visitor"], start=start, end=end,
-                                 exhibit=rec["exhibit"], intent=intent))
+            rows.append(TruthRow(visitor=visitor, start=start, end=end,
+                                 exhibit=exhibit, intent=intent))
     return rows
 
 

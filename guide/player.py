@@ -637,15 +637,24 @@ class WavWriter:
         with self._lock:
             if self._closed:
                 return
-            now = self._advance()
-            self._let_go(self._track, DECLICK, now)
-            self._track = None
-            self._advance(max((v.end for v in self._voices), default=now))
             self._closed = True
             if self._timer is not None:
                 self._timer.cancel()
-            self._wav.close()
-            os.replace(self._part, self.path)
+            try:
+                now = self._advance()
+                self._let_go(self._track, DECLICK, now)
+                self._track = None
+                self._advance(max((v.end for v in self._voices), default=now))
+                self._wav.close()
+                os.replace(self._part, self.path)
+            except BaseException:
+                # a full disk, a vanished folder: no half file left behind
+                try:
+                    self._wav.close()
+                except Exception:
+                    pass
+                self._part.unlink(missing_ok=True)
+                raise
         self._after()
         if self._owns_loader:
             self._loader.close()

@@ -45,7 +45,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from guide.csvlog import open_csv
+from guide.csvlog import MAX_COORDINATE, open_csv, time_problem
 from guide.errors import GuideError, ScanLogError
 from guide.site import Site
 
@@ -255,6 +255,13 @@ def read_walks(path: str | Path) -> Iterator[tuple[str, float, float, float]]:
             t = _number(row[it], p, line, "t")
             x = _number(row[ix], p, line, "x")
             y = _number(row[iy], p, line, "y")
+            why = time_problem(t, row[it])
+            if why:
+                raise ScanLogError(f"{p}:{line}: {why}")
+            if max(abs(x), abs(y)) > MAX_COORDINATE:
+                raise ScanLogError(f"{p}:{line}: x={row[ix].strip()}, y={row[iy].strip()} is more than "
+                                   f"{MAX_COORDINATE / 1000:g} km from the site's origin; positions "
+                                   f"are metres in the zone map's frame")
             before = last.get(visitor)
             if before is not None and t < before:
                 raise ScanLogError(

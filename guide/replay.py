@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
 from guide.actions import Action, End, Start, to_event
-from guide.csvlog import open_csv
+from guide.csvlog import MAX_T, open_csv, time_problem
 from guide.engine import Engine
 from guide.errors import ScanLogError
 from guide.naive import NaiveEngine
@@ -66,7 +66,8 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
         last_t = stats.last_t
         bar = _Progress(path, f) if progress else None
         cur_v = None
-        prev = -math.inf
+        never = prev = -math.inf
+        max_t = MAX_T
         n = 0
         row: list[str] = []
         try:
@@ -82,24 +83,38 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
                 except ValueError:
                     r = round(float(row[ir]))  # some tools write -71.0 or average to -70.5
                 if v != cur_v:
-                    if cur_v is not None:
-                        last_t[cur_v] = prev
-                    cur_v = v
-                    prev = last_t.get(v, -math.inf)
+                    v = v.strip()  # padded values, as padded headers, are accepted
+                    if v != cur_v:
+                        if not v:
+                            raise _BadRow("the visitor is empty; give the visitor's id")
+                        if cur_v is not None:
+                            last_t[cur_v] = prev
+                        cur_v = v
+                        prev = last_t.get(v, -math.inf)
                 if not t >= prev:  # also catches NaN
-                    raise _BadRow(f"t={row[it]} is earlier than this visitor's previous row "
+                    raise _BadRow(time_problem(t, row[it]) or
+                                  f"t={row[it]} is earlier than this visitor's previous row "
                                   f"(t={prev:g}); each visitor's rows must be in time order")
+                if prev == never or t > max_t:  # a visitor's first row, or far out
+                    why = time_problem(t, row[it])
+                    if why:
+                        raise _BadRow(why)
                 if not -127 <= r <= 0:
                     raise _BadRow(f"rssi={r} is not a plausible signal strength; "
                                   f"RSSI is a negative dBm value between -127 and 0")
                 prev = t
                 if b not in known:
-                    stats.skipped_unknown += 1
-                    stats.unknown_beacons.add(b)
-                    continue
+                    b = b.strip()
+                    if b not in known:
+                        stats.skipped_unknown += 1
+                        stats.unknown_beacons.add(b)
+                        continue
                 if bar is not None and not n & 0xFFFF:
                     bar.update()
                 yield v, t, b, r
+        except UnicodeDecodeError as e:
+            raise ScanLogError(f"{path}: not UTF-8 text around line {reader.line_num} "
+                               f"({e.reason}); save the scan log as UTF-8") from None
         except (ValueError, OverflowError, IndexError, _BadRow) as e:
             line = reader.line_num
             if isinstance(e, _BadRow):
@@ -110,7 +125,7 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
                 why = (f"t must be a number of seconds and rssi a number of dBm "
                        f"(found t={row[it]!r}, rssi={row[ir]!r})")
             raise ScanLogError(f"{path}:{line}: {why}") from None
-        except (csv.Error, UnicodeDecodeError) as e:
+        except csv.Error as e:
             raise ScanLogError(f"{path}:{reader.line_num}: not valid CSV text ({e})") from None
         finally:
             if cur_v is not None:

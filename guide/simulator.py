@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Iterable, Iterator
 from tqdm import tqdm
 
 from guide import tracks
-from guide.cli import guarded
+from guide.cli import guarded, output_file, rate, seed
 from guide.errors import GuideError
 from guide.eventlog import EventLog
 from guide.metrics import Metrics, format_table, read_truth, score
@@ -59,19 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--walks", type=Path, help="visitor positions (CSV: visitor,t,x,y), "
                      "turned into scans by the radio model")
     p.add_argument("--lang", help="the visitors' language (default: the site's first)")
-    p.add_argument("--events", type=Path, help="write the event log (JSON Lines) here")
+    p.add_argument("--events", help="write the event log (JSON Lines) here")
     p.add_argument("--truth", type=Path, help="ground truth (CSV): print the trigger-quality metrics")
     p.add_argument("--policy", choices=(*POLICIES, "both"), default="engine",
                    help="engine (ours), naive (today's guides) or both side by side")
-    p.add_argument("--rate", type=float, help="with --walks: advertisements per second per "
-                   "beacon (default: the radio model's, 10)")
-    p.add_argument("--radio", default="museum", choices=("textbook", "museum", "harsh"),
-                   help="with --walks: radio model preset (default: museum)")
-    p.add_argument("--seed", type=int, default=7, help="random seed of the radio model and "
+    p.add_argument("--rate", type=rate, help="with --walks or the demo: advertisements per "
+                   "second per beacon (default: the radio model's, 10; the demo runs 10 and 1)")
+    p.add_argument("--radio", choices=("textbook", "museum", "harsh"),
+                   help="with --walks or the demo: radio model preset (default: museum)")
+    p.add_argument("--seed", type=seed, default=7, help="random seed of the radio model and "
                    "the demo's visitors (default: 7)")
-    p.add_argument("--visitors", type=int, default=DEMO_VISITORS,
+    p.add_argument("--visitors", type=int,
                    help=f"demo only: how many generated visitors (default: {DEMO_VISITORS})")
-    p.add_argument("--render-audio", type=Path, metavar="OUT.wav",
+    p.add_argument("--render-audio", metavar="OUT.wav",
                    help="write what one visitor (--visitor) would have heard")
     p.add_argument("--visitor", help="with --render-audio: which visitor")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -84,6 +85,35 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return guarded("simulate.py", lambda: _demo(args) if args.scans is None and args.walks is None
                    else _run(args))
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Options that do not go together, and output files, refused before any work."""
+    demo = args.scans is None and args.walks is None
+    if demo:
+        for given, name in ((args.truth, "--truth"), (args.render_audio, "--render-audio"),
+                            (args.visitor, "--visitor")):
+            if given is not None:
+                raise GuideError(f"{name} goes with --scans or --walks: the demo scores its own "
+                                 "generated visitors")
+        if args.visitors is not None and args.visitors < 1:
+            raise GuideError(f"--visitors {args.visitors}: give 1 or more")
+    else:
+        if args.visitors is not None:
+            raise GuideError("--visitors is for the demo: --scans and --walks bring their own")
+        if args.scans is not None and (args.rate is not None or args.radio is not None):
+            raise GuideError("--rate and --radio apply to --walks and the demo "
+                             "(a scan log already has its radio)")
+        if args.json and args.truth is None:
+            raise GuideError("--json prints the metrics: give --truth")
+        if args.render_audio is not None and not args.visitor:
+            raise GuideError("--render-audio needs --visitor: whose visit to render")
+        if args.visitor is not None and args.render_audio is None:
+            raise GuideError("--visitor goes with --render-audio: whose visit to render")
+    if args.events is not None:
+        args.events = output_file(args.events, "--events")
+    if args.render_audio is not None:
+        args.render_audio = output_file(args.render_audio, "--render-audio")
 
 
 class _Source:
@@ -101,7 +131,7 @@ class _Source:
         from guide.radio import RadioModel, read_walks, scans_from_walk
 
         rows = scans_from_walk(self.site, self._note_ends(read_walks(a.walks)),
-                               RadioModel.preset(a.radio), seed=a.seed, rate_hz=a.rate)
+                               RadioModel.preset(a.radio or "museum"), seed=a.seed, rate_hz=a.rate)
         return rows if a.no_progress else _counting(rows, f"replay {a.walks.name}")
 
     def _note_ends(self, walk: Iterable[tuple[str, float, float, float]]):
@@ -114,23 +144,34 @@ class _Source:
 
 
 def _run(args: argparse.Namespace) -> int:
+    _check_options(args)
     site = load_zones(args.zones or DEMO_ZONES)
     lang = _lang(site, args.lang)
     policies = POLICIES if args.policy == "both" else (args.policy,)
-    if args.render_audio and not args.visitor:
-        raise GuideError("--render-audio needs --visitor: whose visit to render")
-    truth = read_truth(args.truth) if args.truth else None
+    truth = read_truth(args.truth, {e.id for e in site.exhibits}) if args.truth else None
     results: dict[str, Metrics] = {}
     for policy in policies:
         source = _Source(site, args)
         events: list[dict] = []
         ends = replay(site, source.rows(), lang=lang, emit=events.append, policy=policy)
         ends = {**source.ends(), **ends}
-        if source.stats.skipped_unknown:
-            unknown = sorted(source.stats.unknown_beacons)
-            print(f"simulate.py: skipped {source.stats.skipped_unknown} scan rows naming beacons "
-                  f"not in the zone map: {', '.join(unknown[:10])}"
-                  f"{' ...' if len(unknown) > 10 else ''}", file=sys.stderr)
+        stats = source.stats
+        if stats.skipped_unknown:
+            unknown = sorted(stats.unknown_beacons)
+            names = f"{', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}"
+            if stats.skipped_unknown == stats.rows:
+                raise GuideError(f"{args.scans}: none of its {stats.rows} rows names a beacon of "
+                                 f"{site.path.name} (it names {names}): is it the scan log of "
+                                 "another site?")
+            if policy == policies[0]:
+                print(f"simulate.py: skipped {stats.skipped_unknown} scan rows naming beacons "
+                      f"not in the zone map: {names}", file=sys.stderr)
+        if truth is not None and policy == policies[0]:
+            absent = sorted({r.visitor for r in truth} - set(ends))
+            if absent:
+                print(f"simulate.py: {len(absent)} visitors of {args.truth.name} have no scans "
+                      f"({', '.join(absent[:10])}{' ...' if len(absent) > 10 else ''}): their "
+                      "listen rows count as missed", file=sys.stderr)
         if args.events and policy == policies[0]:
             _write_events(args.events, events)
         if args.render_audio and policy == policies[0]:
@@ -150,6 +191,9 @@ def _demo(args: argparse.Namespace) -> int:
     from guide.radio import RadioModel, scans_from_walk
     from guide.walks import generate_visitors
 
+    _check_options(args)
+    args.visitors = DEMO_VISITORS if args.visitors is None else args.visitors
+    args.radio = args.radio or "museum"
     site = load_zones(args.zones or DEMO_ZONES)
     lang = _lang(site, args.lang)
     durations = {}
@@ -216,16 +260,24 @@ def _lang(site: Site, lang: str | None) -> str:
 
 def _write_events(path: Path, events: list[dict]) -> None:
     # a replay rewrites its event log whole: write beside it, then rename
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, delete=False) as tmp:
-        tmp_path = Path(tmp.name)
+    # (`path` passed guide.cli.output_file: a regular file or none yet)
     try:
-        with EventLog(tmp_path) as log:
-            for e in events:
-                log.write_event(e)
-        tmp_path.replace(path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
+                                         delete=False) as tmp:
+            tmp_path = Path(tmp.name)
+        try:
+            with EventLog(tmp_path) as log:
+                for e in events:
+                    log.write_event(e)
+            if path.exists():
+                shutil.copymode(path, tmp_path)  # a replaced log keeps its permissions
+            else:
+                tmp_path.chmod(0o644)  # not the temporary file's private 0600
+            tmp_path.replace(path)
+        finally:
+            tmp_path.unlink(missing_ok=True)
+    except OSError as e:
+        raise GuideError(f"--events {path}: cannot write it ({e.strerror or e})") from None
 
 
 def _render(site: Site, events: list[dict], visitor: str, out: Path, lang: str) -> None:
@@ -239,7 +291,10 @@ def _render(site: Site, events: list[dict], visitor: str, out: Path, lang: str) 
     if lang in site.intro:  # the device speaks the site's intro as the visit begins
         mine.insert(0, {"visitor": visitor, "t": 0.0, "event": "intro", "lang": lang,
                         "track": site.intro[lang]})
-    done = render_visit(site, mine, out)
+    try:
+        done = render_visit(site, mine, out)
+    except OSError as e:
+        raise GuideError(f"--render-audio {out}: cannot write it ({e.strerror or e})") from None
     for problem in done.problems:
         print(f"simulate.py: {problem}", file=sys.stderr)
     print(f"simulate.py: wrote what {visitor} heard ({done.seconds:.0f} s, "

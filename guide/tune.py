@@ -289,7 +289,7 @@ def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
     lang = lang or site.languages[0]
     if lang not in site.languages:
         raise GuideError(f"--lang {lang}: the site offers {', '.join(site.languages)}")
-    truth_rows = read_truth(truth)
+    truth_rows = read_truth(truth, {e.id for e in site.exhibits})
     if not truth_rows:
         raise GuideError(f"{truth}: the ground truth has no rows: nothing to tune against")
     space = dict(space or default_space(site.trigger))
@@ -301,6 +301,11 @@ def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
         stats = ScanStats()
         for _ in read_scans(scans, site, stats=stats):  # checked once, here, with its line numbers
             pass
+        if stats.rows and stats.skipped_unknown == stats.rows:
+            names = sorted(stats.unknown_beacons)
+            raise GuideError(f"{scans}: none of its {stats.rows} rows names a beacon of "
+                             f"{site.path.name} (it names {', '.join(names[:10])}"
+                             f"{' ...' if len(names) > 10 else ''}): is it the scan log of another site?")
         visitors = set(stats.last_t) & {r.visitor for r in truth_rows}
         if not visitors:
             raise GuideError(f"no visitor of {truth} is in the scans: they are not the same walks")

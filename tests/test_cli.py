@@ -13,8 +13,8 @@ import pytest
 
 import guide.commands
 import guide.commands.settings
-from guide.cli import build_parser, main
-from guide.errors import TrackError
+from guide.cli import build_parser, main, output_file
+from guide.errors import GuideError, TrackError
 from guide.settings import SETTINGS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,3 +155,35 @@ def test_usage_errors_and_help_return_instead_of_exiting(capsys):
     assert "unrecognized arguments" in capsys.readouterr().err
     assert main(["settings", "--help"]) == 0
     assert "--zones" in capsys.readouterr().out
+
+
+def test_a_file_the_system_will_not_let_us_write_exits_2_naming_it(monkeypatch, capsys):
+    def full(args):
+        raise OSError(28, "No space left on device", "/media/card/events.jsonl")
+    monkeypatch.setattr(guide.commands.settings, "run", full)
+    assert main(["settings"]) == 2
+    assert capsys.readouterr().err == "guide: error: /media/card/events.jsonl: No space left on device\n"
+
+
+def test_an_os_error_about_no_file_is_a_bug_and_keeps_its_traceback(monkeypatch):
+    def bug(args):
+        raise OSError("something inside the guide")
+    monkeypatch.setattr(guide.commands.settings, "run", bug)
+    with pytest.raises(OSError, match="something inside the guide"):
+        main(["settings"])
+
+
+def test_output_file_refuses_what_cannot_be_a_file_and_makes_missing_folders(tmp_path):
+    assert output_file(tmp_path / "new" / "deep" / "out.csv", "--out") == tmp_path / "new/deep/out.csv"
+    assert (tmp_path / "new" / "deep").is_dir() and not list((tmp_path / "new" / "deep").iterdir())
+    for path, message in [("", "--out: give a file name"),
+                          (tmp_path, "is a folder"),
+                          ("/dev/null", "is not a regular file"),
+                          (tmp_path / "new" / "deep" / "out.csv" / "x", "cannot write in")]:
+        if path == tmp_path / "new" / "deep" / "out.csv" / "x":
+            (tmp_path / "new" / "deep" / "out.csv").write_text("")
+        with pytest.raises(GuideError, match=message):
+            output_file(path, "--out")
+    link = tmp_path / "link.csv"
+    link.symlink_to(tmp_path / "new" / "deep" / "out.csv")
+    assert output_file(link, "--out") == tmp_path / "new" / "deep" / "out.csv"

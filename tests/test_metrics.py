@@ -111,6 +111,21 @@ def test_read_truth_names_the_line_of_a_bad_row(tmp_path):
         read_truth(p)
 
 
+@pytest.mark.parametrize("row, message", [
+    ("v1,1,5,a", r":2: expected 5 fields, as the header \(visitor,start,end,exhibit,intent\), found 4"),
+    ("v1,1,5,a,listen,extra", r":2: expected 5 fields, .* found 6"),
+    ("v1,-3,5,a,listen", r":2: start=-3 is negative"),
+    ("v1,1,1e12,a,listen", r":2: end=1e12 is more than a week after the walk began"),
+    (",1,5,a,listen", r":2: the visitor is empty"),
+    ("v1,1,5,zz,listen", r":2: exhibit 'zz' is not in the zone map"),
+])
+def test_read_truth_refuses_rows_it_cannot_score_with_their_line(tmp_path, row, message):
+    p = tmp_path / "truth.csv"
+    p.write_text(f"visitor,start,end,exhibit,intent\n{row}\n")
+    with pytest.raises(ScanLogError, match=message):
+        read_truth(p, {"a", "b"})
+
+
 def test_read_truth_accepts_a_spreadsheet_export(tmp_path):
     """A BOM, padded header names, CRLF line ends and extra columns (FORMATS.md:
     accept more, never less)."""

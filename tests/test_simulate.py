@@ -132,6 +132,12 @@ def test_walks_are_turned_into_scans_by_the_radio_model_at_one_hertz(scenario, c
     ("v1,0.5,b-e1,12", r"scans.csv:3: rssi=12 is not a plausible signal strength"),
     ("v1,0.5,b-e1,loud", r"scans.csv:3: t must be a number of seconds and rssi a number of dBm"),
     ("v1,0.5,b-e1,-inf", r"scans.csv:3: t must be a number of seconds and rssi a number of dBm"),
+    # epoch nanoseconds: this used to spin forever (t + 0.25 == t at 1e16)
+    ("v1,1700000000000000000,b-e1,-60", r"scans.csv:3: t=1700000000000000000 is more than a week "
+                                         r"after the walk began.*convert epoch or millisecond"),
+    ("v1,inf,b-e1,-60", r"scans.csv:3: t=inf is not a number of seconds"),
+    ("v2,-5,b-e1,-60", r"scans.csv:3: t=-5 is negative: times count the seconds since"),
+    (",0.5,b-e1,-60", r"scans.csv:3: the visitor is empty"),
 ])
 def test_a_malformed_scan_log_stops_with_its_file_and_line(scenario, capsys, tmp_path, row, message):
     bad = tmp_path / "scans.csv"
@@ -163,6 +169,99 @@ def test_a_spreadsheet_export_of_a_scan_log_is_accepted(scenario, capsys, tmp_pa
     site = load_zones(scenario / "zones.yaml")
     assert list(read_scans(fancy, site)) == list(read_scans(plain, site)) == [
         ("v1", 0.0, "b-e1", -60), ("v1", 0.5, "b-e2", -71)]
+
+
+def test_padded_values_are_read_as_padded_headers_are(scenario, tmp_path):
+    padded = tmp_path / "padded.csv"
+    padded.write_text("visitor, t, beacon, rssi\n v1 , 0.0, b-e1 , -60\nv1,0.5, b-e2,-71\n")
+    site = load_zones(scenario / "zones.yaml")
+    assert list(read_scans(padded, site)) == [("v1", 0.0, "b-e1", -60), ("v1", 0.5, "b-e2", -71)]
+
+
+def test_a_scan_log_of_another_site_is_refused(scenario, capsys, tmp_path):
+    log = tmp_path / "scans.csv"
+    log.write_text("visitor,t,beacon,rssi\nv1,0.0,sensor10,-60\nv1,0.1,sensor11,-50\n")
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", log)
+    assert code == 2
+    assert "none of its 2 rows names a beacon of zones.yaml (it names sensor10, sensor11)" in err
+
+
+def test_a_scan_log_not_in_utf8_is_refused_where_it_stops_being_utf8(scenario, capsys, tmp_path):
+    log = tmp_path / "scans.csv"
+    rows = "".join(f"v1,{i / 10:.1f},b-e1,-60\n" for i in range(5000))
+    log.write_bytes(b"visitor,t,beacon,rssi\n" + rows.encode() + "Ren\xe9,0.0,b-e1,-60\n".encode("latin-1"))
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", log)
+    assert code == 2 and "not UTF-8 text around line" in err and "save the scan log as UTF-8" in err
+
+
+def test_a_truth_naming_an_exhibit_the_site_lacks_is_refused_with_its_line(scenario, capsys, tmp_path):
+    truth = tmp_path / "truth.csv"
+    truth.write_text("visitor,start,end,exhibit,intent\nv001,10,60,e1,listen\nv001,70,90,nosuch,listen\n")
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+                       "--truth", truth, "--no-progress")
+    assert code == 2 and "truth.csv:3: exhibit 'nosuch' is not in the zone map" in err
+
+
+def test_truth_visitors_without_scans_are_reported(scenario, capsys, tmp_path):
+    truth = tmp_path / "truth.csv"
+    truth.write_text((scenario / "truth.csv").read_text() + "v999,10,60,e1,listen\n")
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+                       "--truth", truth, "--no-progress")
+    assert code == 0 and "1 visitors of truth.csv have no scans (v999)" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--truth", "t.csv"], "--truth goes with --scans or --walks"),
+    (["--render-audio", "x.wav", "--visitor", "v1"], "--render-audio goes with --scans or --walks"),
+    (["--visitors", "0"], "--visitors 0: give 1 or more"),
+    (["--scans", "{scans}", "--rate", "1"], "--rate and --radio apply to --walks and the demo"),
+    (["--scans", "{scans}", "--radio", "harsh"], "--rate and --radio apply to --walks"),
+    (["--scans", "{scans}", "--visitors", "3"], "--visitors is for the demo"),
+    (["--scans", "{scans}", "--json"], "--json prints the metrics: give --truth"),
+    (["--scans", "{scans}", "--visitor", "v001"], "--visitor goes with --render-audio"),
+])
+def test_options_that_do_not_go_together_are_refused_before_any_work(scenario, capsys, args, message):
+    args = [a.format(scans=scenario / "scans.csv") for a in args]
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", *args)
+    assert code == 2 and message in err, err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--seed", "-1", "-1 is negative; a seed is 0 or more"),
+    ("--rate", "0", "0 is out of range; advertisements per second per beacon, from 0.01 to 100"),
+    ("--rate", "nan", "nan is out of range"),
+])
+def test_bad_numbers_are_usage_errors(scenario, capsys, option, value, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--zones", str(scenario / "zones.yaml"), option, value])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_output_files_are_checked_before_the_replay(scenario, capsys, tmp_path):
+    args = ["--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv", "--no-progress"]
+    (tmp_path / "folder").mkdir()
+    code, _, err = run(capsys, *args, "--events", tmp_path / "folder")
+    assert code == 2 and "--events" in err and "is a folder; give a file name" in err
+    code, _, err = run(capsys, *args, "--events", "")
+    assert code == 2 and "--events: give a file name" in err
+    (tmp_path / "plain").write_text("x")
+    code, _, err = run(capsys, *args, "--events", tmp_path / "plain" / "events.jsonl")
+    assert code == 2 and "cannot write in" in err and "Traceback" not in err
+    code, _, err = run(capsys, *args, "--render-audio", "/dev/null", "--visitor", "v001")
+    assert code == 2 and "is not a regular file" in err
+
+
+def test_an_event_log_behind_a_link_is_written_where_the_link_points(scenario, capsys, tmp_path):
+    target = tmp_path / "logs" / "events.jsonl"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link = tmp_path / "latest.jsonl"
+    link.symlink_to(target)
+    code, _, _ = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+                     "--events", link, "--no-progress")
+    assert code == 0 and link.is_symlink() and link.resolve() == target
+    assert target.read_text().startswith('{"visitor"') and (target.stat().st_mode & 0o777) == 0o640
 
 
 def test_a_binary_file_is_refused_as_a_scan_log(scenario, capsys, tmp_path):

@@ -110,6 +110,21 @@ def test_walks_from_other_visitors_than_the_truth_are_a_clear_error(scenario, ca
     assert "not the same walks" in capsys.readouterr().err
 
 
+def test_a_scan_log_of_another_site_and_bad_options_are_refused_before_the_search(scenario, capsys):
+    base = ["tune", "--zones", str(scenario / "zones.yaml"), "--truth", str(scenario / "truth.csv"),
+            "--no-progress"]
+    other = scenario / "other.csv"
+    other.write_text("visitor,t,beacon,rssi\nv1,0.0,sensor10,-60\n")
+    assert main(base + ["--scans", str(other)]) == 2
+    assert "none of its 1 rows names a beacon of zones.yaml" in capsys.readouterr().err
+    assert main(base + ["--scans", str(scenario / "scans.csv"), "--out", ""]) == 2
+    assert "--out: give a file name" in capsys.readouterr().err
+    assert main(base + ["--scans", str(scenario / "scans.csv"), "--out", str(scenario)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(base + ["--walks", str(scenario / "scans.csv"), "--seed", "-1"]) == 2
+    assert "a seed is 0 or more" in capsys.readouterr().err
+
+
 def test_site_settings_apply_to_every_exhibit_but_their_own_overrides(scenario):
     site = load_zones(scenario / "zones.yaml")
     tuned = apply_settings(site, {"dwell": 2.5, "margin": 3})

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from guide.errors import GuideError
+from guide.errors import GuideError, ScanLogError
 from guide.radio import read_walks
 from guide.walks import (GLANCE, MAX_VISIT, MIN_VISIT, WALK_DT, generate_visitors, plan_visitors,
                          read_truth, write_truth, write_walks)
@@ -242,3 +242,15 @@ def test_walk_and_truth_files_read_back_as_written(tmp_path, visit):
     assert all(b == (w.visitor, w.t, w.x, w.y) for b, w in zip(back, walk))
     assert read_truth(tmp_path / "truth.csv") == truth
     assert (tmp_path / "truth.csv").read_text().startswith("visitor,start,end,exhibit,intent\n")
+
+
+@pytest.mark.parametrize("row, message", [
+    ("v001,1e9,2,2", r"walks.csv:3: t=1e9 is more than a week after the walk began"),
+    ("v001,-1,2,2", r"walks.csv:3: t=-1 is negative"),
+    ("v001,2,1e300,2", r"walks.csv:3: x=1e300, y=2 is more than 100 km from the site's origin"),
+])
+def test_a_walk_row_out_of_any_site_or_visit_is_refused_with_its_line(tmp_path, row, message):
+    p = tmp_path / "walks.csv"
+    p.write_text(f"visitor,t,x,y\nv001,0,2,2\n{row}\n")
+    with pytest.raises(ScanLogError, match=message):
+        list(read_walks(p))

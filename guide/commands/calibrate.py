@@ -82,18 +82,24 @@ def run(args: argparse.Namespace) -> int:
 
     zones = Path(args.zones)
     site = load_zones(zones)
-    truth = read_truth(args.truth)
+    truth = read_truth(args.truth, {e.id for e in site.exhibits})
     visitors = select_visitors(truth, args.visitor)
     stats = ScanStats()
     result = calibrate(site, read_scans(args.scans, site, stats=stats), truth, visitors=visitors,
                        tx_power=not args.keep_tx_power)
     if not result.changes:
-        known = {e.id for e in site.exhibits}
         rows = [r for r in truth if r.intent == "listen" and (visitors is None or r.visitor in visitors)]
-        why = ("it has no 'listen' rows for those visitors" if not rows else
-               "its exhibits are not in the zone map" if not {r.exhibit for r in rows} & known else
-               "its visitors are not in the scan log" if not set(stats.last_t) & {r.visitor for r in rows}
-               else "the stays are too short (stand half a minute at each exhibit)")
+        if not rows:
+            why = "it has no 'listen' rows for those visitors"
+        elif not set(stats.last_t) & {r.visitor for r in rows}:
+            why = "its visitors are not in the scan log"
+        elif stats.rows == stats.skipped_unknown:
+            why = f"no row of {args.scans} names a beacon of the zone map"
+        elif all(r.start > stats.last_t.get(r.visitor, -1.0) for r in rows):
+            why = (f"its listen rows start after the scans of their visitors end: are the times "
+                   f"of both in seconds since the walk began?")
+        else:
+            why = "the stays are too short (stand half a minute at each exhibit)"
         raise GuideError(f"{args.truth}: nothing to calibrate from: {why}")
     note = f"guide calibrate {datetime.date.today().isoformat()} on {Path(args.scans).name}"
     written = None

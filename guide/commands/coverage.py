@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from guide.zones import load_zones
 
     site = load_zones(args.zones)
-    langs = args.lang or list(site.languages)
+    langs = list(dict.fromkeys(args.lang)) if args.lang else list(site.languages)
     unknown = [lang for lang in langs if lang not in site.languages]
     if unknown:
         raise GuideError(f"--lang {unknown[0]}: {args.zones} offers {', '.join(site.languages)}; "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from guide.cli import seed
+
 EXAMPLE = """\
 examples:
   guide map --zones zones.yaml --out map.png
@@ -41,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lang", help="the visitor's language (default: the site's first)")
     p.add_argument("--radio", default="museum", choices=("textbook", "museum", "harsh"),
                    help="radio model for lint and for --walks (default: museum)")
-    p.add_argument("--seed", type=int, default=7, help="with --walks: the radio model's seed")
+    p.add_argument("--seed", type=seed, default=7, help="with --walks: the radio model's seed")
     p.add_argument("--no-lint", action="store_true", help="leave out guide lint's findings")
     p.set_defaults(run=run)
 
@@ -93,7 +95,7 @@ def _walk(site, args, lang):
     from guide.replay import read_scans, replay
     from guide.sitemap import walk_from_positions, walk_from_scans
 
-    truth = read_truth(args.truth) if args.truth else None
+    truth = read_truth(args.truth, {e.id for e in site.exhibits}) if args.truth else None
     if args.walks:
         from guide.radio import RadioModel, read_walks, scans_from_walk
 

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.volume <= 1.0:
         raise GuideError(f"--volume {args.volume}: give a gain between 0 and 1")
-    if args.offset < 0:
+    if not args.offset >= 0:  # also nan
         raise GuideError(f"--offset {args.offset}: give seconds from the start, 0 or more")
     site = load_zones(args.zones)
     ids = [e.id for e in site.exhibits]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from guide.cli import output_file, rate, seed
+
 EXAMPLE = """\
 examples:
   guide tune --zones zones.yaml --scans scans.csv --truth truth.csv
@@ -48,8 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lang", help="the visitors' language (default: the site's first)")
     p.add_argument("--radio", default="museum", choices=("textbook", "museum", "harsh"),
                    help="with --walks: the radio model preset (default: museum)")
-    p.add_argument("--rate", type=float, help="with --walks: advertisements per second per beacon")
-    p.add_argument("--seed", type=int, default=7, help="random seed of the search and the radio (default: 7)")
+    p.add_argument("--rate", type=rate, help="with --walks: advertisements per second per beacon")
+    p.add_argument("--seed", type=seed, default=7,
+                   help="random seed of the search and the radio (default: 7)")
     p.add_argument("--budget", type=int, default=200, metavar="N",
                    help="how many settings to try (default: 200, about a minute on 2 cores)")
     p.add_argument("--jobs", type=int, default=2, metavar="N", help="processes (default: 2)")
@@ -80,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise GuideError(f"--jobs {args.jobs}: give 1 or more processes")
     if args.walks is None and (args.rate is not None or args.radio != "museum"):
         raise GuideError("--radio and --rate apply to --walks (a scan log already has its radio)")
+    out = output_file(args.out, "--out") if args.out is not None else None
     result = tune(args.zones, truth=args.truth, scans=args.scans, walks=args.walks,
                   radio=args.radio, rate=args.rate, seed=args.seed, lang=args.lang,
                   budget=args.budget, jobs=args.jobs, holdout=not args.no_holdout,
@@ -95,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
         backup = write_zones(zones, set_trigger(zones.read_text(encoding="utf-8-sig"),
                                                 site=result.changes, note=note, file=str(zones)))
         written = f"wrote {', '.join(result.changes)} into {zones} (previous version: {backup})"
-    elif writable and args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+    elif writable and out is not None:
+        out.write_text(text, encoding="utf-8")
         written = f"wrote the settings to {args.out}"
     if args.json:
         def side(c):
