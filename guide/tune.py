@@ -301,6 +301,9 @@ def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
         stats = ScanStats()
         for _ in read_scans(scans, site, stats=stats):  # checked once, here, with its line numbers
             pass
+        if walks is not None and not stats.rows:
+            raise GuideError(f"{walks}: the walks gave no scans: each visitor needs two positions "
+                             "or more, at different times")
         if stats.rows and stats.skipped_unknown == stats.rows:
             names = sorted(stats.unknown_beacons)
             raise GuideError(f"{scans}: none of its {stats.rows} rows names a beacon of "
