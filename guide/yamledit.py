@@ -20,7 +20,16 @@ What an edit looks like:
 - an exhibit with no ``trigger:`` gets ``trigger: {...}`` on a new line after
   its ``radius:`` (the setting it is tuned with), with `note` as a comment;
 - a site with no top-level ``trigger:`` gets one just before ``beacons:`` (and
-  the comments that introduce it).
+  the comments that introduce it);
+- an edit changes only the trigger it is for, even where YAML shares one
+  mapping between several: a ``trigger: *t`` (an alias) being edited becomes
+  a mapping of its own (the aliased values and the new ones), the ``&t``
+  anchor untouched; and where the mapping edited in place is an anchor that
+  another trigger uses (``*t`` or ``<<: *t``), that one gets the values it
+  had written out.
+
+`write_zones` keeps the file's encoding details: a UTF-8 BOM, and CRLF line
+ends (callers read the file with universal newlines, so `text` has LF).
 
 Why not a round-trip YAML library: re-dumping the whole file is only as
 faithful as the library, and ruamel.yaml 0.19 measurably was not, on this
@@ -32,7 +41,9 @@ and the edits are made in the text at those positions.
 
 from __future__ import annotations
 
+import bisect
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -73,18 +84,28 @@ def set_trigger(text: str, *, site: Mapping[str, Any] | None = None,
     lines that were already there). Raises ZoneMapError naming `file` if
     the text is not YAML or an exhibit id is not in it."""
     root = _compose(text, file)
-    edits = _Edits(text)
-    if site:
-        _set_site(edits, root, dict(site), note)
-    if exhibits:
-        found = _exhibit_nodes(root)
-        missing = [e for e in exhibits if e not in found]
-        if missing:
-            raise ZoneMapError([Problem(file=file, message=f"has no exhibit {', '.join(missing)}: "
-                                        "the settings are for another zone map")])
-        for exhibit_id, values in exhibits.items():
-            if values:
-                _set_exhibit(edits, found[exhibit_id], dict(values), note)
+    edits = _Edits(text, file)
+    found = _exhibit_nodes(root)
+    missing = [e for e in exhibits or () if e not in found]
+    if missing:
+        raise ZoneMapError([Problem(file=file, message=f"has no exhibit {', '.join(missing)}: "
+                                    "the settings are for another zone map")])
+    wanted = {e: _formatted(values) for e, values in (exhibits or {}).items() if values}
+    owners = [(root, _formatted(site or {}))] + [
+        (exhibit, wanted.get(exhibit_id, {})) for exhibit_id, exhibit in found.items()]
+    # The trigger mappings that will be edited where they are written, with the
+    # keys that change: these must not reach another trigger sharing the mapping.
+    protected: dict[int, set[str]] = {}
+    for owner, values in owners:
+        entry = _own(owner).get("trigger")
+        if values and entry and isinstance(entry[1], MappingNode) and not _is_alias(*entry):
+            keys = set(values)
+            if owner is root:  # a key the site gets, an exhibit sharing it had from the site
+                keys &= set(_own(entry[1]))
+            protected[id(entry[1])] = keys
+    _set_site(edits, root, owners[0][1], note, protected)
+    for exhibit, values in owners[1:]:
+        _set_exhibit(edits, exhibit, values, note, protected)
     return edits.apply()
 
 
@@ -106,7 +127,7 @@ def set_beacons(text: str, beacons: Mapping[str, Mapping[str, Any]], *, note: st
     edits = _Edits(text)
     for beacon, values in beacons.items():
         if values:
-            _set_in_mapping(edits, found[beacon], dict(values), note)
+            _set_in_mapping(edits, found[beacon], _formatted(values), note)
     return edits.apply()
 
 
@@ -118,11 +139,17 @@ def write_zones(path: str | os.PathLike[str], text: str, *, backup: bool = True)
     from guide.zones import load_zones
 
     path = Path(path)
-    bom = path.read_bytes().startswith(b"\xef\xbb\xbf")
+    raw = path.read_bytes()
+    bom = raw.startswith(b"\xef\xbb\xbf")
+    # CRLF if most lines of the old file end so (a file saved on Windows)
+    crlf = raw.count(b"\r\n") * 2 > raw.count(b"\n")
+    if crlf:
+        text = text.replace("\r\n", "\n")  # then every \n is written as \r\n
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as f:
+        with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8",
+                       newline="\r\n" if crlf else "") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -162,9 +189,19 @@ def _compose(text: str, file: str) -> MappingNode:
 class _Edits:
     """Replacements of spans of the original text, applied all at once."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, file: str = "zones.yaml"):
         self.text = text
+        self.file = file
         self._edits: list[tuple[int, int, str]] = []
+        self._aliases: list[tuple[int, int]] | None = None
+
+    def alias_after(self, index: int) -> tuple[int, int]:
+        """The span of the first *alias written after `index`."""
+        if self._aliases is None:
+            self._aliases = [(e.start_mark.index, e.end_mark.index)
+                             for e in yaml.parse(self.text, Loader=yaml.SafeLoader)
+                             if isinstance(e, yaml.AliasEvent)]
+        return self._aliases[bisect.bisect_left(self._aliases, (index, 0))]
 
     def replace(self, start: int, end: int, new: str) -> None:
         self._edits.append((start, end, new))
@@ -222,6 +259,82 @@ def _exhibit_nodes(root: MappingNode) -> dict[str, MappingNode]:
     return out
 
 
+def _is_alias(key: Node, value: Node) -> bool:
+    """Whether `value` is written as an *alias: the node is where its &anchor
+    is, before its key (a value written in place comes after its key)."""
+    return value.start_mark.index < key.end_mark.index
+
+
+def _entries(mapping: MappingNode, seen: frozenset[int] = frozenset()
+             ) -> dict[str, tuple[MappingNode, Node]]:
+    """Every 'key: value' of a mapping, its own first, then those merged with
+    '<<', each with the mapping it is written in."""
+    out = {k: (mapping, v) for k, (_, v) in _own(mapping).items()}
+    seen = seen | {id(mapping)}
+    for k, v in mapping.value:
+        if isinstance(k, ScalarNode) and k.tag == _MERGE:
+            for source in (v.value if isinstance(v, SequenceNode) else [v]):
+                if isinstance(source, MappingNode) and id(source) not in seen:
+                    for key, found in _entries(source, seen).items():
+                        out.setdefault(key, found)
+    return out
+
+
+def _written(text: str, mapping: Node) -> dict[str, str]:
+    """A trigger mapping's values, own and merged, as written (for a copy)."""
+    if not isinstance(mapping, MappingNode):
+        return {}
+    return {k: _value_source(text, v) for k, (_, v) in _entries(mapping).items()}
+
+
+def _pins(edits: _Edits, mapping: MappingNode, protected: Mapping[int, set[str]],
+          values: Mapping[str, str]) -> dict[str, str]:
+    """The values `mapping` takes with '<<' from a mapping whose keys are being
+    changed (`protected`: id -> keys), as written: to write into it, so that
+    it keeps them. ZoneMapError if a key added there would reach it: it has
+    no value of its own to keep."""
+    entries = _entries(mapping)
+    pins = {k: _value_source(edits.text, v) for k, (source, v) in entries.items()
+            if source is not mapping and k in protected.get(id(source), ()) and k not in values}
+    for source in _sources(mapping):
+        added = [k for k in protected.get(id(source), ()) if k not in entries and k not in values]
+        if added:
+            line = mapping.start_mark.line + 1
+            raise ZoneMapError([Problem(file=edits.file, line=line, message=(
+                f"this trigger takes values with '<<' from the trigger at line "
+                f"{source.start_mark.line + 1}, and the edit adds {', '.join(added)} there for "
+                "that exhibit alone, which would reach this one too: write the values out "
+                "here in place of the '<<' and run again"))])
+    return pins
+
+
+def _sources(mapping: MappingNode, seen: frozenset[int] = frozenset()) -> list[MappingNode]:
+    """The mappings merged into `mapping` with '<<', at any depth."""
+    out = []
+    for k, v in mapping.value:
+        if isinstance(k, ScalarNode) and k.tag == _MERGE:
+            for source in (v.value if isinstance(v, SequenceNode) else [v]):
+                if isinstance(source, MappingNode) and id(source) not in seen | {id(mapping)}:
+                    out += [source, *_sources(source, seen | {id(mapping)})]
+    return out
+
+
+def _shares(mapping: Node, protected: Mapping[int, set[str]]) -> bool:
+    """Whether `mapping` is, or merges, one whose keys are being changed."""
+    return isinstance(mapping, MappingNode) and any(
+        protected.get(id(m)) for m in (mapping, *_sources(mapping)))
+
+
+def _value_source(text: str, node: Node) -> str:
+    """A value as written, without the &anchor it may define (a copy must not
+    define it again)."""
+    return re.sub(r"\A&[^\s]+\s+", "", _source(text, node))
+
+
+def _formatted(values: Mapping[str, Any]) -> dict[str, str]:
+    return {k: format_value(v) for k, v in values.items()}
+
+
 def _flow(values: Mapping[str, str]) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in values.items()) + "}"
 
@@ -234,19 +347,20 @@ def _source(text: str, node: Node) -> str:
     return text[node.start_mark.index:node.end_mark.index]
 
 
-def _set_in_mapping(edits: _Edits, mapping: MappingNode, values: dict[str, Any],
+def _set_in_mapping(edits: _Edits, mapping: MappingNode, values: dict[str, str],
                     note: str | None = None) -> None:
-    """Write `values` into an existing trigger mapping, in its own style. A
-    comment this module wrote on its line ('# guide ...') gets the new `note`."""
+    """Write `values` (as written in YAML) into an existing trigger mapping, in
+    its own style. A comment this module wrote on its line ('# guide ...')
+    gets the new `note`."""
     _renote(edits, mapping, note)
     own = _own(mapping)
     added: dict[str, str] = {}
     for name, value in values.items():
         if name in own:
             v = own[name][1]
-            edits.replace(v.start_mark.index, v.end_mark.index, format_value(value))
+            edits.replace(v.start_mark.index, v.end_mark.index, value)
         else:
-            added[name] = format_value(value)
+            added[name] = value
     if not added:
         return
     if mapping.flow_style:
@@ -266,9 +380,15 @@ def _renote(edits: _Edits, mapping: MappingNode, note: str | None) -> None:
     """`note` as the comment of a one-line ``trigger: {...}``: added when the
     line has none, replacing one this module wrote ('# guide ...'), never
     replacing a comment of the staff's."""
-    if not note or not mapping.flow_style:
+    if mapping.flow_style:
+        _note_after(edits, mapping.end_mark.index, note)
+
+
+def _note_after(edits: _Edits, end: int, note: str | None) -> None:
+    """`note` as the comment of the line where a one-line value ends at `end`
+    (as for `_renote`)."""
+    if not note:
         return
-    end = mapping.end_mark.index
     eol = edits.line_end(end)
     rest = edits.text[end:eol]
     hash_ = rest.find("#")
@@ -278,26 +398,42 @@ def _renote(edits: _Edits, mapping: MappingNode, note: str | None) -> None:
         edits.replace(end + hash_, eol, f"# {note}")
 
 
-def _set_exhibit(edits: _Edits, exhibit: MappingNode, values: dict[str, Any],
-                 note: str | None) -> None:
+def _set_own(edits: _Edits, key: Node, node: Node, values: dict[str, str], note: str | None,
+             protected: Mapping[int, set[str]]) -> None:
+    """Write `values` (may be none) into the trigger `key: node` of the site
+    or an exhibit; if it shares a mapping whose `protected` keys change
+    elsewhere, write out the values it had."""
+    if _is_alias(key, node):
+        # `trigger: *t`: the &t mapping is another trigger's too; give this
+        # one a copy of its own in place of the alias
+        if values or _shares(node, protected):
+            start, end = edits.alias_after(key.end_mark.index)
+            edits.replace(start, end, _flow({**_written(edits.text, node), **values}))
+            _note_after(edits, end, note)
+        return
+    if isinstance(node, MappingNode):
+        pins = _pins(edits, node, protected, values)
+        if values or pins:
+            _set_in_mapping(edits, node, {**pins, **values}, note)
+        return
+    # `trigger:` with nothing after it: give it the whole mapping
+    if values:
+        edits.replace(node.start_mark.index, node.end_mark.index,
+                      (" " if not _source(edits.text, node) else "") + _flow(values))
+
+
+def _set_exhibit(edits: _Edits, exhibit: MappingNode, values: dict[str, str],
+                 note: str | None, protected: Mapping[int, set[str]]) -> None:
     own = _own(exhibit)
     if "trigger" in own:
-        node = own["trigger"][1]
-        if isinstance(node, MappingNode):
-            _set_in_mapping(edits, node, values, note)
-            return
-        # `trigger:` with nothing after it: give it the whole mapping
-        edits.replace(node.start_mark.index, node.end_mark.index,
-                      (" " if not _source(edits.text, node) else "") + _flow(
-                          {k: format_value(v) for k, v in values.items()}))
+        _set_own(edits, *own["trigger"], values, note, protected)
         return
     # No trigger of its own. One merged from an anchor would be replaced
     # whole by the exhibit's own, so carry its values over.
-    written: dict[str, str] = {}
     inherited = _merged(exhibit, "trigger")
-    if isinstance(inherited, MappingNode):
-        written = {k: _source(edits.text, v) for k, (_, v) in _own(inherited).items()}
-    written.update({k: format_value(v) for k, v in values.items()})
+    if not values and not (inherited is not None and _shares(inherited, protected)):
+        return
+    written = {**_written(edits.text, inherited), **values} if inherited is not None else values
     if exhibit.flow_style:
         close = exhibit.end_mark.index - 1
         edits.insert(close, f", trigger: {_flow(written)}")
@@ -318,18 +454,15 @@ def _set_exhibit(edits: _Edits, exhibit: MappingNode, values: dict[str, Any],
     edits.insert(at, f"\n{' ' * column}trigger: {_flow(written)}{_comment(note)}")
 
 
-def _set_site(edits: _Edits, root: MappingNode, values: dict[str, Any], note: str | None) -> None:
+def _set_site(edits: _Edits, root: MappingNode, values: dict[str, str], note: str | None,
+              protected: Mapping[int, set[str]]) -> None:
     own = _own(root)
     if "trigger" in own:
-        node = own["trigger"][1]
-        if isinstance(node, MappingNode):
-            _set_in_mapping(edits, node, values, note)
-        else:
-            edits.replace(node.start_mark.index, node.end_mark.index,
-                          (" " if not _source(edits.text, node) else "") + _flow(
-                              {k: format_value(v) for k, v in values.items()}))
+        _set_own(edits, *own["trigger"], values, note, protected)
         return
-    line = f"trigger: {_flow({k: format_value(v) for k, v in values.items()})}{_comment(note)}"
+    if not values:
+        return
+    line = f"trigger: {_flow(values)}{_comment(note)}"
     if root.flow_style:
         edits.insert(root.end_mark.index - 1, ", " + line.split("  #")[0])
         return

@@ -28,7 +28,11 @@ is valid, so nothing downstream meets a half-checked zone map.
 Choices made here, for staff writing the file:
 - Text is taken as written: ``languages: [no]`` is Norwegian, not false, and a
   beacon keyed ``100`` has the id "100". Numbers must be numbers: ``"3.0"``
-  in quotes is refused, as are true/false.
+  in quotes is refused, as are true/false. Unquoted, ``1e3`` and ``1e-9`` are
+  numbers (YAML 1.1, hence PyYAML, reads them as text: it wants ``1.0e+3``);
+  ``1:40``, a base-60 number to YAML 1.1 (100), is refused as a number.
+- Coordinates are within 100 km of the origin and a radius at most 100 m: no
+  real site is larger, and a BLE beacon is not heard farther.
 - Fallback: a language with no ``fallback`` entry falls back to every other
   declared language in the order of ``languages`` (so the default language,
   the first, comes first). An explicit entry replaces that chain for its
@@ -58,6 +62,7 @@ from typing import Any, NamedTuple
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from guide.csvlog import MAX_COORDINATE
 from guide.errors import Problem, ZoneMapError
 from guide.settings import SETTINGS, TriggerSettings
 from guide.site import Beacon, Eddystone, Exhibit, IBeacon, Segment, Site
@@ -177,6 +182,16 @@ _LANG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*\Z")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _HEX = re.compile(r"[0-9a-f]*\Z")
 
+# Bounds no real site comes near: further out, a number is a typing slip (or a
+# fuzzer), and the geometry of `guide lint` and `guide map` overflows. Walks
+# share the coordinate bound (guide.csvlog).
+_MAX_COORD = MAX_COORDINATE  # m: |x| and |y|; no museum, park or campus is 100 km across
+_MAX_RADIUS = 100.0  # m: a BLE beacon is not heard reliably much farther
+_COORD_WHY = ("site coordinates in metres, from a corner of the site (no site is "
+              "100 km across)")
+_RADIUS_WHY = ("the distance in metres within which a visitor is at it (a BLE beacon "
+               "is not heard reliably beyond about 100 m)")
+
 _TOP_REQUIRED = ("site", "languages", "beacons", "exhibits")
 _TOP_OPTIONAL = ("tracks_dir", "fallback", "walls", "trigger", "intro")
 _BEACON_REQUIRED = ("tx_power", "x", "y")
@@ -233,7 +248,14 @@ def _kind(node: Node) -> str:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:g}"
+    if isinstance(x, int) and abs(x) >= 10**16:  # beyond a float: f"{x:g}" overflows
+        return f"a {len(str(abs(x)))}-digit number"
+    return f"{x:.10g}"  # not 6 digits: -100000.5 is not -100000
+
+
+def _short(text: str) -> str:
+    """A scalar as written, cut short if it is long (a run of 5000 digits)."""
+    return text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"
 
 
 _SETTING_TYPES = typing.get_type_hints(TriggerSettings)
@@ -362,22 +384,45 @@ class _Reader:
             return None
         return node.value
 
+    def path_text(self, node: Node, where: str, wanted: str) -> str | None:
+        """Text naming a file or folder: no NUL, which no file name can hold."""
+        value = self.text(node, where, wanted)
+        if value is not None and "\0" in value:
+            self.fail(node, f"{where} {value!r} contains a NUL character (written \\0 or "
+                      "\\x00 in quotes), which no file name can hold: delete it")
+            return None
+        return value
+
     def number(self, node: Node, where: str, *, unit: str = "", integer: bool = False,
                lo: float | None = None, hi: float | None = None,
                positive: bool = False, why: str = "") -> float | None:
         wanted = "a whole number" if integer else "a number"
         suffix = f": {why}" if why else ""
-        if isinstance(node, ScalarNode) and node.tag == _INT:
-            value: float = self._constructor.construct_yaml_int(node)
-        elif isinstance(node, ScalarNode) and node.tag == _FLOAT:
-            value = self._constructor.construct_yaml_float(node)
-            if not math.isfinite(value):
-                self.fail(node, f"{where} must be a finite number, not {node.value}{suffix}")
+        unit_s = f" {unit}" if unit else ""
+        bounds = (f"between {_fmt(lo)} and {_fmt(hi)}" if lo is not None and hi is not None
+                  else f"at least {_fmt(lo)}" if lo is not None
+                  else f"at most {_fmt(hi)}" if hi is not None else "")
+        plain = isinstance(node, ScalarNode) and node.style is None
+        value: float
+        if isinstance(node, ScalarNode) and node.tag in (_INT, _FLOAT):
+            try:
+                value = (self._constructor.construct_yaml_int(node) if node.tag == _INT
+                         else self._constructor.construct_yaml_float(node))
+            except ValueError:  # `!!int 1e9`, or more digits than Python will read
+                self.fail(node, f"{where} must be {bounds + unit_s if bounds else wanted}, "
+                          f"not {_short(node.value)}{suffix}")
                 return None
-            if integer:
-                self.fail(node, f"{where} must be a whole number, not {node.value}{suffix}")
+            if plain and ":" in node.value:  # YAML 1.1: 1:40 is 1 * 60 + 40
+                self.fail(node, f"{where} {node.value} is read as a base-60 number "
+                          f"({_exact(value)}) by YAML 1.1: write {_exact(value)} if that is "
+                          "what you meant, else the number you meant, without ':'")
                 return None
-        elif isinstance(node, ScalarNode) and node.tag == _STR and _looks_numeric(node.value):
+        elif plain and node.tag == _STR and _looks_numeric(node.value):
+            # YAML 1.1 wants a '.' and a signed exponent (1.0e+9), so PyYAML reads
+            # 1e9, 1e-9 or 4.0e12 as text; written without quotes, they are numbers
+            value = float(node.value)
+        elif (isinstance(node, ScalarNode) and node.tag == _STR and node.style in ("'", '"')
+              and _looks_numeric(node.value)):
             self.fail(node, f"{where} must be {wanted}, not the text {node.value!r}: "
                       "remove the quotes")
             return None
@@ -385,13 +430,22 @@ class _Reader:
             if self.scalar_ok(node, where, wanted):  # bool, text, a date...
                 self.fail(node, f"{where} must be {wanted}, not {_kind(node)}{suffix}")
             return None
-        unit_s = f" {unit}" if unit else ""
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                self.fail(node, f"{where} must be " + (
+                    f"{bounds}{unit_s}" if math.isinf(value) and bounds else "a finite number")
+                    + f", not {_short(node.value)}{suffix}")
+                return None
+            if integer:
+                hint = (f" (write {int(value)})" if value.is_integer() and abs(value) < 1e16
+                        else "")
+                self.fail(node, f"{where} must be a whole number, not "
+                          f"{_short(node.value)}{hint}{suffix}")
+                return None
         if positive and value <= 0:
             self.fail(node, f"{where} must be greater than 0, not {_fmt(value)}{suffix}")
             return None
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            bounds = (f"between {_fmt(lo)} and {_fmt(hi)}" if lo is not None and hi is not None
-                      else f"at least {_fmt(lo)}" if lo is not None else f"at most {_fmt(hi)}")
             self.fail(node, f"{where} must be {bounds}{unit_s}, not {_fmt(value)}{suffix}")
             return None
         return value
@@ -504,7 +558,7 @@ class _Reader:
                           "or add 'tracks_dir: PATH' (relative to this file)")
                 return None
             return directory
-        value = self.text(entry.value, "tracks_dir", "a folder path")
+        value = self.path_text(entry.value, "tracks_dir", "a folder path")
         if value is None:
             return None
         directory = (self.path.parent / value).resolve()
@@ -595,8 +649,12 @@ class _Reader:
                 values[key] = None  # "automatic", e.g. level computed from tx_power
                 continue
             if kind is bool:
-                if isinstance(value_node, ScalarNode) and value_node.tag == _BOOL:
+                if (isinstance(value_node, ScalarNode) and value_node.tag == _BOOL
+                        and value_node.value.lower() in self._constructor.bool_values):
                     values[key] = self._constructor.construct_yaml_bool(value_node)
+                elif isinstance(value_node, ScalarNode) and value_node.tag == _BOOL:
+                    self.fail(value_node, f"{setting} must be true or false, not "
+                              f"{_short(value_node.value)!r}")  # `!!bool maybe`
                 elif self.scalar_ok(value_node, setting, "true or false"):
                     self.fail(value_node, f"{setting} must be true or false, not "
                               f"{_kind(value_node)}")
@@ -637,7 +695,8 @@ class _Reader:
                     self.fail(end, f"an end of {where} is a list of {len(coords)}: "
                               "a point is a list of 2 numbers [x, y], in metres")
                     continue
-                x, y = (self.number(c, f"a coordinate of {where}", unit="m") for c in coords)
+                x, y = (self.number(c, f"a coordinate of {where}", unit="m", lo=-_MAX_COORD,
+                                    hi=_MAX_COORD, why=_COORD_WHY) for c in coords)
                 if x is not None and y is not None:
                     points.append((float(x), float(y)))
             if len(points) == 2:
@@ -699,7 +758,8 @@ class _Reader:
                           integer=True, lo=-127, hi=20,
                           why="the RSSI measured 1 m from the beacon, typically about -59")
               if "tx_power" in entries else None)
-        x, y = (self.number(entries[c].value, f"{where} {c}", unit="m") if c in entries
+        x, y = (self.number(entries[c].value, f"{where} {c}", unit="m", lo=-_MAX_COORD,
+                            hi=_MAX_COORD, why=_COORD_WHY) if c in entries
                 else None for c in ("x", "y"))
         if ident is None or tx is None or x is None or y is None:
             return None
@@ -830,8 +890,7 @@ class _Reader:
                 beacon = None  # declared, but has problems of its own (reported)
 
         radius = (self.number(entries["radius"].value, f"{where} radius", unit="m",
-                              positive=True,
-                              why="the distance in metres within which a visitor is at it")
+                              positive=True, hi=_MAX_RADIUS, why=_RADIUS_WHY)
                   if "radius" in entries else None)
 
         tracks: dict[str, str] = {}
@@ -851,7 +910,8 @@ class _Reader:
             ok = False
         else:
             for i, c in enumerate(given):
-                position[i] = self.number(entries[c].value, f"{where} {c}", unit="m")
+                position[i] = self.number(entries[c].value, f"{where} {c}", unit="m",
+                                          lo=-_MAX_COORD, hi=_MAX_COORD, why=_COORD_WHY)
                 ok = ok and position[i] is not None
 
         trigger = site_trigger
@@ -873,7 +933,7 @@ class _Reader:
 
     def track(self, node: Node, where: str, tracks_dir: Path | None) -> str | None:
         """A track path, relative to tracks_dir and staying inside it."""
-        rel = self.text(node, where, "a file path")
+        rel = self.path_text(node, where, "a file path")
         if rel is None:
             return None
         if os.path.isabs(rel) or rel.startswith("~"):
@@ -912,6 +972,13 @@ def _peek_id(node: Node) -> str | None:
                     and isinstance(value, ScalarNode) and _ID.match(value.value)):
                 return value.value
     return None
+
+
+def _exact(x: float) -> str:
+    """A number written out in full, for 'write 100' (not 1e+02)."""
+    if isinstance(x, int):
+        return str(x) if abs(x) < 10**16 else _fmt(x)
+    return repr(x)
 
 
 def _looks_numeric(text: str) -> bool:

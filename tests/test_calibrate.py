@@ -246,6 +246,81 @@ def test_a_trigger_merged_from_an_anchor_is_carried_into_the_exhibits_own():
     assert new.startswith("x-slow: &slow\n  trigger: {dwell: 8}\n")  # the anchor is untouched
 
 
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_an_edited_crlf_file_keeps_its_crlf_line_ends(site_dir, bom):
+    import difflib
+
+    from guide.yamledit import write_zones
+    zones = site_dir / "zones.yaml"
+    zones.write_bytes(bom + ZONES.encode().replace(b"\n", b"\r\n"))
+    text = zones.read_text(encoding="utf-8-sig")  # as guide tune and guide calibrate read it
+    write_zones(zones, set_trigger(text, site={"dwell": 3.5}, exhibits={"a": {"level": -70}},
+                                   note="calibrated"))
+    raw = zones.read_bytes()
+    assert raw.startswith(bom + b"# Calibration test site") and raw.endswith(b"\r\n")
+    assert raw.count(b"\n") == raw.count(b"\r\n")  # every line ends in CRLF
+    lines = raw[len(bom):].decode().split("\r\n")
+    changed = [d for d in difflib.ndiff(ZONES.split("\n"), lines) if d[0] in "+-?"]
+    assert changed == ["+ trigger: {dwell: 3.5}  # calibrated",
+                       "+     trigger: {level: -70}  # calibrated"]  # and nothing else
+    site = load_zones(zones)
+    assert site.trigger.dwell == 3.5 and site.exhibit("a").trigger.level == -70
+
+
+# exhibit a shares the site-wide trigger mapping through a YAML alias
+ALIASED = ZONES.replace("\nbeacons:\n", "\ntrigger: &t {dwell: 4.0}   # site-wide\n\nbeacons:\n").replace(
+    "    radius: 2.0          # small room\n", "    radius: 2.0          # small room\n    trigger: *t\n")
+
+
+def test_an_exhibits_edit_through_an_alias_stays_the_exhibits(site_dir):
+    zones = site_dir / "zones.yaml"
+    zones.write_text(ALIASED)
+    before = load_zones(zones)
+    new = set_trigger(ALIASED, exhibits={"a": {"margin": 2.5}}, note="calibrated")
+    assert "\ntrigger: &t {dwell: 4.0}   # site-wide\n" in new  # the anchor is untouched
+    assert "    trigger: {dwell: 4.0, margin: 2.5}  # calibrated\n" in new
+    zones.write_text(new)
+    site = load_zones(zones)
+    assert site.trigger == before.trigger and site.exhibit("b").trigger == before.trigger
+    a = site.exhibit("a").trigger
+    assert (a.dwell, a.margin) == (4.0, 2.5) and a.margin != before.trigger.margin
+
+
+def test_a_site_wide_edit_does_not_reach_an_exhibit_through_an_alias(site_dir):
+    zones = site_dir / "zones.yaml"
+    zones.write_text(ALIASED)
+    new = set_trigger(ALIASED, site={"dwell": 3.5}, note="tuned")
+    assert "\ntrigger: &t {dwell: 3.5}   # site-wide\n" in new
+    assert "    trigger: {dwell: 4.0}  # tuned\n" in new
+    zones.write_text(new)
+    site = load_zones(zones)
+    assert site.trigger.dwell == 3.5 and site.exhibit("b").trigger.dwell == 3.5
+    assert site.exhibit("a").trigger.dwell == 4.0
+
+
+def test_an_exhibits_anchored_trigger_edited_leaves_the_exhibits_using_it_as_they_were(site_dir):
+    from guide.errors import ZoneMapError
+    text = ALIASED.replace("trigger: &t {dwell: 4.0}   # site-wide\n", "").replace(
+        "    trigger: *t\n", "    trigger: &a {margin: 8}\n").replace(
+        "    radius: 2.0\n    tracks: {fr: fr/b.wav}\n",
+        "    radius: 2.0\n    tracks: {fr: fr/b.wav}\n    trigger: *a\n").replace(
+        "    radius: 2.0\n    tracks: {fr: fr/c.wav}\n",
+        "    radius: 2.0\n    tracks: {fr: fr/c.wav}\n    trigger: {<<: *a, dwell: 6}\n")
+    new = set_trigger(text, exhibits={"a": {"margin": 2}})
+    assert "    trigger: &a {margin: 2}\n" in new and "    trigger: {margin: 8}\n" in new
+    zones = site_dir / "zones.yaml"
+    zones.write_text(new)
+    site = load_zones(zones)
+    assert [site.exhibit(e).trigger.margin for e in "abc"] == [2, 8, 8]
+    assert site.exhibit("c").trigger.dwell == 6
+    # a key the edit adds there would reach c through '<<', where it has nothing to keep
+    with pytest.raises(ZoneMapError) as info:
+        set_trigger(text, exhibits={"a": {"level": -70}}, file="z.yaml")
+    (p,) = info.value.problems
+    assert p.file == "z.yaml" and "'<<'" in p.message and "level" in p.message
+    assert p.line == text.splitlines().index("    trigger: {<<: *a, dwell: 6}") + 1
+
+
 def test_a_beacon_never_heard_where_staff_stood_is_reported_not_calibrated(site_dir):
     rows = RECORDING + stand("staff-1", 110, 150, {"b-b": -70})  # c's beacon is silent
     truth = TRUTH + [TruthRow(visitor="staff-1", start=110, end=150, exhibit="c", intent="listen")]

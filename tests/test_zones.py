@@ -363,6 +363,68 @@ def test_a_number_must_be_a_number(problem, value, said):
     assert "radius" in p.message and said in p.message
 
 
+def test_yaml_1_1_floats_without_a_dot_or_an_exponent_sign_are_numbers(load):
+    # PyYAML reads 1e3 and 25e-1 as text (YAML 1.1 wants 1.0e+3); unquoted, they are numbers
+    text = edit("    x: 12.0\n    y: 30.5\n", "    x: 1e3\n    y: -3E1\n")
+    text = edit("    radius: 3.0\n", "    radius: 25e-1\n    trigger: {dwell: 4e0}\n", text)
+    text = edit("exhibits:\n", "walls: [[[0, 0], [1e2, 1e-9]]]\nexhibits:\n", text)
+    site = load(text)
+    beacon, dome = site.beacons["b-dome"], site.exhibit("dome")
+    assert (beacon.x, beacon.y, dome.radius, dome.trigger.dwell) == (1000.0, -30.0, 2.5, 4.0)
+    assert site.walls == (((0.0, 0.0), (100.0, 1e-9)),)
+    assert all(type(v) is float for v in (beacon.x, beacon.y, dome.radius, dome.trigger.dwell))
+
+
+@pytest.mark.parametrize("old,new,value,said", [
+    ("    radius: 3.0\n", '    radius: "1e3"  # <-\n', '"1e3"', "not the text '1e3': remove the quotes"),
+    ("    radius: 3.0\n", "    radius: '25e-1'  # <-\n", "'25e-1'", "remove the quotes"),
+    ("major: 100, minor: 1}", "major: 1e2, minor: 1}  # <-", "1e2",
+     "major must be a whole number, not 1e2 (write 100)"),
+    ("    tx_power: -62\n", "    tx_power: -5.95e1  # <-\n", "-5.95e1", "must be a whole number, not -5.95e1:"),
+    ("    radius: 3.0\n", "    radius: nan  # <-\n", "nan", "must be a finite number, not nan"),
+    ("    radius: 3.0\n", "    radius: 1e400  # <-\n", "1e400", "must be at most 100 m, not 1e400"),
+])
+def test_yaml_1_1_floats_are_refused_quoted_not_whole_or_not_finite(problem, old, new, value, said):
+    text = edit(old, new)
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, value)) and said in p.message
+
+
+@pytest.mark.parametrize("old,new,value,said", [
+    ("major: 100, minor: 1}", "major: 1:40, minor: 1}  # <-", "1:40",
+     "ibeacon major 1:40 is read as a base-60 number (100) by YAML 1.1: write 100"),
+    ("exhibits:\n", "trigger: {dwell: 1:05.5}  # <-\nexhibits:\n", "1:05.5",
+     "trigger.dwell 1:05.5 is read as a base-60 number (65.5) by YAML 1.1: write 65.5"),
+    ("    radius: 3.0\n", "    radius: -1:30  # <-\n", "-1:30", "(-90)"),
+])
+def test_yaml_1_1_base_60_numbers_are_refused_not_silently_converted(problem, load, old, new,
+                                                                     value, said):
+    text = edit(old, new)
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, value)) and said in p.message
+    # in a text, 1:40 is the text written
+    assert load(edit("title: {fr: Pièce}", "title: {fr: 1:40}")).exhibit("coin-1").title == {"fr": "1:40"}
+
+
+@pytest.mark.parametrize("old,new,value,said", [
+    ("major: 100, minor: 1}", "major: 100, minor: !!int 1e9}  # <-", "!!int",
+     "minor must be between 0 and 65535, not 1e9"),
+    ("    x: 30\n", "    x: !!float ten  # <-\n", "!!float",
+     "x must be between -100000 and 100000 m, not ten"),
+    ("major: 100, minor: 1}", f"major: 100, minor: {'9' * 5000}}}  # <-", "9999",
+     f"minor must be between 0 and 65535, not {'9' * 20}... (5000 characters)"),
+    ("    x: 30\n", f"    x: {'9' * 400}  # <-\n", "9999",
+     "x must be between -100000 and 100000 m, not a 400-digit number"),
+    ("exhibits:\n", "trigger: {replay_heard: !!bool maybe}  # <-\nexhibits:\n", "!!bool",
+     "trigger.replay_heard must be true or false, not 'maybe'"),
+])
+def test_numbers_python_cannot_read_or_convert_are_problems_not_tracebacks(problem, old, new,
+                                                                          value, said):
+    text = edit(old, new)
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, value)) and said in p.message
+
+
 def test_languages_must_be_a_list(problem):
     text = edit("languages: [fr, en, de, nl]", "languages: fr  # <-")
     # every title and track language is then unknown, but only the cause is reported
@@ -500,6 +562,36 @@ def test_a_radius_must_be_positive(problem, radius):
     assert "radius must be greater than 0" in p.message and "metres" in p.message
 
 
+@pytest.mark.parametrize("old,new,value,said", [
+    ("    x: 12.0\n", "    x: 1.0e+308  # <-\n", "1.0e+308",
+     "beacon 'b-dome' x must be between -100000 and 100000 m, not 1e+308"),
+    ("    y: 7.5\n", "    y: -100000.5  # <-\n", "-100000.5",
+     "beacon 'b-coin' y must be between -100000 and 100000 m, not -100000.5:"),
+    ("    radius: 1.5\n", "    radius: 1.5\n    x: 4.0e+5  # <-\n    y: 0\n", "4.0e+5",
+     "exhibit 'coin-1' x must be between -100000 and 100000 m, not 400000"),
+    ("exhibits:\n", "walls: [[[-1.0e+308, 0], [0, 1]]]  # <-\nexhibits:\n", "-1.0e+308",
+     "a coordinate of wall 1 must be between -100000 and 100000 m, not -1e+308"),
+    ("    radius: 1.5\n", "    radius: 1.0e+308  # <-\n", "1.0e+308",
+     "exhibit 'coin-1' radius must be at most 100 m, not 1e+308"),
+    ("    radius: 1.5\n", "    radius: 100.5  # <-\n", "100.5", "radius must be at most 100 m"),
+])
+def test_coordinates_and_radii_beyond_any_real_site_are_refused(problem, old, new, value, said):
+    text = edit(old, new)
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, value)) and said in p.message
+    assert "100 km" in p.message if "radius" not in said else "100 m" in p.message
+
+
+def test_coordinates_and_radii_at_the_bounds_load(load):
+    text = edit("    x: 12.0\n    y: 30.5\n", "    x: -100000\n    y: 100000.0\n")
+    text = edit("    radius: 1.5\n", "    radius: 100\n    x: 1e5\n    y: -1e5\n", text)
+    text = edit("exhibits:\n", "walls: [[[-100000, -100000], [100000, 100000]]]\nexhibits:\n", text)
+    site = load(text)
+    coin = site.exhibit("coin-1")
+    assert (site.beacons["b-dome"].x, site.beacons["b-dome"].y) == (-100000, 100000)
+    assert (coin.radius, coin.x, coin.y) == (100, 100000, -100000)
+
+
 def test_an_exhibit_with_only_x_or_only_y_is_refused(problem):
     text = edit("    radius: 1.5\n", "    radius: 1.5\n    x: 4.0  # <-\n")
     p = problem(text)
@@ -555,6 +647,21 @@ def test_a_track_path_may_not_escape_tracks_dir(problem, path, said):
     text = edit("fr/coin-1.wav}", f"{path}}}  # <-")
     p = problem(text)
     assert (p.line, p.column) == (line_of(text), column_of(text, path)) and said in p.message
+
+
+@pytest.mark.parametrize("old,new,value,said", [
+    ("fr/coin-1.wav}", '"fr/coin-1.wav\\0x"}  # <-', '"fr/coin-1.wav',
+     "exhibit 'coin-1' track in 'fr' 'fr/coin-1.wav\\x00x' contains a NUL character"),
+    ("fr: fr/dome.wav,", 'fr: "fr/\\x00dome.wav",  # <-\n   ', '"fr/',
+     "exhibit 'dome' track in 'fr' 'fr/\\x00dome.wav' contains a NUL character"),
+    ("languages: [fr, en, de, nl]\n", "languages: [fr, en, de, nl]\ntracks_dir: \"tr\\0acks\"  # <-\n",
+     '"tr', "tracks_dir 'tr\\x00acks' contains a NUL character"),
+])
+def test_a_nul_character_in_a_path_is_a_problem_not_a_valueerror(problem, old, new, value, said):
+    text = edit(old, new)
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, value))
+    assert said in p.message and "delete it" in p.message
 
 
 def test_a_symlink_out_of_tracks_dir_is_refused(problem, site_dir):
