@@ -227,6 +227,8 @@ class BleakSource:
         self._factory = scanner_factory
         self.heard = 0  # advertisements of any kind received
         self.restarts = 0  # scans restarted after a silence or a failure
+        self.scanned = False  # a scan has started at least once (an adapter was reached)
+        self.last_error: str | None = None  # why the adapter could not be reached, last time
 
     def _scanner(self, callback: Callable[[Any, Any], None]) -> Any:
         if self._factory is not None:
@@ -259,11 +261,12 @@ class BleakSource:
                 await scanner.start()
             except Exception as e:  # bleak, D-Bus and OS errors all mean "no adapter now"
                 delay = next(delays)
+                self.last_error = _explain(e, where)
                 logger.warning(
                     "%s: %s; retrying in %g s. Check that the adapter is plugged in "
                     "and powered and that bluetoothd is running (systemctl status bluetooth).",
                     "Bluetooth adapter lost" if scanned else "No Bluetooth adapter",
-                    _explain(e, where), delay)
+                    self.last_error, delay)
                 failing = True
                 await asyncio.sleep(delay)
                 continue
@@ -272,6 +275,7 @@ class BleakSource:
                        "Bluetooth adapter found: scanning for beacons" if failing else
                        "scanning for beacons", where)
             scanned, failing, delays = True, False, iter(self.backoff.delays())
+            self.scanned = True
             try:
                 await self._watch()
             finally:

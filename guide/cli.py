@@ -140,14 +140,21 @@ def output_file(path: str | os.PathLike[str], option: str) -> Path:
     if real.exists() and not real.is_file():
         raise GuideError(f"{option} {text}: is not a regular file (a device or a pipe); "
                          f"give a file name")
+    above = real.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise GuideError(f"{option} {text}: {above} is a file, not a folder; give a path in a folder")
     try:
         real.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".probe", dir=real.parent)
         os.close(fd)
         os.unlink(probe)
+        if real.exists():
+            open(real, "rb+").close()  # opened for writing, not changed
     except OSError as e:
         raise GuideError(f"{option} {text}: cannot write in {e.filename or real.parent} "
-                         f"({e.strerror or e})") from None
+                         f"({e.strerror or e}); give a path on a writable disk") from None
     return real
 
 

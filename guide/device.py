@@ -11,7 +11,11 @@ and the event log say where it had got to), on the loop's monotonic clock.
 The engine is woken at its own deadline, never polled.
 
 Order of work for an action: the player first (a visitor waits for sound,
-not for a disk), then the durable event log, then the state file.
+not for a disk), then the durable event log, then the state file. A write
+that fails mid-visit (a full disk) is logged and the visit plays on: the event
+log keeps only whole lines and the state file its last whole save, so a
+restart resumes from there. At start, before any sound, such a failure stops
+the device with a DeviceError naming the file.
 
 Before the first exhibit of a new visit (and after each change of language)
 the visitor is told how much of the visit exists in their language: on screen
@@ -93,8 +97,12 @@ class Device:
         self.player.set_volume(self.volume)
         tasks: list[asyncio.Task] = []
         try:
-            self.engine, actions = self._begin(self.now())
-            self._save(self.now())  # the visit exists on disk from its first instant
+            try:
+                self.engine, actions = self._begin(self.now())
+                self._save(self.now())  # the visit exists on disk from its first instant
+            except OSError as e:  # before any sound: stop, and say which file
+                raise DeviceError(f"{e.filename or self.log_path}: cannot record the visit "
+                                  f"({e.strerror or e}); check the disk and the --events path") from None
             if self.saved is None:  # before the first exhibit (reading durations takes a second)
                 await self._announce(self.lang)
             self._perform(actions)
@@ -264,7 +272,7 @@ class Device:
         """An event of the device's own (not an engine action) into the log."""
         try:
             self.log.write_event({"visitor": self.visitor, "t": round(self.now(), 3), **event})
-        except OSError as e:
+        except (OSError, GuideError) as e:
             logger.error("cannot record the visit: %s", e)
 
     def _background(self, job: Any) -> None:
@@ -298,14 +306,22 @@ class Device:
         try:
             if engine is not None:
                 now = self.now()
-                if engine.playing is not None:
-                    # the state still says "playing": a restart resumes it
-                    self.log.write(End(exhibit=engine.playing, reason="stopped"), visitor=self.visitor, t=now)
-                self._save(now)
+                try:
+                    if engine.playing is not None:
+                        # the state still says "playing": a restart resumes it
+                        self.log.write(End(exhibit=engine.playing, reason="stopped"), visitor=self.visitor, t=now)
+                    self._save(now)
+                except (OSError, GuideError) as e:  # a full disk: the last good state stays on disk
+                    logger.error("cannot record the end of the visit: %s", e)
         finally:
-            self.player.stop()
-            self.player.close()
-            self.log.close()
+            try:
+                self.player.stop()
+                self.player.close()
+            finally:
+                try:
+                    self.log.close()
+                except OSError as e:
+                    logger.error("cannot close the event log: %s", e)
 
 
 def _show(site: Site, action: Action) -> None:

@@ -1,10 +1,16 @@
 """The event log of FORMATS.md: one JSON object a line, appended.
 
-A device appends durably (each line flushed and fsynced before `write`
-returns), so a crash or power loss loses at most the line being written; on
-opening, a torn last line (no newline) left by such a crash is cut away, so
-the file is always valid JSON Lines. The simulator writes the same lines
-without fsync.
+A device appends durably (each line written whole, then fsynced, before
+`write` returns), so a crash or power loss loses at most the line being
+written. A line that cannot be written whole (a full disk) is taken back out
+of the file, so the lines after it never follow half a line. On opening, a
+torn last line (no newline) left by a crash is cut away, so the file is
+always valid JSON Lines. The simulator writes the same lines without fsync.
+
+An existing file is appended to only if it is an event log: its complete
+lines are JSON objects with an "event", and an unfinished last line looks
+like the start of one of ours. Anything else (a user's other file, binary
+data) is refused with a GuideError and left exactly as it was.
 
     with EventLog("events.jsonl", durable=True) as log:
         log.write(Start(exhibit="dome", lang="en", track="en/dome.opus"), visitor="device", t=12.5)
@@ -12,38 +18,75 @@ without fsync.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
+import stat
 from pathlib import Path
 from typing import IO
 
 from guide.actions import Action, to_event
+from guide.errors import GuideError
+
+_CHECKED = 1 << 16  # bytes read at each end of an existing log to tell whether it is one
+_OPENING = b'{"visitor": '  # how every line the guide writes begins (to_event, Device._record)
 
 
 class EventLog:
     def __init__(self, path: str | os.PathLike, *, durable: bool = False):
         self.path = Path(path)
         self.durable = durable
-        if self.path.parent != Path(""):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        _cut_torn_tail(self.path)
-        self._f: IO[str] = open(self.path, "a", encoding="utf-8")
+        try:
+            if self.path.parent != Path(""):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            check_event_log(self.path, repair=True)
+            # durable: unbuffered, so that a failed write leaves nothing behind to retry later
+            self._f: IO[bytes] = open(self.path, "ab", buffering=0 if durable else -1)
+        except (FileExistsError, NotADirectoryError):
+            raise GuideError(f"{self.path}: cannot open the event log: part of its folder path is a "
+                             "file, not a folder; give another --events path") from None
+        except OSError as e:
+            raise GuideError(f"{self.path}: cannot open the event log ({e.strerror or e}); check that its "
+                             "folder exists and is writable, or give another --events path") from None
+        self._good = self._f.tell()  # where the last whole line ends
+        self._torn = False  # a failed write left part of a line that could not be taken back
 
     def write(self, action: Action, *, visitor: str, t: float) -> None:
         self.write_event(to_event(action, visitor=visitor, t=t))
 
     def write_event(self, event: dict) -> None:
-        self._f.write(json.dumps(event, ensure_ascii=False, separators=(", ", ": ")) + "\n")
-        if self.durable:
-            self._f.flush()
-            os.fsync(self._f.fileno())
+        data = (json.dumps(event, ensure_ascii=False, separators=(", ", ": ")) + "\n").encode("utf-8")
+        if not self.durable:
+            self._f.write(data)
+            return
+        fd = self._f.fileno()
+        try:
+            if self._torn:  # take back what an earlier failed write left, or write nothing
+                os.ftruncate(fd, self._good)
+                self._torn = False
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            except BaseException:
+                try:
+                    os.ftruncate(fd, self._good)  # no half line stays in the file
+                except OSError:
+                    self._torn = True
+                raise
+            self._good += len(data)
+            os.fsync(fd)
+        except OSError as e:  # a full disk, a failing card: say which file
+            raise OSError(e.errno, e.strerror or str(e), str(self.path)) from None
 
     def close(self) -> None:
         if not self._f.closed:
-            self._f.flush()
-            if self.durable:
-                os.fsync(self._f.fileno())
-            self._f.close()
+            try:
+                self._f.flush()
+                if self.durable:
+                    os.fsync(self._f.fileno())
+            finally:
+                self._f.close()
 
     def __enter__(self) -> "EventLog":
         return self
@@ -52,30 +95,81 @@ class EventLog:
         self.close()
 
 
-def _cut_torn_tail(path: Path) -> None:
-    """Drop a last line that has no newline: the line a crash interrupted."""
+def check_event_log(path: str | os.PathLike, *, repair: bool = False) -> None:
+    """GuideError unless `path` is missing, empty or an event log; with
+    `repair`, a torn last line (no newline: the line a crash interrupted) is
+    cut away. Reads at most the first and last 64 KiB. OSError if the file
+    cannot be read."""
+    path = Path(path)
     try:
-        with open(path, "rb+") as f:
-            size = f.seek(0, os.SEEK_END)
-            if size == 0:
-                return
-            f.seek(size - 1)
-            if f.read(1) == b"\n":
-                return
-            # walk back to the previous newline
-            pos = size
-            while pos > 0:
-                step = min(4096, pos)
-                f.seek(pos - step)
-                chunk = f.read(step)
-                nl = chunk.rfind(b"\n")
-                if nl >= 0:
-                    f.truncate(pos - step + nl + 1)
-                    break
-                pos -= step
-            else:
-                f.truncate(0)
-            f.flush()
-            os.fsync(f.fileno())
+        st = os.stat(path)
     except FileNotFoundError:
         return
+    if stat.S_ISDIR(st.st_mode):
+        raise GuideError(f"{path}: is a folder, not an event log; give a file name for --events")
+    if not stat.S_ISREG(st.st_mode):
+        raise GuideError(f"{path}: is not a regular file (a device or a pipe); give another --events path")
+    with open(path, "rb+" if repair else "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(0)
+        head = f.read(min(size, _CHECKED))
+        if size > len(head):
+            f.seek(max(len(head), size - _CHECKED))
+            tail = f.read()
+        else:
+            tail = b""
+        data = head + tail if size <= 2 * _CHECKED else None
+        if data is not None:
+            whole, _, torn = data.rpartition(b"\n")
+            _check_lines(path, whole.split(b"\n"), first=1)
+        else:
+            _check_lines(path, head.split(b"\n")[:-1], first=1)  # the last one is cut by the window
+            lines = tail.split(b"\n")
+            torn = lines.pop()
+            _check_lines(path, lines[1:], first=None)  # the first one is cut by the window
+        if not torn:
+            return
+        if not _looks_torn(torn):
+            raise _foreign(path, "its last line is not JSON written by the guide")
+        if repair:
+            f.truncate(size - len(torn))
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _check_lines(path: Path, lines: list[bytes], first: int | None) -> None:
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue  # a blank line harms nothing
+        try:
+            event = json.loads(line.decode("utf-8"))
+            why = ("is not a JSON object" if not isinstance(event, dict) else
+                   'is a JSON object without an "event"' if not isinstance(event.get("event"), str) else None)
+        except UnicodeDecodeError:
+            why = "is binary data"
+        except json.JSONDecodeError:
+            why = "is binary data" if b"\0" in line else "is not JSON"
+        if why is not None:
+            where = f"line {first + i}" if first is not None else "a line near its end"
+            raise _foreign(path, f"{where} {why}")
+
+
+def _looks_torn(fragment: bytes) -> bool:
+    """Whether `fragment` can be the beginning of a line the guide writes:
+    every line opens with the visitor, as json.dumps writes it (control
+    characters escaped), in UTF-8 with perhaps the last character cut in two."""
+    n = min(len(fragment), len(_OPENING))
+    if fragment[:n] != _OPENING[:n] or any(b < 0x20 for b in fragment):
+        return False
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(fragment, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _foreign(path: Path, why: str) -> GuideError:
+    return GuideError(f"{path}: is not a guide event log ({why}); give another --events path "
+                      "(the file is left as it was)")

@@ -114,13 +114,15 @@ class StateFile:
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Replace `path` by `data` so that, at any instant of a crash, the file
-    holds either its old content or `data` in full."""
+    holds either its old content or `data` in full. DeviceError (naming the
+    file) if it cannot: a full disk, a folder in its place, a read-only disk;
+    the old content is then left as it was."""
     path = Path(path)
     directory = path.parent
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
-        raise DeviceError(f"{path}: cannot save the visit state ({e.strerror}); "
+        raise DeviceError(f"{path}: cannot save the visit state ({e.strerror or e}); "
                           f"check that {directory} exists and is writable") from None
     try:
         with os.fdopen(fd, "wb") as f:
@@ -128,14 +130,22 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        why = "it is a folder; give a file name for --state" if path.is_dir() else "the previous state is kept"
+        raise DeviceError(f"{path}: cannot save the visit state ({e.strerror or e}); {why}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
-        os.fsync(dir_fd)  # the rename itself survives a power loss
-    finally:
-        os.close(dir_fd)
+        dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a power loss
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        raise DeviceError(f"{path}: saved, but the rename may not survive a power cut "
+                          f"({e.strerror or e})") from None
 
 
 @dataclass(frozen=True, kw_only=True)

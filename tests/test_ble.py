@@ -322,3 +322,98 @@ def test_guide_record_refuses_to_overwrite_a_scan_log(site, tmp_path, capsys):
     assert main(["record", "--zones", str(site.path), "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
     assert out.read_text().endswith("-60\n")
+
+
+# ----- guide record: what it will not write over, and a recording of nothing -----
+
+@pytest.fixture
+def no_bluez(monkeypatch, tmp_path):
+    """A system bus that is not there: no adapter can be reached (and no real one is touched)."""
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/no-such-bus")
+
+
+def record(site, *options) -> int:
+    from guide.cli import main
+
+    return main(["record", "--zones", str(site.path), "--duration", "1", *map(str, options)])
+
+
+@pytest.mark.parametrize("spelling", ["{zones}", "{tmp}/./zones.yaml", "{tmp}/link.yaml"])
+def test_guide_record_never_writes_over_the_zone_map_even_with_force(site, tmp_path, capsys, no_bluez, spelling):
+    (tmp_path / "link.yaml").symlink_to(site.path)
+    before = site.path.read_bytes()
+    out = spelling.format(zones=site.path, tmp=tmp_path)
+    assert record(site, "--out", out, "--force") == 2
+    err = capsys.readouterr().err
+    assert f"--out {out} is the zone map (--zones)" in err and "another name" in err
+    assert site.path.read_bytes() == before
+
+
+def test_guide_record_force_replaces_only_a_scan_log(site, tmp_path, capsys, no_bluez):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the walk of 2 May: start at the dome\n")
+    assert record(site, "--out", notes, "--force") == 2
+    err = capsys.readouterr().err
+    assert f"--out {notes}: exists and is not a scan log" in err and "--force only replaces scan logs" in err
+    assert notes.read_text() == "the walk of 2 May: start at the dome\n"
+
+
+def test_guide_record_with_an_empty_out_asks_for_a_file_name(site, tmp_path, capsys, no_bluez):
+    assert record(site, "--out", "") == 2
+    assert "guide: error: --out: give a file name" in capsys.readouterr().err
+
+
+def test_guide_record_without_any_adapter_fails_and_keeps_no_empty_recording(site, tmp_path, capsys, no_bluez):
+    out = tmp_path / "walk.csv"
+    assert record(site, "--out", out) == 1
+    err = capsys.readouterr().err
+    assert "nothing recorded: no Bluetooth adapter could be reached in 1 s" in err
+    assert f"no file was written to {out}" in err
+    assert not out.exists()
+    # --force over an earlier walk: that walk is kept, not traded for nothing
+    out.write_text("visitor,t,beacon,rssi\nstaff,0.000,dome-n,-60\n")
+    assert record(site, "--out", out, "--force") == 1
+    assert f"{out} is left as it was" in capsys.readouterr().err
+    assert out.read_text() == "visitor,t,beacon,rssi\nstaff,0.000,dome-n,-60\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tracks", "walk.csv", "zones.yaml"]
+
+
+@needs_dbus
+def test_guide_record_that_hears_nothing_says_so_and_exits_1(site, bluez, tmp_path, capsys):
+    bluez.add_adapter("hci0")
+    out = tmp_path / "walk.csv"
+    assert record(site, "--out", out) == 1
+    err = capsys.readouterr().err
+    assert "nothing recorded: the adapter scanned but heard no advertisement at all in 1 s" in err
+    assert not out.exists()
+
+
+@needs_dbus
+def test_guide_record_force_replaces_a_scan_log_once_the_new_walk_is_recorded(site, bluez, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bluez.add_adapter("hci0")
+    dome = bluez.add_beacon("AA:BB:CC:DD:EE:01", DOME)
+    out = tmp_path / "walk.csv"
+    out.write_text("visitor,t,beacon,rssi\nold,0.000,dome-n,-90\n")
+    p = subprocess.Popen(
+        [sys.executable, "-m", "guide", "record", "--zones", str(site.path), "--out", str(out),
+         "--visitor", "new", "--duration", "2", "--force"],
+        cwd=Path(__file__).resolve().parents[1], stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while "scanning for beacons" not in p.stderr.readline():
+            assert p.poll() is None, p.communicate()
+        assert out.read_text() == "visitor,t,beacon,rssi\nold,0.000,dome-n,-90\n"  # until the end
+        for rssi in (-70, -65, -60):
+            dome.advertise(rssi)
+        _, err = p.communicate(timeout=20)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    rows = out.read_text().splitlines()
+    assert rows[0] == "visitor,t,beacon,rssi" and [r.split(",")[3] for r in rows[1:]][-3:] == ["-70", "-65", "-60"]
+    assert all(r.startswith("new,") for r in rows[1:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tracks", "walk.csv", "zones.yaml"]

@@ -179,7 +179,7 @@ def test_output_file_refuses_what_cannot_be_a_file_and_makes_missing_folders(tmp
     for path, message in [("", "--out: give a file name"),
                           (tmp_path, "is a folder"),
                           ("/dev/null", "is not a regular file"),
-                          (tmp_path / "new" / "deep" / "out.csv" / "x", "cannot write in")]:
+                          (tmp_path / "new" / "deep" / "out.csv" / "x", "out.csv is a file, not a folder")]:
         if path == tmp_path / "new" / "deep" / "out.csv" / "x":
             (tmp_path / "new" / "deep" / "out.csv").write_text("")
         with pytest.raises(GuideError, match=message):

@@ -705,3 +705,128 @@ def test_through_alsa_the_intro_is_heard_until_the_first_exhibit_cuts_it_short(i
     assert sounding[1][1] == pytest.approx(1.5, abs=0.1)  # ...by the dome, heard whole
     assert kinds(tmp_path / "events.jsonl") == [
         ("intro", None, "en"), ("start", "dome", "en"), ("end", "dome", "finished")]
+
+
+# ----- the files the device writes: checked first, never damaged ------------------
+
+def guide_main(*argv) -> int:
+    from guide.cli import main
+
+    return main(["run", *map(str, argv)])
+
+
+def short_walk(tmp_path) -> Path:
+    return walk_csv(tmp_path / "walk.csv", [(0.5, {"dome": (AWAY, AT)}), (1.0, {"dome": AT})])
+
+
+@pytest.mark.parametrize("content", [b"no newline at end", random.Random(3).randbytes(2000),
+                                     b"visitor,t,beacon,rssi\nv1,0.0,b-dome,-60\n"])
+def test_guide_run_refuses_an_events_file_that_is_not_an_event_log_and_leaves_it_alone(
+        zones, tmp_path, capsys, content):
+    mine = tmp_path / "f.txt"
+    mine.write_bytes(content)
+    with file_sink(tmp_path / "alsa"):
+        assert guide_main("--zones", zones, "--events", mine, "--replay", short_walk(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert f"{mine}: is not a guide event log" in err and "give another --events path" in err
+    assert mine.read_bytes() == content
+    assert not (tmp_path / "f.txt.state.json").exists()  # nothing started
+
+
+def test_guide_run_resumes_after_a_line_torn_by_a_crash(zones, tmp_path, capsys):
+    log = tmp_path / "events.jsonl"
+    with file_sink(tmp_path / "alsa"):
+        assert guide_main("--zones", zones, "--events", log, "--replay", short_walk(tmp_path)) == 0
+        whole = log.read_bytes()
+        log.write_bytes(whole + b'{"visitor": "visit-1", "t": 9.5, "event": "sta')  # the crash
+        assert guide_main("--zones", zones, "--events", log, "--replay", short_walk(tmp_path)) == 0
+    assert log.read_bytes().startswith(whole)
+    events(log)  # every line whole JSON again
+
+
+@pytest.mark.parametrize("options, says", [
+    (["--events", "{tmp}/out"], "--events {tmp}/out: is a folder; give a file name"),
+    (["--events", ""], "--events: give a file name"),
+    (["--events", "{tmp}/file.txt/events.jsonl"],
+     "--events {tmp}/file.txt/events.jsonl: {tmp}/file.txt is a file, not a folder"),
+    (["--state", "{tmp}/out"], "--state {tmp}/out: is a folder; give a file name"),
+    (["--state", ""], "--state: give a file name"),
+    (["--state", "{tmp}/file.txt/s.json"], "--state {tmp}/file.txt/s.json: {tmp}/file.txt is a file, not a folder"),
+    (["--state", "{tmp}/e.jsonl"], "--state {tmp}/e.jsonl is the file of --events"),
+    (["--state", "{zones}"], "--state {zones} is the file of --zones"),
+    (["--events", "{zones}"], "--events {zones} is the file of --zones"),
+    (["--state", "{tmp}/walk.csv"], "--state {tmp}/walk.csv is the file of --replay"),
+])
+def test_guide_run_names_the_option_of_an_output_path_it_cannot_use(zones, tmp_path, capsys, options, says):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "file.txt").write_text("mine\n")
+    fill = {"tmp": tmp_path, "zones": zones}
+    options = [o.format(**fill) for o in options]
+    argv = ["--zones", zones, "--events", tmp_path / "e.jsonl", "--replay", short_walk(tmp_path), *options]
+    before = zones.read_bytes()
+    with file_sink(tmp_path / "alsa"):
+        assert guide_main(*argv) == 2
+    err = capsys.readouterr().err
+    assert says.format(**fill) in err and "Traceback" not in err
+    assert zones.read_bytes() == before and (tmp_path / "file.txt").read_text() == "mine\n"
+    assert not (tmp_path / "e.jsonl").exists() and list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_replay_with_nothing_to_play_says_what_is_wrong_with_the_scan_log(zones, tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("visitor,t,beacon,rssi\n")
+    strangers = tmp_path / "strangers.csv"
+    strangers.write_text("visitor,t,beacon,rssi\nv1,0.0,b-gone,-60\nv1,0.1,b-lost,-61\n")
+    walk = short_walk(tmp_path)
+    cases = [(["--replay", empty], f"--replay {empty}: the scan log has no rows"),
+             (["--replay", strangers], f"--replay {strangers}: none of its 2 rows names a beacon of {zones} "
+                                       "(it names b-gone, b-lost)"),
+             (["--replay", walk, "--visitor", "v9"], f"--visitor v9: {walk} has no rows of that visitor "
+                                                     "with a beacon of")]
+    for options, says in cases:
+        assert guide_main("--zones", zones, "--events", tmp_path / "e.jsonl", *options) == 2
+        err = capsys.readouterr().err
+        assert says in err and "None" not in err, err
+
+
+def test_guide_run_refuses_visitor_without_replay(zones, tmp_path):
+    # a process: a device that ignored --visitor would scan for beacons until killed
+    p = subprocess.run([sys.executable, "-m", "guide", "run", "--zones", str(zones),
+                        "--events", str(tmp_path / "e.jsonl"), "--visitor", "v1"],
+                       cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2
+    assert "--visitor only goes with --replay" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "e.jsonl").exists()
+
+
+def test_a_disk_that_fills_up_mid_visit_loses_events_but_never_corrupts_the_files(zones, tmp_path):
+    """The event log may grow no further (RLIMIT_FSIZE: the kernel cuts a
+    write short, then refuses it, as on a full disk) a few lines into the
+    visit: the visit plays on, the device says it cannot record, each line of
+    the log is whole, and the state, saved atomically, holds the whole visit."""
+    import resource
+
+    log = tmp_path / "events.jsonl"
+    earlier = b"".join(json.dumps({"visitor": "earlier", "t": i / 10, "event": "end", "exhibit": "dome",
+                                   "reason": "finished"}).encode() + b"\n" for i in range(40))
+    log.write_bytes(earlier)
+    limit = len(earlier) + 200  # room for the coverage line, then part of the first start
+    scans = walk_csv(tmp_path / "scans.csv", [(0.5, {"dome": (AWAY, AT)}), (2.5, {"dome": AT}),
+                                              (0.5, {"tunnel": (AWAY, AT)}), (5.0, {"tunnel": AT})])
+
+    def small_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    with file_sink(tmp_path / "alsa", realtime=True):
+        p = subprocess.run(
+            [sys.executable, "-m", "guide", "run", "--zones", str(zones), "--lang", "en",
+             "--events", str(log), "--replay", str(scans)],
+            cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+            preexec_fn=small_disk)
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr and "cannot record the visit" in p.stderr
+    data = log.read_bytes()
+    assert data.startswith(earlier) and data.endswith(b"\n") and len(data) <= limit
+    assert [e["event"] for e in events(log)[40:]] == ["coverage"]  # no start fitted whole
+    saved = StateFile(tmp_path / "events.jsonl.state.json").load()
+    assert saved.engine["heard"] == ["dome", "tunnel"]

@@ -246,7 +246,7 @@ def test_output_files_are_checked_before_the_replay(scenario, capsys, tmp_path):
     assert code == 2 and "--events: give a file name" in err
     (tmp_path / "plain").write_text("x")
     code, _, err = run(capsys, *args, "--events", tmp_path / "plain" / "events.jsonl")
-    assert code == 2 and "cannot write in" in err and "Traceback" not in err
+    assert code == 2 and "plain is a file, not a folder" in err and "Traceback" not in err
     code, _, err = run(capsys, *args, "--render-audio", "/dev/null", "--visitor", "v001")
     assert code == 2 and "is not a regular file" in err
 

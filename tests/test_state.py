@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from guide.errors import DeviceError
+from guide.errors import DeviceError, GuideError
 from guide.eventlog import EventLog
 from guide.actions import End, Start
 from guide.state import StateFile, VisitState, visit_tail, write_atomic
@@ -71,7 +71,7 @@ def test_a_save_that_fails_before_the_rename_leaves_the_old_state(tmp_path, monk
         raise OSError("power cut")
 
     monkeypatch.setattr(os, "replace", power_cut)
-    with pytest.raises(OSError):
+    with pytest.raises(DeviceError, match="state.json: cannot save the visit state.*power cut"):
         store.save(state(t=2.0))
     monkeypatch.undo()
     assert store.load().t == 1.0
@@ -85,6 +85,15 @@ def test_temporary_files_left_by_a_crash_are_swept_away_on_load(tmp_path):
     (tmp_path / "other.tmp").write_text("not ours")
     assert store.load() == state()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.tmp", "state.json"]
+
+
+def test_a_folder_where_the_state_file_goes_is_reported_and_left_alone(tmp_path):
+    (tmp_path / "state.json").mkdir()
+    (tmp_path / "state.json" / "keep").write_text("mine")
+    with pytest.raises(DeviceError, match="state.json: cannot save the visit state .*is a folder"):
+        StateFile(tmp_path / "state.json").save(state())
+    assert (tmp_path / "state.json" / "keep").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]  # no temporary file left
 
 
 def test_an_unwritable_directory_is_reported_clearly(tmp_path):
@@ -168,3 +177,71 @@ def test_the_log_tail_of_a_long_log_is_read_from_its_end(tmp_path):
     assert tail == type(tail)(t=6000.0, open_exhibit="last")
     assert visit_tail(tmp_path / "none.jsonl", "v1").t is None
     json.loads(path.read_text().splitlines()[-1])
+
+
+# ----- appending to an event log: only to one, and never half a line ------------
+
+LINE = b'{"visitor": "v1", "t": 1.0, "event": "start", "exhibit": "dome", "lang": "en", "track": "en/dome.wav"}\n'
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"no newline at end", "its last line is not JSON written by the guide"),
+    (random.Random(7).randbytes(2000), "binary data"),
+    (b"visitor,t,beacon,rssi\nv1,0.0,b-dome,-60\n", "line 1 is not JSON"),
+    (b'{"some": "config"}', "its last line is not JSON written by the guide"),
+    (b'{"some": "config"}\n', 'line 1 is a JSON object without an "event"'),
+    (LINE + b"[1, 2]\n", "line 2 is not a JSON object"),
+    (LINE + b"notes\n" + LINE, "line 2 is not JSON"),
+    (LINE * 3000 + b"appended by hand\n", "a line near its end is not JSON"),  # a long log: both ends read
+])
+def test_a_file_that_is_not_an_event_log_is_refused_and_left_as_it_was(tmp_path, content, says):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+    with pytest.raises(GuideError) as e:
+        EventLog(path, durable=True)
+    message = str(e.value)
+    assert str(path) in message and "is not a guide event log" in message and says in message
+    assert "give another --events path" in message
+    assert path.read_bytes() == content
+
+
+@pytest.mark.parametrize("before, torn", [
+    (LINE * 2, b'{"visitor": "v1", "t": 2.5, "event": "st'),  # a crash in the middle of a line
+    (b"", b'{"visi'),  # in the middle of the very first line
+    (LINE, '{"visitor": "v1", "t": 3.0, "event": "start", "exhibit": "dôme'.encode()[:-1]),  # mid-character
+    (LINE * 3000, b'{"visitor": "v1", "t": 9'),  # at the end of a long log
+])
+def test_a_line_torn_by_a_crash_is_cut_away_and_the_log_goes_on(tmp_path, before, torn):
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(before + torn)
+    with EventLog(path, durable=True) as log:
+        log.write(End(exhibit="dome", reason="stopped"), visitor="v1", t=4.0)
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert b"".join(lines[:-1]) == before
+    assert json.loads(lines[-1]) == {"visitor": "v1", "t": 4.0, "event": "end", "exhibit": "dome",
+                                     "reason": "stopped"}
+
+
+def test_a_write_that_fails_part_way_takes_its_half_line_back_out(tmp_path, monkeypatch):
+    """A disk that fills in the middle of a line: the write fails naming the
+    file, the part written is removed, and the lines after it are whole."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(LINE)
+    log = EventLog(path, durable=True)
+    real_write = os.write
+
+    def full_disk(fd, data):
+        if fd == log._f.fileno():
+            real_write(fd, bytes(data[:20]))  # the disk takes 20 bytes, then is full
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(OSError, match="No space left") as e:
+        log.write(End(exhibit="dome", reason="stopped"), visitor="v1", t=2.0)
+    assert e.value.filename == str(path)
+    assert path.read_bytes() == LINE
+    monkeypatch.undo()  # space again
+    log.write(End(exhibit="dome", reason="finished"), visitor="v1", t=3.0)
+    log.close()
+    assert [json.loads(line)["t"] for line in path.read_bytes().splitlines()] == [1.0, 3.0]

@@ -15,7 +15,9 @@ Rows are FORMATS.md scan-log rows (visitor,t,beacon,rssi), one per
 advertisement of a beacon of the zone map, t in seconds since the recording
 began. At the end it lists the zone map's beacons never heard (flat battery?)
 and beacons heard that the zone map does not have, written as zones.yaml
-identities ready to paste.
+identities ready to paste. A recording in which no beacon of the zone map
+was heard exits 1 and leaves no file. --force replaces only a scan log (never
+the zone map or another file), and only once the new recording is done.
 """
 
 
@@ -39,31 +41,51 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
     import csv
     import os
+    import shutil
     import sys
+    import tempfile
     from collections import Counter
     from pathlib import Path
 
     from guide.ble import BeaconParser, BleakSource, describe
-    from guide.commands.run import setup_logging, stop_on_signals
+    from guide.cli import output_file
+    from guide.commands.run import same_file, setup_logging, stop_on_signals
     from guide.errors import GuideError
     from guide.zones import load_zones
 
     setup_logging(args.quiet)
     site = load_zones(args.zones)
-    out = Path(args.out)
-    if out.exists() and out.stat().st_size and not args.force:
-        raise GuideError(f"{out} already exists: choose another name, or pass --force to overwrite it")
     if not args.visitor or "," in args.visitor:
         raise GuideError(f"--visitor {args.visitor!r}: give a short id without commas (e.g. staff-1)")
     if args.duration is not None and not args.duration > 0:
         raise GuideError(f"--duration {args.duration}: give a positive number of seconds")
+    if args.out.strip() and same_file(args.out, args.zones):
+        raise GuideError(f"--out {args.out} is the zone map (--zones): it would be overwritten; "
+                         "give the scan log another name")
+    out = output_file(args.out, "--out")
+    replacing = out.exists() and out.stat().st_size > 0
+    if replacing and not args.force:
+        raise GuideError(f"{out} already exists: choose another name, or pass --force to overwrite it")
+    if replacing and not _is_scan_log(out):
+        raise GuideError(f"--out {out}: exists and is not a scan log (its first line is not a "
+                         "visitor,t,beacon,rssi header); --force only replaces scan logs: "
+                         "give another name, or move the file away")
     parser = BeaconParser(site.beacons)
     source = BleakSource(parser, adapter=args.adapter)
     heard: Counter[str] = Counter()
     try:
-        f = open(out, "w", newline="", encoding="utf-8")
+        if replacing:  # the old log stays whole until the new one has rows to replace it with
+            real = Path(os.path.realpath(out))  # a link stays a link: its file is replaced
+            fd, part = tempfile.mkstemp(dir=real.parent, prefix=f"{real.name}.", suffix=".part")
+            target = Path(part)
+            f = os.fdopen(fd, "w", newline="", encoding="utf-8")
+        else:
+            target = out
+            f = open(out, "w", newline="", encoding="utf-8")
     except OSError as e:
         raise GuideError(f"{out}: cannot write the scan log ({e.strerror})") from None
+    if replacing:
+        print(f"recording into {target}; it replaces {out} when the recording ends", file=sys.stderr)
 
     async def record() -> None:
         loop = asyncio.get_running_loop()
@@ -92,10 +114,36 @@ def run(args: argparse.Namespace) -> int:
             await asyncio.gather(scan, return_exceptions=True)
 
     try:
-        asyncio.run(record())
-    finally:
-        f.close()
+        try:
+            asyncio.run(record())
+        finally:
+            f.close()
+    except OSError as e:  # a full disk: what was flushed before stays in the file
+        raise GuideError(f"{target}: cannot write the scan log ({e.strerror or e})") from None
     counts = parser.counts()
+    if not heard:  # nothing to replay: no file that looks like a recording
+        target.unlink(missing_ok=True)
+        kept = f"{out} is left as it was" if replacing else f"no file was written to {out}"
+        during = "" if args.duration is None else f" in {args.duration:g} s"
+        if not source.scanned:
+            why = (f"no Bluetooth adapter could be reached{during} ({source.last_error or 'none found'}); "
+                   "check that the adapter is plugged in and powered and that bluetoothd is running")
+        elif not source.heard:
+            why = (f"the adapter scanned but heard no advertisement at all{during}; "
+                   "check that the beacons are powered and in range")
+        else:
+            why = (f"the adapter heard {source.heard} advertisements{during}, none from a beacon of "
+                   f"{args.zones}; check that the zone map is this site's")
+        _report_unknown(parser, describe)
+        print(f"guide: error: nothing recorded: {why} ({kept})", file=sys.stderr)
+        return 1
+    if replacing:
+        try:
+            shutil.copymode(real, target)  # the new log keeps the old one's permissions
+            os.replace(target, real)
+        except OSError as e:
+            raise GuideError(f"{out}: cannot replace it with the recording ({e.strerror or e}); "
+                             f"the recording is in {target}") from None
     print(f"{out}: {counts.sightings} advertisements from {len(heard)} of the zone map's "
           f"{len(site.beacons)} beacons", file=sys.stderr)
     for beacon in sorted(site.beacons):
@@ -103,8 +151,25 @@ def run(args: argparse.Namespace) -> int:
     if counts.malformed or counts.implausible:
         print(f"  dropped: {counts.malformed} malformed, {counts.implausible} with an implausible RSSI",
               file=sys.stderr)
+    _report_unknown(parser, describe)
+    return 0
+
+
+def _report_unknown(parser, describe) -> None:
+    import sys
+
     if parser.unknown_seen:
         print("beacons heard that the zone map does not have:", file=sys.stderr)
         for ident, n in sorted(parser.unknown_seen.items(), key=lambda kv: -kv[1]):
             print(f"  {describe(ident)}   # {n} advertisements", file=sys.stderr)
-    return 0
+
+
+def _is_scan_log(path) -> bool:
+    """Whether `path` opens with a scan log's header (any column order, a BOM, CRLF)."""
+    try:
+        with open(path, "rb") as f:
+            first = f.read(4096).split(b"\n", 1)[0]
+        names = {c.strip().strip('"').lower() for c in first.decode("utf-8-sig").split(",")}
+    except (OSError, UnicodeDecodeError):
+        return False
+    return {"visitor", "t", "beacon", "rssi"} <= names

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 EXAMPLE = """\
 examples:
@@ -21,7 +22,8 @@ A visit survives crashes and reboots: its state (language, exhibits heard, the
 playing track and its position) is saved beside the event log (EVENTS.state.json,
 or --state) and resumed at start, the interrupted track a few seconds before
 where it stopped. --lang chooses a new visit's language; a resumed visit keeps
-its own. Ctrl-C or SIGTERM stops cleanly.
+its own. Ctrl-C or SIGTERM stops cleanly. --events is a new file or an event
+log of guide's: any other file is refused, and left as it was.
 
 Keys (in a terminal): space pause/resume, r replay, s skip, l next language,
 + / - volume.
@@ -52,30 +54,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from guide.ble import BeaconParser, BleakSource, ReplaySource
     from guide.buttons import HELP, TerminalInput
+    from guide.cli import output_file
     from guide.device import Device
     from guide.errors import GuideError
     from guide.player import SimpleaudioPlayer
-    from guide.replay import read_scans
+    from guide.eventlog import check_event_log
+    from guide.replay import ScanStats, read_scans
     from guide.zones import load_zones
 
     setup_logging(args.quiet)
+    if args.visitor is not None and args.replay is None:
+        raise GuideError("--visitor only goes with --replay (whose rows of the scan log to play); "
+                         "leave it out when scanning beacons")
     site = load_zones(args.zones)
     lang = args.lang or site.languages[0]
     if not 0.05 <= args.save_every <= 600:
         raise GuideError(f"--save-every {args.save_every}: give a number of seconds from 0.05 to 600")
     if lang not in site.languages:
         raise GuideError(f"--lang {lang}: {args.zones} offers {', '.join(site.languages)}; pick one of those")
+    # the files the device writes, checked before anything starts
+    events = output_file(args.events, "--events")
+    state = output_file(f"{args.events}.state.json" if args.state is None else args.state, "--state")
+    written = [("--events", events), ("--state", state)]
+    for i, (option, path) in enumerate(written):
+        for other, given in [*written[:i], ("--zones", args.zones), ("--replay", args.replay)]:
+            if given is not None and same_file(path, given):
+                raise GuideError(f"{option} {path} is the file of {other}: the device would write over "
+                                 f"it; give another {option} path")
+    check_event_log(events)
     if args.replay:
-        rows = [(v, t, b, r) for v, t, b, r in read_scans(args.replay, site)]
+        stats = ScanStats()
+        rows = [(v, t, b, r) for v, t, b, r in read_scans(args.replay, site, stats=stats)]
         visitor = args.visitor or (rows[0][0] if rows else None)
         mine = [(t, b, r) for v, t, b, r in rows if v == visitor]
         if not mine:
-            raise GuideError(f"{args.replay}: no rows for visitor {visitor!r} with a beacon of {args.zones}")
+            raise GuideError(_no_rows(args, stats, rows))
         source = ReplaySource(mine)
     else:
         source = BleakSource(BeaconParser(site.beacons), adapter=args.adapter)
     device = Device(site, lang=lang, make_player=SimpleaudioPlayer,
-                    log_path=args.events, state_path=args.state, new_visit=args.new_visit,
+                    log_path=events, state_path=state, new_visit=args.new_visit,
                     save_every=args.save_every)
     buttons = TerminalInput()
     if buttons.interactive():
@@ -86,6 +104,31 @@ def run(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _no_rows(args: argparse.Namespace, stats, rows: list) -> str:
+    """Why --replay gives the device nothing to play."""
+    if stats.rows == 0:
+        return f"--replay {args.replay}: the scan log has no rows; record a walk into it (guide record)"
+    if not rows:
+        names = sorted(stats.unknown_beacons)
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        return (f"--replay {args.replay}: none of its {stats.rows} rows names a beacon of {args.zones} "
+                f"(it names {shown}); give the zone map the walk was recorded with")
+    visitors = sorted({v for v, _, _, _ in rows})
+    shown = ", ".join(visitors[:10]) + (", ..." if len(visitors) > 10 else "")
+    return (f"--visitor {args.visitor}: {args.replay} has no rows of that visitor with a beacon of "
+            f"{args.zones}; its visitors are {shown}")
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file (a link, another spelling)."""
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one is missing: compare where they would be
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def stop_on_signals(stop: asyncio.Event) -> asyncio.Event:
