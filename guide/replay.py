@@ -53,6 +53,20 @@ class ScanStats:
     unknown_beacons: set[str] = field(default_factory=set)
     last_t: dict[str, float] = field(default_factory=dict)  # visitor -> last scan time
 
+    def unknown_names(self, most: int = 10) -> str:
+        """The unknown beacons named, for a message: 'x, y, z ...'."""
+        names = sorted(self.unknown_beacons)
+        return f"{', '.join(names[:most])}{' ...' if len(names) > most else ''}"
+
+    def check_site(self, path: str | os.PathLike, site: Site) -> None:
+        """ScanLogError when rows were read and none named a beacon of `site`:
+        the log is another site's (rows naming unknown beacons are otherwise
+        skipped and counted, never fatal)."""
+        if self.rows and self.skipped_unknown == self.rows:
+            raise ScanLogError(f"{path}: none of its {self.rows} rows names a beacon of "
+                               f"{site.path.name} (it names {self.unknown_names()}): is it the "
+                               "scan log of another site?")
+
 
 def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None = None,
                progress: bool = False) -> Iterator[ScanRow]:

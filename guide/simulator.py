@@ -156,16 +156,10 @@ def _run(args: argparse.Namespace) -> int:
         ends = replay(site, source.rows(), lang=lang, emit=events.append, policy=policy)
         ends = {**source.ends(), **ends}
         stats = source.stats
-        if stats.skipped_unknown:
-            unknown = sorted(stats.unknown_beacons)
-            names = f"{', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}"
-            if stats.skipped_unknown == stats.rows:
-                raise GuideError(f"{args.scans}: none of its {stats.rows} rows names a beacon of "
-                                 f"{site.path.name} (it names {names}): is it the scan log of "
-                                 "another site?")
-            if policy == policies[0]:
-                print(f"simulate.py: skipped {stats.skipped_unknown} scan rows naming beacons "
-                      f"not in the zone map: {names}", file=sys.stderr)
+        stats.check_site(args.scans, site)
+        if stats.skipped_unknown and policy == policies[0]:
+            print(f"simulate.py: skipped {stats.skipped_unknown} scan rows naming beacons "
+                  f"not in the zone map: {stats.unknown_names()}", file=sys.stderr)
         if truth is not None and policy == policies[0]:
             absent = sorted({r.visitor for r in truth} - set(ends))
             if absent:

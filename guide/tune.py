@@ -304,11 +304,7 @@ def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
         if walks is not None and not stats.rows:
             raise GuideError(f"{walks}: the walks gave no scans: each visitor needs two positions "
                              "or more, at different times")
-        if stats.rows and stats.skipped_unknown == stats.rows:
-            names = sorted(stats.unknown_beacons)
-            raise GuideError(f"{scans}: none of its {stats.rows} rows names a beacon of "
-                             f"{site.path.name} (it names {', '.join(names[:10])}"
-                             f"{' ...' if len(names) > 10 else ''}): is it the scan log of another site?")
+        stats.check_site(scans, site)
         visitors = set(stats.last_t) & {r.visitor for r in truth_rows}
         if not visitors:
             raise GuideError(f"no visitor of {truth} is in the scans: they are not the same walks")

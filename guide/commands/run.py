@@ -111,10 +111,8 @@ def _no_rows(args: argparse.Namespace, stats, rows: list) -> str:
     if stats.rows == 0:
         return f"--replay {args.replay}: the scan log has no rows; record a walk into it (guide record)"
     if not rows:
-        names = sorted(stats.unknown_beacons)
-        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
         return (f"--replay {args.replay}: none of its {stats.rows} rows names a beacon of {args.zones} "
-                f"(it names {shown}); give the zone map the walk was recorded with")
+                f"(it names {stats.unknown_names(5)}); give the zone map the walk was recorded with")
     visitors = sorted({v for v, _, _, _ in rows})
     shown = ", ".join(visitors[:10]) + (", ..." if len(visitors) > 10 else "")
     return (f"--visitor {args.visitor}: {args.replay} has no rows of that visitor with a beacon of "
