@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 def _walk(site, args, lang):
     from guide.errors import GuideError
     from guide.metrics import read_truth
-    from guide.replay import read_scans, replay
+    from guide.replay import ScanStats, read_scans, replay
     from guide.sitemap import walk_from_positions, walk_from_scans
 
     truth = read_truth(args.truth, {e.id for e in site.exhibits}) if args.truth else None
@@ -104,7 +104,9 @@ def _walk(site, args, lang):
             raise GuideError(f"--visitor {args.visitor}: not in {args.walks}")
         rows = list(scans_from_walk(site, positions, RadioModel.preset(args.radio), seed=args.seed))
     else:
-        rows = [r for r in read_scans(args.scans, site) if r[0] == args.visitor]
+        stats = ScanStats()
+        rows = [r for r in read_scans(args.scans, site, stats=stats) if r[0] == args.visitor]
+        stats.check_site(args.scans, site)
         if not rows:
             raise GuideError(f"--visitor {args.visitor}: no scans of that visitor in {args.scans}")
     events: list[dict] = []
