@@ -55,7 +55,7 @@ class EventLog:
         self.write_event(to_event(action, visitor=visitor, t=t))
 
     def write_event(self, event: dict) -> None:
-        data = (json.dumps(event, ensure_ascii=False, separators=(", ", ": ")) + "\n").encode("utf-8")
+        data = line(event)
         if not self.durable:
             self._f.write(data)
             return
@@ -93,6 +93,11 @@ class EventLog:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def line(event: dict) -> bytes:
+    """One event as a line of the log (UTF-8, with its newline)."""
+    return (json.dumps(event, ensure_ascii=False, separators=(", ", ": ")) + "\n").encode("utf-8")
 
 
 def check_event_log(path: str | os.PathLike, *, repair: bool = False) -> None:

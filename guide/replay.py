@@ -104,7 +104,7 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
                         if cur_v is not None:
                             last_t[cur_v] = prev
                         cur_v = v
-                        prev = last_t.get(v, -math.inf)
+                        prev = last_t.get(v, never)
                 if not t >= prev:  # also catches NaN
                     raise _BadRow(time_problem(t, row[it]) or
                                   f"t={row[it]} is earlier than this visitor's previous row "

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -23,7 +21,8 @@ from tqdm import tqdm
 from guide import tracks
 from guide.cli import guarded, output_file, rate, seed
 from guide.errors import GuideError
-from guide.eventlog import EventLog
+from guide.eventlog import line as event_line
+from guide.files import replace_whole
 from guide.metrics import Metrics, format_table, read_truth, score
 from guide.replay import POLICIES, ScanStats, read_scans, replay, started_track_durations
 from guide.site import Site
@@ -253,23 +252,9 @@ def _lang(site: Site, lang: str | None) -> str:
 
 
 def _write_events(path: Path, events: list[dict]) -> None:
-    # a replay rewrites its event log whole: write beside it, then rename
-    # (`path` passed guide.cli.output_file: a regular file or none yet)
+    """A replay rewrites its event log whole (`path` passed guide.cli.output_file)."""
     try:
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
-                                         delete=False) as tmp:
-            tmp_path = Path(tmp.name)
-        try:
-            with EventLog(tmp_path) as log:
-                for e in events:
-                    log.write_event(e)
-            if path.exists():
-                shutil.copymode(path, tmp_path)  # a replaced log keeps its permissions
-            else:
-                tmp_path.chmod(0o644)  # not the temporary file's private 0600
-            tmp_path.replace(path)
-        finally:
-            tmp_path.unlink(missing_ok=True)
+        replace_whole(path, (event_line(e) for e in events))
     except OSError as e:
         raise GuideError(f"--events {path}: cannot write it ({e.strerror or e})") from None
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from guide.errors import DeviceError
+from guide.files import replace_whole, sync_folder
 
 FORMAT = "guide-device-state"
 VERSION = 1
@@ -120,29 +120,14 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     directory = path.parent
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        replace_whole(path, [data], durable=True)
     except OSError as e:
-        raise DeviceError(f"{path}: cannot save the visit state ({e.strerror or e}); "
-                          f"check that {directory} exists and is writable") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        why = "it is a folder; give a file name for --state" if path.is_dir() else "the previous state is kept"
+        why = ("it is a folder; give a file name for --state" if path.is_dir() else
+               f"check that {directory} exists and is writable" if not directory.is_dir()
+               else "the previous state is kept")
         raise DeviceError(f"{path}: cannot save the visit state ({e.strerror or e}); {why}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     try:
-        dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a power loss
-        finally:
-            os.close(dir_fd)
+        sync_folder(path)
     except OSError as e:
         raise DeviceError(f"{path}: saved, but the rename may not survive a power cut "
                           f"({e.strerror or e})") from None

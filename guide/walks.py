@@ -34,7 +34,6 @@ from __future__ import annotations
 import heapq
 import math
 import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from typing import Iterable, Mapping, NamedTuple
 import numpy as np
 
 from guide.errors import GuideError, Problem, ZoneMapError
+from guide.files import replace_whole
 from guide.metrics import TruthRow, read_truth
 from guide.site import Exhibit, Site
 
@@ -740,11 +740,4 @@ def _num(v: float) -> str:
 
 def _write_atomic(path: Path, lines: Iterable[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.writelines(lines)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_whole(path, (line.encode("utf-8") for line in lines))

@@ -165,11 +165,12 @@ def _report_unknown(parser, describe) -> None:
 
 
 def _is_scan_log(path) -> bool:
-    """Whether `path` opens with a scan log's header (any column order, a BOM, CRLF)."""
+    """Whether `path` opens with a scan log's header (as guide.replay reads one)."""
+    from guide.csvlog import open_csv
+    from guide.errors import ScanLogError
+
     try:
-        with open(path, "rb") as f:
-            first = f.read(4096).split(b"\n", 1)[0]
-        names = {c.strip().strip('"').lower() for c in first.decode("utf-8-sig").split(",")}
-    except (OSError, UnicodeDecodeError):
+        with open_csv(path, "scan log", ("visitor", "t", "beacon", "rssi")):
+            return True
+    except ScanLogError:
         return False
-    return {"visitor", "t", "beacon", "rssi"} <= names
