@@ -76,6 +76,7 @@ class Device:
         self._deadline: float | None = None
         self._jobs: set[asyncio.Future] = set()
         self._here: str | None = None
+        self.unrecorded: list[str] = []  # writes of the visit that failed mid-visit, in order
 
     def now(self) -> float:
         return self.loop.time() - self._origin
@@ -197,7 +198,7 @@ class Device:
             if actions or always_save:
                 self._save(now)
         except (OSError, GuideError) as e:  # a full or failing disk: the visit goes on
-            logger.error("cannot record the visit: %s", e)
+            self._unrecorded("record the visit", e)
         self._mark_quiet()
         if self.engine.here != self._here:  # arriving somewhere: decode its track during the dwell
             self._here = self.engine.here
@@ -273,7 +274,13 @@ class Device:
         try:
             self.log.write_event({"visitor": self.visitor, "t": round(self.now(), 3), **event})
         except (OSError, GuideError) as e:
-            logger.error("cannot record the visit: %s", e)
+            self._unrecorded("record the visit", e)
+
+    def _unrecorded(self, what: str, e: Exception) -> None:
+        """A write of the visit failed and the visit goes on: say so now, and
+        keep it for the end (`guide run` then exits non-zero)."""
+        logger.error("cannot %s: %s", what, e)
+        self.unrecorded.append(f"{what}: {e}")
 
     def _background(self, job: Any) -> None:
         task = asyncio.ensure_future(job)
@@ -296,7 +303,7 @@ class Device:
                 try:
                     self._save(self.now())
                 except (OSError, GuideError) as e:
-                    logger.error("cannot save the visit state: %s", e)
+                    self._unrecorded("save the visit state", e)
 
     def _shut_down(self) -> None:
         if self._timer is not None:
@@ -312,7 +319,7 @@ class Device:
                         self.log.write(End(exhibit=engine.playing, reason="stopped"), visitor=self.visitor, t=now)
                     self._save(now)
                 except (OSError, GuideError) as e:  # a full disk: the last good state stays on disk
-                    logger.error("cannot record the end of the visit: %s", e)
+                    self._unrecorded("record the end of the visit", e)
         finally:
             try:
                 self.player.stop()
@@ -321,7 +328,7 @@ class Device:
                 try:
                     self.log.close()
                 except OSError as e:
-                    logger.error("cannot close the event log: %s", e)
+                    self._unrecorded("close the event log", e)
 
 
 def _show(site: Site, action: Action) -> None:

@@ -23,7 +23,9 @@ playing track and its position) is saved beside the event log (EVENTS.state.json
 or --state) and resumed at start, the interrupted track a few seconds before
 where it stopped. --lang chooses a new visit's language; a resumed visit keeps
 its own. Ctrl-C or SIGTERM stops cleanly. --events is a new file or an event
-log of guide's: any other file is refused, and left as it was.
+log of guide's: any other file is refused, and left as it was. A disk that
+fills up mid-visit does not stop the visit; the run then exits 1 and says
+how many writes failed.
 
 Keys (in a terminal): space pause/resume, r replay, s skip, l next language,
 + / - volume.
@@ -103,6 +105,11 @@ def run(args: argparse.Namespace) -> int:
         await device.run(source, buttons, stop_on_signals(asyncio.Event()))
 
     asyncio.run(main())
+    if device.unrecorded:  # the visit played on; whoever collects the device must know
+        print(f"guide run: the visit played to its end, but {len(device.unrecorded)} write(s) of it failed "
+              f"(first: {device.unrecorded[0]}). {events} holds only whole lines and the state file its "
+              f"last whole save; free space on the disk before the next visit.", file=sys.stderr)
+        return 1
     return 0
 
 
