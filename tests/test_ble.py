@@ -378,6 +378,18 @@ def test_guide_record_without_any_adapter_fails_and_keeps_no_empty_recording(sit
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tracks", "walk.csv", "zones.yaml"]
 
 
+def test_guide_record_names_the_rows_a_killed_recording_left_behind(site, tmp_path, capsys, no_bluez):
+    out = tmp_path / "walk [1].csv"  # glob characters in the name are not patterns
+    left = tmp_path / "walk [1].csv.k2j9x.part"  # as tempfile names it in a `record --force`
+    left.write_text("visitor,t,beacon,rssi\nstaff,0.000,dome-n,-60\n")
+    (tmp_path / "walk1.csv.k2j9x.part").write_text("another walk's\n")
+    assert record(site, "--out", out) == 1  # no adapter here: only the warning matters
+    err = capsys.readouterr().err
+    assert f"warning: {left} holds the rows of an earlier `guide record --force` into {out}" in err
+    assert "walk1.csv" not in err
+    assert left.read_text() == "visitor,t,beacon,rssi\nstaff,0.000,dome-n,-60\n"  # never touched
+
+
 @needs_dbus
 def test_guide_record_that_hears_nothing_says_so_and_exits_1(site, bluez, tmp_path, capsys):
     bluez.add_adapter("hci0")

@@ -17,7 +17,9 @@ began. At the end it lists the zone map's beacons never heard (flat battery?)
 and beacons heard that the zone map does not have, written as zones.yaml
 identities ready to paste. A recording in which no beacon of the zone map
 was heard exits 1 and leaves no file. --force replaces only a scan log (never
-the zone map or another file), and only once the new recording is done.
+the zone map or another file), and only once the new recording is done; until
+then the rows go to CSV.XXXX.part beside it, which a recording that is killed
+leaves behind (the next `guide record` into CSV names it).
 """
 
 
@@ -70,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
         raise GuideError(f"--out {out}: exists and is not a scan log (its first line is not a "
                          "visitor,t,beacon,rssi header); --force only replaces scan logs: "
                          "give another name, or move the file away")
+    for part in _cut_short(out):
+        print(f"guide: warning: {part} holds the rows of an earlier `guide record --force` into {out} "
+              "that was cut short (killed, or a power loss) before it could replace it; it is a scan "
+              f"log: rename it to keep that walk (mv {part} walk-cut-short.csv), or delete it",
+              file=sys.stderr)
     parser = BeaconParser(site.beacons)
     source = BleakSource(parser, adapter=args.adapter)
     heard: Counter[str] = Counter()
@@ -162,6 +169,20 @@ def _report_unknown(parser, describe) -> None:
         print("beacons heard that the zone map does not have:", file=sys.stderr)
         for ident, n in sorted(parser.unknown_seen.items(), key=lambda kv: -kv[1]):
             print(f"  {describe(ident)}   # {n} advertisements", file=sys.stderr)
+
+
+def _cut_short(out) -> list:
+    """The `.part` files a killed `record --force` left beside `out` (their
+    names are those `tempfile.mkstemp` gives below)."""
+    import glob
+    import os
+    from pathlib import Path
+
+    real = Path(os.path.realpath(out))
+    try:
+        return sorted(p for p in real.parent.glob(f"{glob.escape(real.name)}.*.part") if p.is_file())
+    except OSError:
+        return []
 
 
 def _is_scan_log(path) -> bool:
