@@ -41,6 +41,11 @@ LINE = 0.16  # inches per line of the notes under the plan
 LABEL_ROOM = 0.6  # inches under the plan for the x axis and its label
 TITLE_ROOM = 0.6  # inches above it for the title
 RING_PX = 22  # pixels across a finding's ring
+CLOSE_PX = 40  # exhibits closer than this on the plan are also drawn enlarged,
+CLUSTER_PX = 80  # and those the radio confuses (with numbered findings) closer than this
+INSETS_PER_ROW = 3
+INSET_GAP = 0.55  # inches between two panels (room for their titles and scales)
+INSET_PAD = 1.5  # m around a group's zones in its panel
 FORMATS = (".png", ".svg")
 
 
@@ -192,12 +197,57 @@ def lens(a: tuple[float, float, float], b: tuple[float, float, float], n: int = 
     return pts
 
 
+def close_groups(site: Site, metres: float, *, clusters: Iterable[Iterable[str]] = (),
+                 cluster_metres: float = 0.0) -> list[tuple[str, ...]]:
+    """Exhibits whose beacons or spots stand within `metres` of one another,
+    or within `cluster_metres` for two of one of `clusters` (exhibits the
+    radio confuses: their findings crowd round them), chained (a-b and b-c:
+    one group), as groups of two or more in site order."""
+    together = {frozenset((a, b)) for c in clusters for a in c for b in c if a != b}
+    points = {e.id: ((e.x, e.y), (site.beacons[e.beacon].x, site.beacons[e.beacon].y))
+              for e in site.exhibits}
+    ids = [e.id for e in site.exhibits]
+    group = {i: i for i in ids}
+
+    def root(i: str) -> str:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for k, a in enumerate(ids):
+        for b in ids[k + 1:]:
+            reach = max(metres, cluster_metres) if frozenset((a, b)) in together else metres
+            if min(math.dist(p, q) for p in points[a] for q in points[b]) < reach:
+                group[root(b)] = root(a)
+    members: dict[str, list[str]] = {}
+    for i in ids:
+        members.setdefault(root(i), []).append(i)
+    return [tuple(m) for m in members.values() if len(m) > 1]
+
+
+def _region(site: Site, group: Sequence[str]) -> tuple[float, float, float, float]:
+    """A square (x0, x1, y0, y1) around a group's zones and spots."""
+    xs, ys = [], []
+    for e in (site.exhibit(i) for i in group):
+        b = site.beacons[e.beacon]
+        xs += [e.x, b.x - e.radius, b.x + e.radius]
+        ys += [e.y, b.y - e.radius, b.y + e.radius]
+    side = max(max(xs) - min(xs), max(ys) - min(ys)) + 2 * INSET_PAD
+    cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
+    return cx - side / 2, cx + side / 2, cy - side / 2, cy + side / 2
+
+
+def _inside(p: tuple[float, float], region: tuple[float, float, float, float]) -> bool:
+    return region[0] <= p[0] <= region[1] and region[2] <= p[1] <= region[3]
+
+
 def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | None = None):
-    """The plan as a matplotlib Figure (no display, no global state)."""
+    """The plan as a matplotlib Figure (no display, no global state). Exhibits
+    too close together to read at the plan's scale are boxed on it, lettered,
+    and drawn again enlarged in panels under it (with their findings)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Circle, Polygon
+    from matplotlib.patches import Rectangle
 
     xs, ys = [], []
     for b in site.beacons.values():
@@ -217,14 +267,22 @@ def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | No
     x0, x1, y0, y1 = min(xs) - pad, max(xs) + pad, min(ys) - pad, max(ys) + pad
     width_in = 12.0
     plan_h = max(3.0, min(14.0, width_in * (y1 - y0) / max(x1 - x0, 1e-6)))
-    notes = _notes(lint, walk)
+    px_per_m = min(0.9 * width_in / max(x1 - x0, 1e-6), plan_h / max(y1 - y0, 1e-6)) * DPI
+    groups = close_groups(site, CLOSE_PX / px_per_m, clusters=lint.clusters if lint else (),
+                          cluster_metres=CLUSTER_PX / px_per_m)
+    regions = [_region(site, g) for g in groups]
+    letters = [chr(ord("A") + k) if k < 26 else f"Z{k - 25}" for k in range(len(groups))]
+    rows = -(-len(groups) // INSETS_PER_ROW)
+    panel_in = (0.9 * width_in - (INSETS_PER_ROW - 1) * INSET_GAP) / INSETS_PER_ROW  # square
+    insets_h = rows * (panel_in + INSET_GAP)
+    notes = _notes(lint, walk, bool(groups))
     note_lines = sum(len(n) for n in notes) + len(notes)  # a blank line after each block
-    below = LABEL_ROOM + LINE * note_lines + 0.2  # inches under the plan
+    below = LABEL_ROOM + LINE * note_lines + 0.2  # inches under the panels
     # whole pixels, so the saved image is exactly the figure (pixel_of relies on it)
-    fig = Figure(figsize=(width_in, round((TITLE_ROOM + plan_h + below) * DPI) / DPI), dpi=DPI)
+    fig = Figure(figsize=(width_in, round((TITLE_ROOM + plan_h + insets_h + below) * DPI) / DPI), dpi=DPI)
     FigureCanvasAgg(fig)
     total_h = fig.get_figheight()
-    bottom = below / total_h
+    bottom = (below + insets_h) / total_h
     ax = fig.add_axes((0.06, bottom, 0.9, plan_h / total_h))
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
@@ -235,13 +293,60 @@ def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | No
     ax.set_axisbelow(True)
     fig.suptitle(title or site.name, fontsize=12)
 
+    boxed = {i for g in groups for i in g}
+    findings = list(enumerate(lint.findings if lint else (), 1))
+    in_panel = {n for n, f in findings if any(_inside(f.at, r) for r in regions)}
+    _draw_plan(ax, site, lint, walk, label=lambda e: e.id not in boxed)
+    for letter, region in zip(letters, regions):
+        box = Rectangle((region[0], region[2]), region[1] - region[0], region[3] - region[2],
+                        fill=False, edgecolor="#555555", linewidth=0.9, linestyle=(0, (4, 2)), zorder=8)
+        box.set_gid(f"panel-box-{letter}")
+        ax.add_patch(box)
+        ax.annotate(letter, (region[0], region[3]), xytext=(2, 2), textcoords="offset points",
+                    fontsize=9, fontweight="bold", color="#555555", va="bottom", zorder=8)
+    _draw_findings(ax, [(n, f) for n, f in findings if n not in in_panel])
+
+    # the panels: each group enlarged, in rows under the plan
+    for k, (letter, group, region) in enumerate(zip(letters, groups, regions)):
+        row, col = divmod(k, INSETS_PER_ROW)
+        top = below + insets_h - row * (panel_in + INSET_GAP) - INSET_GAP / 2
+        inset = fig.add_axes((0.06 + col * (panel_in + INSET_GAP) / width_in, (top - panel_in) / total_h,
+                              panel_in / width_in, panel_in / total_h))
+        inset.set_gid(f"panel-{letter}")
+        inset.set_xlim(region[0], region[1])
+        inset.set_ylim(region[2], region[3])
+        inset.set_aspect("equal", adjustable="box")
+        inset.tick_params(labelsize=6)
+        inset.grid(True, color="#eeeeee", linewidth=0.5)
+        inset.set_axisbelow(True)
+        inset.set_title(f"{letter}: {', '.join(group)} ({region[1] - region[0]:.0f} m across)",
+                        fontsize=8, loc="left")
+        _draw_plan(inset, site, lint, walk, label=lambda e, g=group: e.id in g, gid=f"{letter}-")
+        _draw_findings(inset, [(n, f) for n, f in findings if n in in_panel and _inside(f.at, region)],
+                       gid=f"{letter}-")
+    y = below - LABEL_ROOM
+    for block in notes:
+        for line in block:
+            fig.text(0.06, y / total_h, line, fontsize=8, family="monospace", va="top")
+            y -= LINE
+        y -= LINE
+    return fig
+
+
+def _draw_plan(ax, site: Site, lint, walk: Walk | None, *, label, gid: str = "") -> None:
+    """Zones, overlaps, walls, doorways, spots, beacons and the walk on one
+    axes; `label(exhibit)` says whether to write its id; every SVG id starts
+    with `gid` (so a panel's elements do not take the plan's ids)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Circle, Polygon
+
     confused = {x for c in (lint.clusters if lint else ()) for x in c}
     for e in site.exhibits:
         b = site.beacons[e.beacon]
         colour = CONFUSED_COLOUR if e.id in confused else ZONE_COLOUR
         zone = Circle((b.x, b.y), e.radius, facecolor=colour, alpha=0.15, edgecolor=colour,
                       linewidth=1.2, zorder=1)
-        zone.set_gid(f"zone-{e.id}")
+        zone.set_gid(f"{gid}zone-{e.id}")
         ax.add_patch(zone)
     # overlaps: the shared part of two zones
     ids = list(site.exhibits)
@@ -253,48 +358,42 @@ def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | No
             if pts:
                 poly = Polygon(pts, closed=True, facecolor=OVERLAP_COLOUR, alpha=0.45,
                                edgecolor=OVERLAP_COLOUR, hatch="///", linewidth=0.8, zorder=2)
-                poly.set_gid(f"overlap-{a.id}-{c.id}")
+                poly.set_gid(f"{gid}overlap-{a.id}-{c.id}")
                 ax.add_patch(poly)
     for k, ((wx1, wy1), (wx2, wy2)) in enumerate(site.walls):
         line = Line2D([wx1, wx2], [wy1, wy2], color=WALL_COLOUR, linewidth=2.2, zorder=3,
                       solid_capstyle="round")
-        line.set_gid(f"wall-{k}")
+        line.set_gid(f"{gid}wall-{k}")
         ax.add_line(line)
     for k, d in enumerate(lint.doorways if lint else ()):
         line = Line2D([d.a[0], d.b[0]], [d.a[1], d.b[1]], color=DOOR_COLOUR, linewidth=1.2,
                       linestyle=(0, (3, 2)), zorder=3)
-        line.set_gid(f"doorway-{k}")
+        line.set_gid(f"{gid}doorway-{k}")
         ax.add_line(line)
     for e in site.exhibits:
         b = site.beacons[e.beacon]
         if (e.x, e.y) != (b.x, b.y):
             ax.plot([b.x, e.x], [b.y, e.y], color=ZONE_COLOUR, linewidth=0.6, zorder=4)
             spot, = ax.plot([e.x], [e.y], marker="o", markersize=4, color=ZONE_COLOUR, zorder=5)
-            spot.set_gid(f"spot-{e.id}")
-        ax.annotate(e.id, (e.x, e.y), xytext=(5, 5), textcoords="offset points", fontsize=8,
-                    color="#333333", zorder=8)
+            spot.set_gid(f"{gid}spot-{e.id}")
+        if label(e):
+            ax.annotate(e.id, (e.x, e.y), xytext=(5, 5), textcoords="offset points", fontsize=8,
+                        color="#333333", zorder=8, annotation_clip=True)
     for bid, b in site.beacons.items():
         marker, = ax.plot([b.x], [b.y], marker="s", markersize=7, color=BEACON_COLOUR,
                           linestyle="none", zorder=6)
-        marker.set_gid(f"beacon-{bid}")
+        marker.set_gid(f"{gid}beacon-{bid}")
     if walk is not None:
-        _draw_walk(ax, walk)
-    _draw_findings(ax, lint.findings if lint else ())
-    y = bottom * total_h - LABEL_ROOM
-    for block in notes:
-        for line in block:
-            fig.text(0.06, y / total_h, line, fontsize=8, family="monospace", va="top")
-            y -= LINE
-        y -= LINE
-    return fig
+        _draw_walk(ax, walk, gid)
 
 
-def _draw_findings(ax, findings) -> None:
-    """Numbered red rings at each finding; rings that would sit on one another
-    (a cluster's findings share a spot) are fanned out, with a leader line."""
+def _draw_findings(ax, findings: Sequence[tuple[int, object]], gid: str = "") -> None:
+    """Numbered red rings at each (number, finding); rings that would sit on
+    one another (a cluster's findings share a spot) are fanned out, with a
+    leader line."""
     ax.apply_aspect()
     placed: list[tuple[float, float]] = []  # pixel positions taken
-    for n, f in enumerate(findings, 1):
+    for n, f in findings:
         px, py = ax.transData.transform(f.at)
         k = 0
         ox = oy = 0.0
@@ -309,39 +408,41 @@ def _draw_findings(ax, findings) -> None:
             ax.plot([f.at[0], at[0]], [f.at[1], at[1]], color=FINDING_COLOUR, linewidth=0.8, zorder=9)
         dot, = ax.plot([at[0]], [at[1]], marker="o", markersize=15, markerfacecolor="white",
                        markeredgecolor=FINDING_COLOUR, markeredgewidth=2, linestyle="none", zorder=9)
-        dot.set_gid(f"finding-{n}")
+        dot.set_gid(f"{gid}finding-{n}")
         ax.annotate(str(n), tuple(at), ha="center", va="center", fontsize=7, fontweight="bold",
                     color=FINDING_COLOUR, zorder=10)
 
 
-def _draw_walk(ax, walk: Walk) -> None:
+def _draw_walk(ax, walk: Walk, gid: str = "") -> None:
     xs = [p[1] for p in walk.path]
     ys = [p[2] for p in walk.path]
     line, = ax.plot(xs, ys, color=WALK_COLOUR, linewidth=1.0,
                     linestyle="--" if walk.estimated else "-", alpha=0.8, zorder=5)
-    line.set_gid("walk")
+    line.set_gid(f"{gid}walk")
     for k, m in enumerate(walk.ends, 1):
         end, = ax.plot([m.x], [m.y], marker="s", markersize=5, color=WALK_COLOUR,
                        linestyle="none", zorder=7)
-        end.set_gid(f"end-{k}")
+        end.set_gid(f"{gid}end-{k}")
     for k, m in enumerate(walk.starts, 1):
         if m.false_start:
             mark, = ax.plot([m.x], [m.y], marker="X", markersize=11, color=FALSE_COLOUR,
                             markeredgecolor="white", linestyle="none", zorder=8)
-            mark.set_gid(f"false-start-{k}")
+            mark.set_gid(f"{gid}false-start-{k}")
             ax.annotate(m.exhibit, (m.x, m.y), xytext=(6, -10), textcoords="offset points",
                         fontsize=7, color=FALSE_COLOUR, zorder=8)
         else:
             mark, = ax.plot([m.x], [m.y], marker="^", markersize=8, color=START_COLOUR,
                             markeredgecolor="white", linestyle="none", zorder=8)
-            mark.set_gid(f"start-{k}")
+            mark.set_gid(f"{gid}start-{k}")
 
 
-def _notes(lint, walk: Walk | None) -> list[list[str]]:
+def _notes(lint, walk: Walk | None, panels: bool = False) -> list[list[str]]:
     """The text under the plan: the key, and each finding with its first suggestion."""
     blocks = []
     key = ("Key: blue square = beacon; circle = zone (radius); orange = exhibits the radio "
            "confuses; hatched = zones overlapping; black = walls; green dashes = doorways")
+    if panels:
+        key += "; dashed box A, B...: exhibits too close to read at this scale, enlarged under the plan"
     if walk is not None:
         key += ("; walk of " + walk.visitor + (" (guessed from the radio)" if walk.estimated else "")
                 + ": green triangle = track started, grey square = ended, red cross = false start")

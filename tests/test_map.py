@@ -12,8 +12,8 @@ import pytest
 from guide.cli import main
 from guide.lint import lint_site
 from guide.metrics import TruthRow
-from guide.sitemap import (BEACON_COLOUR, draw_map, false_starts, lens, pixel_of, save_map,
-                           walk_from_positions)
+from guide.sitemap import (BEACON_COLOUR, close_groups, draw_map, false_starts, lens, pixel_of,
+                           save_map, walk_from_positions)
 from guide.zones import load_zones
 
 UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
@@ -74,6 +74,25 @@ def test_an_svg_map_names_every_beacon_zone_overlap_wall_and_finding(zones, tmp_
             "overlap-a-b", "wall-0", "wall-1"} <= ids
     assert {"finding-1", "finding-2"} <= ids and "finding-3" not in ids  # overlap + indistinct a/b
     assert "overlap-a-far" not in ids
+    assert not {i for i in ids if i.startswith("panel")}  # 3 m apart on a 37 m plan: readable as is
+
+
+def test_exhibits_too_close_to_read_are_boxed_and_drawn_enlarged_under_the_plan(zones, tmp_path):
+    text = zones.read_text().replace("x: 3, y: 0}", "x: 1.5, y: 0}").replace("x: 25, y: 0}", "x: 120, y: 0}")
+    zones.write_text(text)  # a and b 1.5 m apart on a 120 m plan: a few pixels
+    site = load_zones(zones)
+    lint = lint_site(site)
+    fig = draw_map(site, lint=lint)
+    save_map(fig, tmp_path / "map.svg")
+    ids = {el.get("id") for el in ET.parse(tmp_path / "map.svg").iter() if el.get("id")}
+    assert {"panel-box-A", "panel-A", "A-zone-a", "A-zone-b", "A-overlap-a-b", "A-beacon-b-a"} <= ids
+    assert "panel-B" not in ids and "zone-far" in ids  # far stands alone
+    # a and b's findings are numbered as under the plan, and drawn in the panel only
+    near = [n for n, f in enumerate(lint.findings, 1) if f.at[0] < 10]
+    assert near and all(f"A-finding-{n}" in ids and f"finding-{n}" not in ids for n in near)
+    assert fig.axes[1].get_title(loc="left").startswith("A: a, b (")
+    panel = fig.axes[1]  # to scale: the panel's metre is many times the plan's
+    assert panel.get_xlim()[1] - panel.get_xlim()[0] < 10 < fig.axes[0].get_xlim()[1] - fig.axes[0].get_xlim()[0]
 
 
 def test_a_walk_shows_where_tracks_started_and_highlights_false_starts(zones, tmp_path):
@@ -127,6 +146,15 @@ def test_bad_map_requests_are_clear_errors(zones, tmp_path, capsys):
     assert "--visitor" in capsys.readouterr().err
     assert main(["map", "--zones", str(zones), "--out", str(tmp_path / "m.png"), "--visitor", "v1"]) == 2
     assert "give --scans or --walks" in capsys.readouterr().err
+
+
+def test_close_groups_chain_neighbours_and_reach_further_for_exhibits_the_radio_confuses(zones):
+    site = load_zones(zones)  # a, b 3 m apart; far 22 m from b
+    assert close_groups(site, 2.9) == []
+    assert close_groups(site, 3.1) == [("a", "b")]
+    assert close_groups(site, 2.0, clusters=[("a", "b")], cluster_metres=3.1) == [("a", "b")]
+    assert close_groups(site, 2.0, clusters=[("a", "far")], cluster_metres=3.1) == []
+    assert close_groups(site, 22.1) == [("a", "b", "far")]  # far is near b only: chained
 
 
 def test_the_overlap_of_two_zones_is_the_lens_inside_both():
