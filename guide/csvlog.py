@@ -41,6 +41,30 @@ def time_problem(t: float, text: str, name: str = "t") -> str | None:
     return None
 
 
+def stray_quote(path: str | os.PathLike, upto: int) -> str | None:
+    """"LINE: why" for the first line of `path`, up to line `upto` (where the
+    reader stopped), with a quote it does not close, or None. FORMATS.md rows are one line each, but the csv module reads a
+    stray quote on to the next quote or the end of the file, and reports
+    the error there; this names the line to fix. Only read on error paths."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+            for n, text in enumerate(f, 1):
+                if n > upto:
+                    break
+                if text.count('"') % 2:
+                    return (f"{n}: a quote (\") opened on this line is not closed on it; each row "
+                            "is one line: remove the stray quote, or close it")
+    except OSError:
+        pass
+    return None
+
+
+def unreadable(path: str | os.PathLike, line: int, error: Exception) -> ScanLogError:
+    """The error for a csv.Error (or a row over several lines) at `line`: the
+    stray quote above it, when that is the cause."""
+    return ScanLogError(f"{path}:{stray_quote(path, line) or f'{line}: not valid CSV text ({error})'}")
+
+
 @contextmanager
 def open_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...]
              ) -> Iterator[tuple[IO[str], Any, tuple[int, ...]]]:

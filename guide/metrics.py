@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Iterable, Mapping
 
-from guide.csvlog import time_problem
+from guide.csvlog import time_problem, unreadable
 from guide.errors import ScanLogError
 
 MIN_LISTEN = 15.0  # s: shorter listen rows do not count for recall
@@ -71,11 +71,15 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
         while True:
             try:
                 rec = next(records, None)
-            except (csv.Error, UnicodeDecodeError) as e:
+            except UnicodeDecodeError as e:
                 raise ScanLogError(f"{path}:{reader.line_num}: not valid CSV text ({e})") from None
+            except csv.Error as e:
+                raise unreadable(path, reader.line_num, e) from None
             if rec is None:
                 break
             line = reader.line_num
+            if any(isinstance(v, str) and ("\n" in v or "\r" in v) for v in rec.values()):
+                raise unreadable(path, line, ValueError("a field holds a line break"))
             if None in rec or None in rec.values():  # too many fields, or too few
                 found = sum(1 for k, v in rec.items() if k is not None and v is not None)
                 raise ScanLogError(f"{path}:{line}: expected {len(reader.fieldnames)} fields, as "

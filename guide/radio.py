@@ -45,7 +45,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from guide.csvlog import MAX_COORDINATE, open_csv, time_problem
+from guide.csvlog import MAX_COORDINATE, open_csv, time_problem, unreadable
 from guide.errors import GuideError, ScanLogError
 from guide.site import Site
 
@@ -241,11 +241,15 @@ def read_walks(path: str | Path) -> Iterator[tuple[str, float, float, float]]:
                 row = next(reader)
             except StopIteration:
                 return
-            except (csv.Error, UnicodeDecodeError) as e:
+            except UnicodeDecodeError as e:
                 raise ScanLogError(f"{p}:{reader.line_num}: unreadable row ({e})") from None
+            except csv.Error as e:
+                raise unreadable(p, reader.line_num, e) from None
             line = reader.line_num
             if not row or all(not c.strip() for c in row):
                 continue
+            if any("\n" in c or "\r" in c for c in row):  # a row over several lines
+                raise unreadable(p, line, ValueError("a field holds a line break"))
             if len(row) < width:
                 raise ScanLogError(
                     f"{p}:{line}: {len(row)} fields, expected visitor,t,x,y")

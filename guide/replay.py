@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
 from guide.actions import Action, End, Start, to_event
-from guide.csvlog import MAX_T, open_csv, time_problem
+from guide.csvlog import MAX_T, open_csv, time_problem, unreadable
 from guide.engine import Engine
 from guide.errors import ScanLogError
 from guide.naive import NaiveEngine
@@ -133,6 +133,8 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
             line = reader.line_num
             if isinstance(e, _BadRow):
                 why = str(e)
+            elif any("\n" in c or "\r" in c for c in row):  # a row over several lines
+                raise unreadable(path, line, e) from None
             elif len(row) < width:
                 why = f"expected {width} fields (visitor,t,beacon,rssi), found {len(row)}"
             else:
@@ -140,7 +142,7 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
                        f"(found t={row[it]!r}, rssi={row[ir]!r})")
             raise ScanLogError(f"{path}:{line}: {why}") from None
         except csv.Error as e:
-            raise ScanLogError(f"{path}:{reader.line_num}: not valid CSV text ({e})") from None
+            raise unreadable(path, reader.line_num, e) from None
         finally:
             if cur_v is not None:
                 last_t[cur_v] = prev

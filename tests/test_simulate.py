@@ -148,6 +148,25 @@ def test_a_malformed_scan_log_stops_with_its_file_and_line(scenario, capsys, tmp
     assert re.search(message, err), err
 
 
+@pytest.mark.parametrize("option, header, rows", [
+    ("--scans", "visitor,t,beacon,rssi", ["v1,0.1,b-e1,-60", 'v1,0.2,"b-e1,-61', "v1,0.3,b-e1,-62", "v1,0.4,b-e1,-62"]),
+    ("--scans", "visitor,t,beacon,rssi", ["v1,0.1,b-e1,-60", 'v1,0.2,"b-e1,-61']),  # read on to the end
+    ("--walks", "visitor,t,x,y", ["v1,0,1,1", 'v1,1,"2,1', "v1,2,3,1", "v1,3,4,1"]),
+    ("--truth", "visitor,start,end,exhibit,intent", ["v1,0,20,e1,listen", 'v1,30,"40,e1,listen',
+                                                     "v1,50,60,e1,listen"]),
+])
+def test_a_stray_quote_is_reported_on_its_own_line_not_where_the_csv_reader_gave_up(
+        scenario, capsys, tmp_path, option, header, rows):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([header, *rows]) + "\n")
+    source = ["--walks", bad] if option == "--walks" else ["--scans", bad]
+    if option == "--truth":
+        source = ["--scans", scenario / "scans.csv", "--truth", bad, "--no-progress"]
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", *source)
+    assert code == 2 and "Traceback" not in err
+    assert 'bad.csv:3: a quote (") opened on this line is not closed on it' in err, err
+
+
 def test_rows_naming_unknown_beacons_are_skipped_and_counted(scenario, capsys, tmp_path):
     log = tmp_path / "scans.csv"
     log.write_text("visitor,t,beacon,rssi\nv1,0.0,b-e1,-60\nv1,0.1,stranger,-50\n"
