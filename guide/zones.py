@@ -30,7 +30,8 @@ Choices made here, for staff writing the file:
   beacon keyed ``100`` has the id "100". Numbers must be numbers: ``"3.0"``
   in quotes is refused, as are true/false. Unquoted, ``1e3`` and ``1e-9`` are
   numbers (YAML 1.1, hence PyYAML, reads them as text: it wants ``1.0e+3``);
-  ``1:40``, a base-60 number to YAML 1.1 (100), is refused as a number.
+  ``1:40``, a base-60 number to YAML 1.1 (100), is refused as a number, as
+  is ``010`` (octal 8 to YAML 1.1; a beacon's minor written so was never heard).
 - Coordinates are within 100 km of the origin and a radius at most 100 m: no
   real site is larger, and a BLE beacon is not heard farther.
 - Fallback: a language with no ``fallback`` entry falls back to every other
@@ -404,6 +405,13 @@ class _Reader:
                   else f"at most {_fmt(hi)}" if hi is not None else "")
         plain = isinstance(node, ScalarNode) and node.style is None
         value: float
+        if plain and _LEADING_ZERO.match(node.value):  # YAML 1.1: 010 is octal 8, and 08 is text
+            digits = node.value.replace("_", "")
+            octal = (f"reads it as the octal number {int(digits, 8)}"
+                     if not set(digits.lstrip("+-")) & {"8", "9"} else "does not read it as a number")
+            self.fail(node, f"{where} {node.value}: with its leading zero, YAML 1.1 {octal}; "
+                      f"write {int(digits, 10)} if that is what you meant")
+            return None
         if isinstance(node, ScalarNode) and node.tag in (_INT, _FLOAT):
             try:
                 value = (self._constructor.construct_yaml_int(node) if node.tag == _INT
@@ -979,6 +987,9 @@ def _exact(x: float) -> str:
     if isinstance(x, int):
         return str(x) if abs(x) < 10**16 else _fmt(x)
     return repr(x)
+
+
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+\Z")  # 010, -059, 08: not 0, 0.5 or 0x10
 
 
 def _looks_numeric(text: str) -> bool:

@@ -407,6 +407,22 @@ def test_yaml_1_1_base_60_numbers_are_refused_not_silently_converted(problem, lo
 
 
 @pytest.mark.parametrize("old,new,value,said", [
+    ("major: 100, minor: 1}", "major: 100, minor: 010}  # <-", "010",
+     "ibeacon minor 010: with its leading zero, YAML 1.1 reads it as the octal number 8; write 10"),
+    ("major: 100, minor: 1}", "major: 100, minor: 09}  # <-", "09",
+     "minor 09: with its leading zero, YAML 1.1 does not read it as a number; write 9"),
+    ("    tx_power: -62\n", "    tx_power: -062  # <-\n", "-062", "octal number -50; write -62"),
+])
+def test_yaml_1_1_leading_zero_numbers_are_refused_not_read_as_octal(problem, load, old, new, value, said):
+    text = edit(old, new)
+    p = problem(text)
+    assert (p.line, p.column) == (line_of(text), column_of(text, value)) and said in p.message
+    # 0, 0.5 and 0x10 stay numbers; "010" in a text is the text written
+    site = load(edit("title: {fr: Pièce}", "title: {fr: '010'}").replace("    radius: 3.0\n", "    radius: 0.5\n", 1))
+    assert site.exhibit("coin-1").title == {"fr": "010"}
+
+
+@pytest.mark.parametrize("old,new,value,said", [
     ("major: 100, minor: 1}", "major: 100, minor: !!int 1e9}  # <-", "!!int",
      "minor must be between 0 and 65535, not 1e9"),
     ("    x: 30\n", "    x: !!float ten  # <-\n", "!!float",
