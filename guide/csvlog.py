@@ -43,9 +43,10 @@ def time_problem(t: float, text: str, name: str = "t") -> str | None:
 
 def stray_quote(path: str | os.PathLike, upto: int) -> str | None:
     """"LINE: why" for the first line of `path`, up to line `upto` (where the
-    reader stopped), with a quote it does not close, or None. FORMATS.md rows are one line each, but the csv module reads a
-    stray quote on to the next quote or the end of the file, and reports
-    the error there; this names the line to fix. Only read on error paths."""
+    reader stopped), with a quote it does not close, or None. FORMATS.md
+    rows are one line each, but the csv module reads a stray quote on to the
+    next quote or the end of the file, and reports the error there; this
+    names the line to fix. Only read on error paths."""
     try:
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
             for n, text in enumerate(f, 1):
