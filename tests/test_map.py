@@ -82,10 +82,13 @@ def test_exhibits_too_close_to_read_are_boxed_and_drawn_enlarged_under_the_plan(
     zones.write_text(text)  # a and b 1.5 m apart on a 120 m plan: a few pixels
     site = load_zones(zones)
     lint = lint_site(site)
-    fig = draw_map(site, lint=lint)
+    events = [{"visitor": "v1", "t": 2.0, "event": "start", "exhibit": "a", "lang": "fr", "track": "fr/a.wav"}]
+    walk = walk_from_positions(site, "v1", [("v1", t, t * 0.5, 0.5) for t in range(0, 10)], events)
+    fig = draw_map(site, lint=lint, walk=walk)
     save_map(fig, tmp_path / "map.svg")
     ids = {el.get("id") for el in ET.parse(tmp_path / "map.svg").iter() if el.get("id")}
     assert {"panel-box-A", "panel-A", "A-zone-a", "A-zone-b", "A-overlap-a-b", "A-beacon-b-a"} <= ids
+    assert {"walk", "start-1", "A-walk", "A-start-1"} <= ids  # the walk on the plan and in the panel
     assert "panel-B" not in ids and "zone-far" in ids  # far stands alone
     # a and b's findings are numbered as under the plan, and drawn in the panel only
     near = [n for n, f in enumerate(lint.findings, 1) if f.at[0] < 10]
