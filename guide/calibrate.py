@@ -52,7 +52,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from guide.engine import STEP, Engine
-from guide.errors import GuideError
+from guide.errors import GuideError, listed
 from guide.metrics import TruthRow
 from guide.lint import enter_level
 from guide.radio import wall_crossings
@@ -173,7 +173,7 @@ def select_visitors(truth: Iterable[TruthRow], patterns: Sequence[str] | None) -
         hit = {v for v in ids if fnmatch.fnmatchcase(v, p)}
         if not hit:
             raise GuideError(f"--visitor {p}: no visitor of the ground truth matches it "
-                             f"(its visitors: {', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''})")
+                             f"(its visitors: {listed(ids)})")
         chosen |= hit
     return chosen
 
@@ -227,7 +227,7 @@ def record(site: Site, rows: Iterable[tuple[str, float, str, int]], truth: Itera
     `settle` seconds of each (default: twice the smoothing time, while the
     filter settles). One pass over `rows`."""
     settle = 2.0 * site.trigger.smoothing if settle is None else settle
-    known = {e.id for e in site.exhibits}
+    known = site.exhibit_ids
     windows: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
     for r in truth:
         if r.intent != "listen" or r.exhibit not in known:

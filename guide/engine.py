@@ -315,11 +315,11 @@ class Engine:
         """An engine continuing a saved visit, and the actions that resume it:
         the interrupted track restarts `resume_rewind` seconds before where it
         stopped (paused tracks stay paused)."""
-        heard = frozenset(e for e in snapshot.get("heard", ()) if e in {x.id for x in site.exhibits})
+        heard = frozenset(snapshot.get("heard", ())) & site.exhibit_ids
         lang = snapshot.get("lang")
         engine = cls(site, lang if lang in site.languages else site.languages[0], heard=heard)
         p = snapshot.get("playing")
-        if not p or p.get("exhibit") not in {x.id for x in site.exhibits}:
+        if not p or p.get("exhibit") not in site.exhibit_ids:
             return engine, []
         found = site.track_for(p["exhibit"], engine.lang)
         if found is None:

@@ -12,7 +12,14 @@ Anything else that escapes is a bug in the guide, not the user's fault.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+
+def listed(names: Iterable[str], most: int = 10) -> str:
+    """Names for a message, the first `most` of them: 'a, b, c ...'."""
+    names = list(names)
+    return ", ".join(names[:most]) + (" ..." if len(names) > most else "")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 from guide.actions import Action, End, Start, to_event
 from guide.csvlog import MAX_T, open_csv, time_problem, unreadable
 from guide.engine import Engine
-from guide.errors import ScanLogError
+from guide.errors import ScanLogError, listed
 from guide.naive import NaiveEngine
 from guide.site import Site
 from guide import tracks
@@ -55,8 +55,7 @@ class ScanStats:
 
     def unknown_names(self, most: int = 10) -> str:
         """The unknown beacons named, for a message: 'x, y, z ...'."""
-        names = sorted(self.unknown_beacons)
-        return f"{', '.join(names[:most])}{' ...' if len(names) > most else ''}"
+        return listed(sorted(self.unknown_beacons), most)
 
     def check_site(self, path: str | os.PathLike, site: Site) -> None:
         """ScanLogError when rows were read and none named a beacon of `site`:

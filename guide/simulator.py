@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from guide import tracks
 from guide.cli import guarded, output_file, rate, seed
-from guide.errors import GuideError
+from guide.errors import GuideError, listed
 from guide.eventlog import line as event_line
 from guide.files import replace_whole
 from guide.metrics import Metrics, format_table, read_truth, score
@@ -147,7 +147,7 @@ def _run(args: argparse.Namespace) -> int:
     site = load_zones(args.zones or DEMO_ZONES)
     lang = _lang(site, args.lang)
     policies = POLICIES if args.policy == "both" else (args.policy,)
-    truth = read_truth(args.truth, {e.id for e in site.exhibits}) if args.truth else None
+    truth = read_truth(args.truth, site.exhibit_ids) if args.truth else None
     results: dict[str, Metrics] = {}
     for policy in policies:
         source = _Source(site, args)
@@ -163,7 +163,7 @@ def _run(args: argparse.Namespace) -> int:
             absent = sorted({r.visitor for r in truth} - set(ends))
             if absent:
                 print(f"simulate.py: {len(absent)} visitors of {args.truth.name} have no scans "
-                      f"({', '.join(absent[:10])}{' ...' if len(absent) > 10 else ''}): their "
+                      f"({listed(absent)}): their "
                       "listen rows count as missed", file=sys.stderr)
         if args.events and policy == policies[0]:
             _write_events(args.events, events)

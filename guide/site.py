@@ -78,6 +78,10 @@ class Site:
     def exhibit(self, exhibit_id: str) -> Exhibit:
         return self._by_id[exhibit_id]
 
+    @property
+    def exhibit_ids(self) -> frozenset[str]:
+        return frozenset(self._by_id)
+
     def chain(self, lang: str) -> tuple[str, ...]:
         """The languages to try for a visitor who chose `lang`, best first."""
         return (lang, *self.fallback.get(lang, ()))

@@ -58,7 +58,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from guide.errors import GuideError
+from guide.errors import GuideError, listed
 from guide.metrics import Metrics, TruthRow, read_truth, score
 from guide.replay import ScanRow, ScanStats, read_scans, replay, started_track_durations
 from guide.settings import SETTINGS, TriggerSettings
@@ -289,7 +289,7 @@ def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
     lang = lang or site.languages[0]
     if lang not in site.languages:
         raise GuideError(f"--lang {lang}: the site offers {', '.join(site.languages)}")
-    truth_rows = read_truth(truth, {e.id for e in site.exhibits})
+    truth_rows = read_truth(truth, site.exhibit_ids)
     if not truth_rows:
         raise GuideError(f"{truth}: the ground truth has no rows: nothing to tune against")
     space = dict(space or default_space(site.trigger))
@@ -546,8 +546,8 @@ def format_result(r: TuneResult) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     fmt = lambda row: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
                                 for i, (c, w) in enumerate(zip(row, widths)))
-    lines = [f"Tuned on {len(r.tune_visitors)} visitors ({', '.join(r.tune_visitors[:6])}"
-             f"{' ...' if len(r.tune_visitors) > 6 else ''}): {r.evaluations} settings "
+    lines = [f"Tuned on {len(r.tune_visitors)} visitors ({listed(r.tune_visitors, 6)}): "
+             f"{r.evaluations} settings "
              f"tried in {r.seconds:.0f} s. Limits: interruptions <= {MAX_INTERRUPTIONS:g}/h, "
              f"unwanted audio <= {MAX_UNWANTED:g} s/h.", "", fmt(rows[0])]
     lines += [fmt(row) for row in rows[1:]]
@@ -559,7 +559,7 @@ def format_result(r: TuneResult) -> str:
                      "interruption(s) can happen by chance at the limit's own rate: not held against a setting.)")
     if r.held_out_visitors:
         lines += ["", f"On the {len(r.held_out_visitors)} visitors it did not tune on "
-                      f"({', '.join(r.held_out_visitors[:6])}{' ...' if len(r.held_out_visitors) > 6 else ''}):"]
+                      f"({listed(r.held_out_visitors, 6)}):"]
         rows2 = [["", "recall", "latency s", "false/h", "interr./h", "unwanted s/h"],
                  ["current", *cells(r.current.held_out)], ["chosen", *cells(r.chosen.held_out)]]
         widths2 = [max(len(row[i]) for row in rows2) for i in range(len(rows2[0]))]

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     zones = Path(args.zones)
     site = load_zones(zones)
-    truth = read_truth(args.truth, {e.id for e in site.exhibits})
+    truth = read_truth(args.truth, site.exhibit_ids)
     visitors = select_visitors(truth, args.visitor)
     stats = ScanStats()
     result = calibrate(site, read_scans(args.scans, site, stats=stats), truth, visitors=visitors,

@@ -96,7 +96,7 @@ def _walk(site, args, lang):
     from guide.replay import ScanStats, read_scans, replay
     from guide.sitemap import walk_from_positions, walk_from_scans
 
-    truth = read_truth(args.truth, {e.id for e in site.exhibits}) if args.truth else None
+    truth = read_truth(args.truth, site.exhibit_ids) if args.truth else None
     if args.walks:
         from guide.radio import RadioModel, read_walks, scans_from_walk
 
