@@ -158,6 +158,14 @@ def output_file(path: str | os.PathLike[str], option: str) -> Path:
     return real
 
 
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file (a link, another spelling)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one is missing: compare where they would be
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 def exit_with(status: int) -> NoReturn:
     """End the process with `status`. Only here, in a process of its own, is
     stdout pointed at /dev/null after a broken pipe (so flushing it at exit

@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from guide.ble import BeaconParser, BleakSource, describe
-    from guide.cli import output_file
-    from guide.commands.run import same_file, setup_logging, stop_on_signals
+    from guide.cli import output_file, same_file
+    from guide.commands.run import setup_logging, stop_on_signals
     from guide.errors import GuideError
     from guide.zones import load_zones
 

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import signal
 import sys
-from pathlib import Path
 
 EXAMPLE = """\
 examples:
@@ -56,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from guide.ble import BeaconParser, BleakSource, ReplaySource
     from guide.buttons import HELP, TerminalInput
-    from guide.cli import output_file
+    from guide.cli import output_file, same_file
     from guide.device import Device
     from guide.errors import GuideError
     from guide.player import SimpleaudioPlayer
@@ -115,25 +114,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _no_rows(args: argparse.Namespace, stats, rows: list) -> str:
     """Why --replay gives the device nothing to play."""
+    from guide.errors import listed
+
     if stats.rows == 0:
         return f"--replay {args.replay}: the scan log has no rows; record a walk into it (guide record)"
     if not rows:
         return (f"--replay {args.replay}: none of its {stats.rows} rows names a beacon of {args.zones} "
                 f"(it names {stats.unknown_names(5)}); give the zone map the walk was recorded with")
-    visitors = sorted({v for v, _, _, _ in rows})
-    shown = ", ".join(visitors[:10]) + (", ..." if len(visitors) > 10 else "")
     return (f"--visitor {args.visitor}: {args.replay} has no rows of that visitor with a beacon of "
-            f"{args.zones}; its visitors are {shown}")
-
-
-def same_file(a: str | Path, b: str | Path) -> bool:
-    """Whether two paths name one file (a link, another spelling)."""
-    import os
-
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one is missing: compare where they would be
-        return os.path.realpath(a) == os.path.realpath(b)
+            f"{args.zones}; its visitors are {listed(sorted({v for v, _, _, _ in rows}))}")
 
 
 def stop_on_signals(stop: asyncio.Event) -> asyncio.Event:
