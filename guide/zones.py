@@ -186,7 +186,6 @@ _HEX = re.compile(r"[0-9a-f]*\Z")
 # Bounds no real site comes near: further out, a number is a typing slip (or a
 # fuzzer), and the geometry of `guide lint` and `guide map` overflows. Walks
 # share the coordinate bound (guide.csvlog).
-_MAX_COORD = MAX_COORDINATE  # m: |x| and |y|; no museum, park or campus is 100 km across
 _MAX_RADIUS = 100.0  # m: a BLE beacon is not heard reliably much farther
 _COORD_WHY = ("site coordinates in metres, from a corner of the site (no site is "
               "100 km across)")
@@ -458,6 +457,10 @@ class _Reader:
             return None
         return value
 
+    def coordinate(self, node: Node, where: str) -> float | None:
+        """A site coordinate, metres within MAX_COORDINATE of the origin."""
+        return self.number(node, where, unit="m", lo=-MAX_COORDINATE, hi=MAX_COORDINATE, why=_COORD_WHY)
+
     def language(self, node: Node, where: str) -> str | None:
         """A language code that must be one of `languages:`."""
         lang = self.text(node, where, "a language code")
@@ -703,8 +706,7 @@ class _Reader:
                     self.fail(end, f"an end of {where} is a list of {len(coords)}: "
                               "a point is a list of 2 numbers [x, y], in metres")
                     continue
-                x, y = (self.number(c, f"a coordinate of {where}", unit="m", lo=-_MAX_COORD,
-                                    hi=_MAX_COORD, why=_COORD_WHY) for c in coords)
+                x, y = (self.coordinate(c, f"a coordinate of {where}") for c in coords)
                 if x is not None and y is not None:
                     points.append((float(x), float(y)))
             if len(points) == 2:
@@ -766,8 +768,7 @@ class _Reader:
                           integer=True, lo=-127, hi=20,
                           why="the RSSI measured 1 m from the beacon, typically about -59")
               if "tx_power" in entries else None)
-        x, y = (self.number(entries[c].value, f"{where} {c}", unit="m", lo=-_MAX_COORD,
-                            hi=_MAX_COORD, why=_COORD_WHY) if c in entries
+        x, y = (self.coordinate(entries[c].value, f"{where} {c}") if c in entries
                 else None for c in ("x", "y"))
         if ident is None or tx is None or x is None or y is None:
             return None
@@ -918,8 +919,7 @@ class _Reader:
             ok = False
         else:
             for i, c in enumerate(given):
-                position[i] = self.number(entries[c].value, f"{where} {c}", unit="m",
-                                          lo=-_MAX_COORD, hi=_MAX_COORD, why=_COORD_WHY)
+                position[i] = self.coordinate(entries[c].value, f"{where} {c}")
                 ok = ok and position[i] is not None
 
         trigger = site_trigger
