@@ -265,18 +265,13 @@ def _is_alias(key: Node, value: Node) -> bool:
     return value.start_mark.index < key.end_mark.index
 
 
-def _entries(mapping: MappingNode, seen: frozenset[int] = frozenset()
-             ) -> dict[str, tuple[MappingNode, Node]]:
+def _entries(mapping: MappingNode) -> dict[str, tuple[MappingNode, Node]]:
     """Every 'key: value' of a mapping, its own first, then those merged with
     '<<', each with the mapping it is written in."""
-    out = {k: (mapping, v) for k, (_, v) in _own(mapping).items()}
-    seen = seen | {id(mapping)}
-    for k, v in mapping.value:
-        if isinstance(k, ScalarNode) and k.tag == _MERGE:
-            for source in (v.value if isinstance(v, SequenceNode) else [v]):
-                if isinstance(source, MappingNode) and id(source) not in seen:
-                    for key, found in _entries(source, seen).items():
-                        out.setdefault(key, found)
+    out: dict[str, tuple[MappingNode, Node]] = {}
+    for source in (mapping, *_sources(mapping)):
+        for k, (_, v) in _own(source).items():
+            out.setdefault(k, (source, v))
     return out
 
 
