@@ -67,6 +67,12 @@ def column_of(text: str, needle: str) -> int:
     return text.splitlines()[line_of(text) - 1].index(needle) + 1
 
 
+def marked(p: Problem, text: str, needle: str) -> Problem:
+    """`p`, checked to be reported on the line marked '# <-', at `needle`."""
+    assert (p.line, p.column) == (line_of(text), column_of(text, needle)), p
+    return p
+
+
 @pytest.fixture
 def site_dir(tmp_path: Path, make_wav) -> Path:
     for rel in TRACKS:
@@ -358,8 +364,7 @@ def test_a_missing_top_level_key_is_reported_at_the_top(problem):
 ])
 def test_a_number_must_be_a_number(problem, value, said):
     text = edit("    radius: 3.0\n", f"    radius: {value}  # <-\n")
-    p = problem(text)
-    assert (p.line, p.column) == (line_of(text), column_of(text, value))
+    p = marked(problem(text), text, value)
     assert "radius" in p.message and said in p.message
 
 
@@ -386,8 +391,8 @@ def test_yaml_1_1_floats_without_a_dot_or_an_exponent_sign_are_numbers(load):
 ])
 def test_yaml_1_1_floats_are_refused_quoted_not_whole_or_not_finite(problem, old, new, value, said):
     text = edit(old, new)
-    p = problem(text)
-    assert (p.line, p.column) == (line_of(text), column_of(text, value)) and said in p.message
+    p = marked(problem(text), text, value)
+    assert said in p.message
 
 
 @pytest.mark.parametrize("old,new,value,said", [
@@ -406,8 +411,8 @@ def test_yaml_1_1_floats_are_refused_quoted_not_whole_or_not_finite(problem, old
 def test_yaml_1_1_base_60_and_octal_numbers_are_refused_not_silently_converted(problem, load, old, new,
                                                                                value, said):
     text = edit(old, new)
-    p = problem(text)
-    assert (p.line, p.column) == (line_of(text), column_of(text, value)) and said in p.message
+    p = marked(problem(text), text, value)
+    assert said in p.message
     # in a text, 1:40 and 010 are the text written; 0.5 stays a number
     site = load(edit("title: {fr: Pièce}", "title: {fr: 1:40, en: '010'}").replace(
         "    radius: 3.0\n", "    radius: 0.5\n", 1))
@@ -430,8 +435,8 @@ def test_yaml_1_1_base_60_and_octal_numbers_are_refused_not_silently_converted(p
 def test_numbers_python_cannot_read_or_convert_are_problems_not_tracebacks(problem, old, new,
                                                                           value, said):
     text = edit(old, new)
-    p = problem(text)
-    assert (p.line, p.column) == (line_of(text), column_of(text, value)) and said in p.message
+    p = marked(problem(text), text, value)
+    assert said in p.message
 
 
 def test_languages_must_be_a_list(problem):
@@ -509,8 +514,7 @@ def test_two_eddystones_with_one_identity_are_refused(problem):
 def test_a_malformed_ibeacon_uuid_is_refused(problem, uuid, hint):
     text = edit("{uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 100, minor: 1}",
                 f"{{uuid: {uuid}, major: 100, minor: 1}}  # <-")
-    p = problem(text)
-    assert (p.line, p.column) == (line_of(text), column_of(text, uuid))
+    p = marked(problem(text), text, uuid)
     assert "is not a UUID" in p.message and hint in p.message
 
 
@@ -520,8 +524,7 @@ def test_a_malformed_ibeacon_uuid_is_refused(problem, uuid, hint):
 ])
 def test_major_and_minor_must_fit_in_16_bits(problem, ident, field, value):
     text = edit("major: 100, minor: 1}", f"{ident}}}  # <-")
-    p = problem(text)
-    assert (p.line, p.column) == (line_of(text), column_of(text, value))
+    p = marked(problem(text), text, value)
     assert f"{field} must be between 0 and 65535" in p.message
 
 
@@ -535,8 +538,7 @@ def test_major_and_minor_must_fit_in_16_bits(problem, ident, field, value):
 ])
 def test_malformed_eddystone_ids_are_refused(problem, ident, value, said):
     text = edit("namespace: edd1ebeac04e5defa017, instance: 0123456789ab}", f"{ident}}}  # <-")
-    p = problem(text)
-    assert (p.line, p.column) == (line_of(text), column_of(text, value))
+    p = marked(problem(text), text, value)
     assert said in p.message
 
 
@@ -586,8 +588,8 @@ def test_a_radius_must_be_positive(problem, radius):
 ])
 def test_coordinates_and_radii_beyond_any_real_site_are_refused(problem, old, new, value, said):
     text = edit(old, new)
-    p = problem(text)
-    assert (p.line, p.column) == (line_of(text), column_of(text, value)) and said in p.message
+    p = marked(problem(text), text, value)
+    assert said in p.message
     assert "100 km" in p.message if "radius" not in said else "100 m" in p.message
 
 
@@ -635,8 +637,7 @@ def test_fallback_naming_undeclared_languages_or_itself_is_refused(problems):
 def test_a_track_file_that_does_not_exist_is_named_with_where_it_was_looked_for(
         problem, site_dir):
     text = edit("fr/coin-1.wav}", "fr/coin-2.wav}  # <-")
-    p = problem(text)
-    assert (p.line, p.column) == (line_of(text), column_of(text, "fr/coin-2.wav"))
+    p = marked(problem(text), text, "fr/coin-2.wav")
     assert "'fr/coin-2.wav' not found" in p.message
     assert str(site_dir / "tracks" / "fr" / "coin-2.wav") in p.message
 
@@ -654,8 +655,8 @@ def test_a_track_path_that_is_a_directory_is_refused(problem):
 ])
 def test_a_track_path_may_not_escape_tracks_dir(problem, path, said):
     text = edit("fr/coin-1.wav}", f"{path}}}  # <-")
-    p = problem(text)
-    assert (p.line, p.column) == (line_of(text), column_of(text, path)) and said in p.message
+    p = marked(problem(text), text, path)
+    assert said in p.message
 
 
 @pytest.mark.parametrize("old,new,value,said", [
@@ -668,8 +669,7 @@ def test_a_track_path_may_not_escape_tracks_dir(problem, path, said):
 ])
 def test_a_nul_character_in_a_path_is_a_problem_not_a_valueerror(problem, old, new, value, said):
     text = edit(old, new)
-    p = problem(text)
-    assert (p.line, p.column) == (line_of(text), column_of(text, value))
+    p = marked(problem(text), text, value)
     assert said in p.message and "delete it" in p.message
 
 
@@ -727,7 +727,7 @@ def test_an_intro_must_be_a_mapping_and_stay_inside_tracks_dir(problems):
     assert p.line == line_of(text) and "intro must be a mapping" in p.message
     text = edit("beacons:", "intro: {fr: ../zones.yaml}  # <-\nbeacons:")
     (p,) = problems(text)
-    assert (p.line, p.column) == (line_of(text), column_of(text, "../zones.yaml"))
+    marked(p, text, "../zones.yaml")
     assert "leads outside tracks_dir" in p.message
 
 
@@ -759,15 +759,13 @@ def test_an_unknown_setting_suggests_the_setting_meant(problem):
 ])
 def test_a_setting_must_have_its_type_and_be_in_range(problem, value, said):
     text = edit("exhibits:\n", f"trigger: {{{value}}}  # <-\nexhibits:\n")
-    p = problem(text)
-    assert (p.line, p.column) == (line_of(text), column_of(text, value.split(": ")[1]))
+    p = marked(problem(text), text, value.split(": ")[1])
     assert said in p.message
 
 
 def test_a_site_wide_setting_cannot_be_set_per_exhibit(problem):
     text = edit("    radius: 1.5\n", "    radius: 1.5\n    trigger: {dwell: 6, fade: 2}  # <-\n")
-    p = problem(text)
-    assert (p.line, p.column) == (line_of(text), column_of(text, "fade"))
+    p = marked(problem(text), text, "fade")
     assert "'fade'" in p.message and "move it to the top-level trigger:" in p.message
 
 
