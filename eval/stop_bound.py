@@ -39,6 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from guide import tracks  # noqa: E402
+from guide.calibrate import fit_path_loss  # noqa: E402
 from guide.metrics import read_truth  # noqa: E402
 from guide.replay import read_scans  # noqa: E402
 from guide.zones import load_zones  # noqa: E402
@@ -65,20 +66,13 @@ def stop_medians(folder: Path, site, stops: dict[str, list]) -> dict[tuple[str, 
 def fit_gains(site, stops, medians) -> tuple[dict[str, float], float]:
     """Per-beacon gain g_b and exponent n of median = g_b - 10 n log10(d),
     least squares over every (stop, beacon) pair, d from the true positions."""
-    names = sorted(site.beacons)
-    rows, y = [], []
+    readings = []
     for (v, i), per in medians.items():
         x0, y0 = stops[v][i][2], stops[v][i][3]
         for b, m in per.items():
             bc = site.beacons[b]
-            d = max(0.3, math.hypot(x0 - bc.x, y0 - bc.y))
-            row = np.zeros(len(names) + 1)
-            row[names.index(b)] = 1.0
-            row[-1] = -10.0 * math.log10(d)
-            rows.append(row)
-            y.append(m)
-    sol = np.linalg.lstsq(np.array(rows), np.array(y), rcond=None)[0]
-    return dict(zip(names, sol[:-1])), float(sol[-1])
+            readings.append((b, m, max(0.3, math.hypot(x0 - bc.x, y0 - bc.y))))
+    return fit_path_loss(readings)
 
 
 def main() -> None:

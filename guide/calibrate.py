@@ -313,23 +313,33 @@ def fit_tx_power(site: Site, views: Mapping[Stay, list[dict[str, float]]]
     kept = tuple(sorted(b for b in owner if count[b] < MIN_READINGS))
     if len(fitted) < 2:  # one beacon alone has nothing to be compared with
         return (), tuple(sorted(owner)), None
-    column = {b: k for k, b in enumerate(fitted)}
-    used = [r for r in readings if r[0] in column]
-    a = np.zeros((len(used), len(fitted) + 1))
-    y = np.array([level for _, level, _ in used])
-    for k, (beacon, _, d) in enumerate(used):
+    gains, exponent = fit_path_loss([r for r in readings if r[0] in fitted],
+                                    site.trigger.path_loss_exponent)
+    declared = [site.beacons[b].tx_power for b in fitted]
+    shift = float(np.median(declared)) - float(np.median([gains[b] for b in fitted]))
+    return (tuple(TxPower(beacon=b, old=old, new=int(round(gains[b] + shift)), readings=count[b])
+                  for b, old in zip(fitted, declared)), kept, exponent)
+
+
+def fit_path_loss(readings: Sequence[tuple[str, float, float]], fallback: float | None = None
+                  ) -> tuple[dict[str, float], float]:
+    """Least squares of ``level = gain[beacon] - 10 n log10(distance)`` over
+    (beacon, level, distance) readings: each beacon's gain and the exponent
+    n. With a `fallback` exponent, used when the fitted one is outside
+    EXPONENTS or the distances are too alike to tell it."""
+    beacons = sorted({b for b, _, _ in readings})
+    column = {b: k for k, b in enumerate(beacons)}
+    a = np.zeros((len(readings), len(beacons) + 1))
+    y = np.array([level for _, level, _ in readings])
+    for k, (beacon, _, d) in enumerate(readings):
         a[k, column[beacon]] = 1.0
         a[k, -1] = -10.0 * math.log10(d)
     solution, _, rank, _ = np.linalg.lstsq(a, y, rcond=None)
     exponent = float(solution[-1])
-    if rank < a.shape[1] or not EXPONENTS[0] <= exponent <= EXPONENTS[1]:
-        exponent = site.trigger.path_loss_exponent  # distances too alike to tell: the site's
+    if fallback is not None and (rank < a.shape[1] or not EXPONENTS[0] <= exponent <= EXPONENTS[1]):
+        exponent = fallback
         solution = np.linalg.lstsq(a[:, :-1], y - exponent * a[:, -1], rcond=None)[0]
-    tx = solution[:len(fitted)]
-    declared = [site.beacons[b].tx_power for b in fitted]
-    tx = tx + (float(np.median(declared)) - float(np.median(tx)))
-    return (tuple(TxPower(beacon=b, old=old, new=int(round(float(t))), readings=count[b])
-                  for b, old, t in zip(fitted, declared, tx)), kept, exponent)
+    return {b: float(solution[column[b]]) for b in beacons}, exponent
 
 
 def with_tx_power(site: Site, values: Mapping[str, int]) -> Site:
