@@ -32,7 +32,9 @@ The rules
 5. Glances. A track whose exhibit the visitor leaves within `glance` seconds
    of its start was a glance (or a wrong start) (time the visitor spent
    settled there waiting for the previous track to end counts too, up to
-   `wait_credit`: someone who waited is not glancing); so was one whose visitor is
+   `wait_credit`: someone who waited is not glancing, unless they are below
+   the exhibit's arrival `level` when that credit would end the window: then
+   they are walking off as it starts); so was one whose visitor is
    not at its exhibit when those seconds are up and leaves it within
    `commit_grace` more: it fades out over `fade` seconds (End reason
    "abandoned"), the exhibit does not count as heard, and the exhibit where
@@ -356,10 +358,15 @@ class Engine:
             t = self._exhibits[i].trigger
             left = self._left(p, now)
             # time at the exhibit, not only since its start: a visitor who
-            # waited there for the previous track to end is not glancing
+            # waited there for the previous track to end is not glancing...
             played = now - max(p.started - t.wait_credit, min(p.started, p.arrived + t.dwell))
             late = played >= t.glance
-            if late and ((here == i and not left) or played >= t.glance + t.commit_grace):
+            # ...unless they are already walking off as it starts: before its
+            # own glance seconds have played, a track commits only while its
+            # level is still the one needed to arrive
+            staying = (here == i and not left
+                       and (now - p.started >= t.glance or self._levels.get(i, -math.inf) >= self._enter[i]))
+            if late and (staying or played >= t.glance + t.commit_grace):
                 p.committed = True
                 self._heard.add(p.exhibit)
             elif left:

@@ -362,3 +362,18 @@ def test_a_visitor_who_waited_at_the_next_exhibit_is_not_glancing_when_it_starts
     v.stay(20, AT_B)  # and wanders off soon after: they waited, so they are listening
     assert ends(v.log) == [("a", "finished")]
     assert "c" in v.engine.heard
+
+
+def test_a_visitor_walking_off_as_the_next_exhibit_starts_did_not_wait_for_it():
+    v = Visit()
+    v.stay(v.site.trigger.glance + 10, AT_A)
+    v.stay(30, AT_C)  # lingers at c while a plays...
+    drifting = {"a": FAR, "b": FAR, "c": -72}  # ...and is drifting off as it ends:
+    v.stay(3, drifting)  # below c's arrival level, still inside its hysteresis
+    assert v.engine.here == "c"
+    assert starts(v.finish()) == ["c"]
+    v.stay(5, drifting)  # the time spent near c does not make this a listen...
+    assert "c" not in v.engine.heard
+    v.stay(10, AT_B)  # ...so walking on fades it out
+    assert ends(v.log) == [("a", "finished"), ("c", "abandoned")]
+    assert "c" not in v.engine.heard
