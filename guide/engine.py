@@ -30,15 +30,16 @@ The rules
    listening to: it plays to its end. Only then does the exhibit where the
    visitor has settled (if any) start.
 5. Glances. A track whose exhibit the visitor leaves within `glance` seconds
-   of its start was a glance (or a wrong start) (time the visitor spent
-   settled there waiting for the previous track to end counts too, up to
-   `wait_credit`: someone who waited is not glancing, unless they are below
-   the exhibit's arrival `level` when that credit would end the window: then
-   they are walking off as it starts); so was one whose visitor is
-   not at its exhibit when those seconds are up and leaves it within
-   `commit_grace` more: it fades out over `fade` seconds (End reason
-   "abandoned"), the exhibit does not count as heard, and the exhibit where
-   the visitor has settled, if any, starts at once. Leaving
+   of its start was a glance (or a wrong start). Time the visitor spent
+   settled there waiting for the previous track to end counts towards those
+   seconds, up to `wait_credit`: someone who waited is not glancing, unless
+   they are below the exhibit's arrival `level` when that credit would close
+   the window (they are walking off as it starts). A track whose visitor is
+   not at its exhibit when those seconds are up waits `commit_grace` more for
+   them to come back; if they leave meanwhile (or are leaving when it runs
+   out) it was a glance too. A glance fades out over `fade` seconds (End
+   reason "abandoned"), the exhibit does not count as heard, and the exhibit
+   where the visitor has settled, if any, starts at once. Leaving
    means another exhibit leading X by `hysteresis`, or X falling `hysteresis`
    below its level, for `leave` seconds (or `LEAVE_PACKETS` packet
    intervals of X's beacon when that is longer: a phone scanning at 1 Hz
@@ -366,7 +367,7 @@ class Engine:
             # level is still the one needed to arrive
             staying = (here == i and not left
                        and (now - p.started >= t.glance or self._levels.get(i, -math.inf) >= self._enter[i]))
-            if late and (staying or played >= t.glance + t.commit_grace):
+            if late and (staying or (played >= t.glance + t.commit_grace and p.away_since is None)):
                 p.committed = True
                 self._heard.add(p.exhibit)
             elif left:

@@ -377,3 +377,19 @@ def test_a_visitor_walking_off_as_the_next_exhibit_starts_did_not_wait_for_it():
     v.stay(10, AT_B)  # ...so walking on fades it out
     assert ends(v.log) == [("a", "finished"), ("c", "abandoned")]
     assert "c" not in v.engine.heard
+
+
+def test_a_visitor_already_walking_off_when_the_grace_runs_out_gets_a_fade():
+    # at 1 Hz, leaving takes 3 packets to confirm: the grace running out
+    # meanwhile must not turn a walk-off into a listen
+    site = make_site(glance=8.0, commit_grace=6.0)
+    v = Visit(site, rate=1.0)
+    v.stay(site.trigger.dwell + 2.0, AT_A)
+    t0 = started_at(v)
+    v.stay(t0 + 6.0 - v.t, AT_A)
+    v.stay(3.0, AT_B)  # a step towards b: no longer at a...
+    v.stay(t0 + 8.0 + 6.0 - 1.0 - v.t, BETWEEN)  # ...hovering between a and b, not leaving
+    assert v.engine.here is None and "a" not in v.engine.heard
+    v.stay(10.0, AT_C)  # walks off just before the grace runs out
+    assert ends(v.log) == [("a", "abandoned")]
+    assert "a" not in v.engine.heard
