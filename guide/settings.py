@@ -63,7 +63,9 @@ class TriggerSettings:
     wait_credit: float = _s(
         8.0, "s", "time a visitor spent settled at an exhibit while the previous "
         "track played out counts towards its glance window, up to this much: "
-        "someone who waited there is not glancing", min=0, max=60, per_exhibit=True)
+        "someone who waited there is not glancing (unless already below the "
+        "exhibit's `level`, walking off, when the credit would close the window)",
+        min=0, max=60, per_exhibit=True)
     leave: float = _s(
         2.0, "s", "how long the visitor must be away from an exhibit whose track "
         "is in its glance window before it counts as left (at least 3 packet "
@@ -71,7 +73,8 @@ class TriggerSettings:
     commit_grace: float = _s(
         6.0, "s", "a track whose visitor is elsewhere when its glance window "
         "closes waits this long for them to come back before it counts as "
-        "listened to; if they leave meanwhile it was a glance", min=0, max=60,
+        "listened to; if they leave meanwhile (or are leaving when it runs out) "
+        "it was a glance", min=0, max=60,
         per_exhibit=True)
     fade: float = _s(
         1.0, "s", "length of the fade-out of an abandoned or stopped track",
