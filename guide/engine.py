@@ -367,7 +367,10 @@ class Engine:
             # level is still the one needed to arrive
             staying = (here == i and not left
                        and (now - p.started >= t.glance or self._levels.get(i, -math.inf) >= self._enter[i]))
-            if late and (staying or (played >= t.glance + t.commit_grace and p.away_since is None)):
+            # past the grace the visitor counts as listening, unless their
+            # leaving is still being confirmed (3 packets take 3 s at 1 Hz)
+            graced = played >= t.glance + t.commit_grace and p.away_since is None
+            if late and (staying or graced):
                 p.committed = True
                 self._heard.add(p.exhibit)
             elif left:
