@@ -264,9 +264,8 @@ def _render(site: Site, events: list[dict], visitor: str, out: Path, lang: str) 
 
     mine = [e for e in events if e["visitor"] == visitor]
     if not mine:
-        known = sorted({e["visitor"] for e in events})
         raise GuideError(f"--visitor {visitor}: no track played for that visitor "
-                         f"(visitors with tracks: {', '.join(known[:10]) or 'none'})")
+                         f"(visitors with tracks: {listed(sorted({e['visitor'] for e in events})) or 'none'})")
     if lang in site.intro:  # the device speaks the site's intro as the visit begins
         mine.insert(0, {"visitor": visitor, "t": 0.0, "event": "intro", "lang": lang,
                         "track": site.intro[lang]})

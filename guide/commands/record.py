@@ -82,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
     heard: Counter[str] = Counter()
     try:
         if replacing:  # the old log stays whole until the new one has rows to replace it with
-            real = Path(os.path.realpath(out))  # a link stays a link: its file is replaced
-            fd, part = tempfile.mkstemp(dir=real.parent, prefix=f"{real.name}.", suffix=".part")
+            # `out` is where the data goes (output_file follows a link): a link stays a link
+            fd, part = tempfile.mkstemp(dir=out.parent, prefix=f"{out.name}.", suffix=".part")
             target = Path(part)
             f = os.fdopen(fd, "w", newline="", encoding="utf-8")
         else:
@@ -146,8 +146,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if replacing:
         try:
-            shutil.copymode(real, target)  # the new log keeps the old one's permissions
-            os.replace(target, real)
+            shutil.copymode(out, target)  # the new log keeps the old one's permissions
+            os.replace(target, out)
         except OSError as e:
             raise GuideError(f"{out}: cannot replace it with the recording ({e.strerror or e}); "
                              f"the recording is in {target}") from None
@@ -172,15 +172,13 @@ def _report_unknown(parser, describe) -> None:
 
 
 def _cut_short(out) -> list:
-    """The `.part` files a killed `record --force` left beside `out` (their
-    names are those `tempfile.mkstemp` gives below)."""
+    """The `.part` files a killed `record --force` left beside `out` (a path
+    from output_file, links followed; their names are those `tempfile.mkstemp`
+    gives below)."""
     import glob
-    import os
-    from pathlib import Path
 
-    real = Path(os.path.realpath(out))
     try:
-        return sorted(p for p in real.parent.glob(f"{glob.escape(real.name)}.*.part") if p.is_file())
+        return sorted(p for p in out.parent.glob(f"{glob.escape(out.name)}.*.part") if p.is_file())
     except OSError:
         return []
 
