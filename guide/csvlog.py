@@ -8,7 +8,9 @@ problems.
 
 Accepted (FORMATS.md: accept more, never less): a BOM, columns in any order
 with padding and extra columns, CRLF. A missing file, a binary file, an empty
-one or a header lacking a column raises ScanLogError naming the file.
+one, a header lacking a column or naming one it reads twice raises
+ScanLogError naming the file. Cells and lines echoed in messages go through
+`short`; ids (visitor, exhibit) are checked by `id_problem`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -25,18 +28,49 @@ from guide.errors import ScanLogError
 
 MAX_T = 7 * 24 * 3600.0  # s: no walk lasts a week; a larger t is an epoch or a millisecond time
 MAX_COORDINATE = 100_000.0  # m from the site's origin: no museum is larger
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # NUL, tab, escape...: invisible or garbling in a message
+
+
+def short(text: str, most: int = 24) -> str:
+    """A cell (or, with a larger `most`, a line) as written, cut short if it
+    is long (a run of 5000 digits), for a message; as zones.py shows a scalar."""
+    return text if len(text) <= most else f"{text[:most - 4]}... ({len(text)} characters)"
+
+
+def id_problem(text: str, name: str) -> str | None:
+    """Why `text` (stripped) is not an id for column `name` ("visitor",
+    "exhibit"): empty, or holding a control character, which would print raw
+    (a NUL, an escape) wherever the id is named; None when it is one."""
+    if not text:
+        return f"the {name} is empty; give the {name}'s id"
+    c = _CONTROL.search(text)
+    if c:
+        return (f"the {name} {short(text)!r} holds the control character {c.group()!r}; "
+                f"ids are printable text: delete it")
+    return None
+
+
+def check_header(path: str | os.PathLike, what: str, cols: list[str], columns: Iterable[str]) -> None:
+    """ScanLogError when the header `cols` (stripped) names one of `columns`,
+    those the reader uses, twice: which of the two is meant is anyone's guess."""
+    for c in columns:
+        at = [str(i + 1) for i, h in enumerate(cols) if h == c]
+        if len(at) > 1:
+            raise ScanLogError(f"{path}:1: the header names the column {c} twice (columns "
+                               f"{', '.join(at)}); a {what} names each column once: rename or "
+                               f"delete all but one")
 
 
 def time_problem(t: float, text: str, name: str = "t") -> str | None:
     """Why `t` (read from `text`) is not a FORMATS.md time, seconds since the
     visitor's walk began; None when it is one."""
     if not math.isfinite(t):
-        return f"{name}={text.strip()} is not a number of seconds"
+        return f"{name}={short(text.strip())} is not a number of seconds"
     if t < 0:
-        return (f"{name}={text.strip()} is negative: times count the seconds since the "
+        return (f"{name}={short(text.strip())} is negative: times count the seconds since the "
                 f"visitor's walk began")
     if t > MAX_T:
-        return (f"{name}={text.strip()} is more than a week after the walk began: times count "
+        return (f"{name}={short(text.strip())} is more than a week after the walk began: times count "
                 f"the seconds since the visitor's walk began (convert epoch or millisecond times)")
     return None
 
@@ -63,7 +97,8 @@ def stray_quote(path: str | os.PathLike, upto: int) -> str | None:
 def unreadable(path: str | os.PathLike, line: int, error: Exception) -> ScanLogError:
     """The error for a csv.Error (or a row over several lines) at `line`: the
     stray quote above it, when that is the cause."""
-    return ScanLogError(f"{path}:{stray_quote(path, line) or f'{line}: not valid CSV text ({error})'}")
+    why = stray_quote(path, line) or f"{line}: not valid CSV text ({short(str(error), 120)})"
+    return ScanLogError(f"{path}:{why}")
 
 
 @contextmanager
@@ -90,5 +125,6 @@ def open_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...]
         if missing:
             raise ScanLogError(
                 f"{path}:1: the header lacks {', '.join(missing)}; "
-                f"a {what} starts with the line {header_line} (found {','.join(cols)})")
+                f"a {what} starts with the line {header_line} (found {short(','.join(cols), 80)})")
+        check_header(path, what, cols, columns)
         yield f, reader, tuple(cols.index(c) for c in columns)

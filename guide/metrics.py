@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Iterable, Mapping
 
-from guide.csvlog import time_problem, unreadable
+from guide.csvlog import check_header, id_problem, short, time_problem, unreadable
 from guide.errors import ScanLogError
 
 MIN_LISTEN = 15.0  # s: shorter listen rows do not count for recall
@@ -63,10 +63,11 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
             raise ScanLogError(f"{path}:1: not a CSV text file ({e})") from None
         if fields:
             reader.fieldnames = [h.strip() for h in fields]
-        need = {"visitor", "start", "end", "exhibit", "intent"}
-        if not reader.fieldnames or not need <= set(reader.fieldnames):
+        need = ("visitor", "start", "end", "exhibit", "intent")
+        if not reader.fieldnames or not set(need) <= set(reader.fieldnames):
             raise ScanLogError(f"{path}:1: the header must name visitor,start,end,exhibit,intent "
-                               f"(found {','.join(reader.fieldnames or [])})")
+                               f"(found {short(','.join(reader.fieldnames or []), 80)})")
+        check_header(path, "ground truth", reader.fieldnames, need)
         records = iter(reader)
         while True:
             try:
@@ -83,7 +84,7 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
             if None in rec or None in rec.values():  # too many fields, or too few
                 found = sum(1 for k, v in rec.items() if k is not None and v is not None)
                 raise ScanLogError(f"{path}:{line}: expected {len(reader.fieldnames)} fields, as "
-                                   f"the header ({','.join(reader.fieldnames)}), found "
+                                   f"the header ({short(','.join(reader.fieldnames), 80)}), found "
                                    f"{found + len(rec.get(None) or ())}")
             try:
                 start, end = float(rec["start"]), float(rec["end"])
@@ -91,22 +92,23 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
                     raise ValueError
             except (TypeError, ValueError):
                 raise ScanLogError(f"{path}:{line}: start and end must be seconds "
-                                   f"(found {rec['start']!r}, {rec['end']!r})") from None
+                                   f"(found {short(rec['start'])!r}, {short(rec['end'])!r})") from None
             why = time_problem(start, rec["start"], "start") or time_problem(end, rec["end"], "end")
             if why:
                 raise ScanLogError(f"{path}:{line}: {why}")
             visitor, exhibit = rec["visitor"].strip(), rec["exhibit"].strip()
-            if not visitor or not exhibit:
-                raise ScanLogError(f"{path}:{line}: the {'visitor' if not visitor else 'exhibit'} "
-                                   f"is empty")
+            why = id_problem(visitor, "visitor") or id_problem(exhibit, "exhibit")
+            if why:
+                raise ScanLogError(f"{path}:{line}: {why}")
             if exhibits is not None and exhibit not in exhibits:
-                raise ScanLogError(f"{path}:{line}: exhibit {exhibit!r} is not in the zone map: "
+                raise ScanLogError(f"{path}:{line}: exhibit {short(exhibit)!r} is not in the zone map: "
                                    f"is it the ground truth of another site?")
             if end < start:
                 raise ScanLogError(f"{path}:{line}: end ({end:g}) is before start ({start:g})")
             intent = (rec["intent"] or "").strip()
             if intent not in INTENTS:
-                raise ScanLogError(f"{path}:{line}: intent {intent!r} is not one of {', '.join(INTENTS)}")
+                raise ScanLogError(f"{path}:{line}: intent {short(intent)!r} is not one of "
+                                   f"{', '.join(INTENTS)}")
             rows.append(TruthRow(visitor=visitor, start=start, end=end,
                                  exhibit=exhibit, intent=intent))
     return rows

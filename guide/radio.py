@@ -45,7 +45,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from guide.csvlog import MAX_COORDINATE, open_csv, time_problem, unreadable
+from guide.csvlog import MAX_COORDINATE, id_problem, open_csv, short, time_problem, unreadable
 from guide.errors import GuideError, ScanLogError
 from guide.site import Site
 
@@ -254,8 +254,10 @@ def read_walks(path: str | Path) -> Iterator[tuple[str, float, float, float]]:
                 raise ScanLogError(
                     f"{p}:{line}: {len(row)} fields, expected visitor,t,x,y")
             visitor = row[iv].strip()
-            if not visitor:
-                raise ScanLogError(f"{p}:{line}: field visitor is empty; give the visitor's id")
+            if visitor not in last:
+                why = id_problem(visitor, "visitor")
+                if why:
+                    raise ScanLogError(f"{p}:{line}: {why}")
             t = _number(row[it], p, line, "t")
             x = _number(row[ix], p, line, "x")
             y = _number(row[iy], p, line, "y")
@@ -263,13 +265,13 @@ def read_walks(path: str | Path) -> Iterator[tuple[str, float, float, float]]:
             if why:
                 raise ScanLogError(f"{p}:{line}: {why}")
             if max(abs(x), abs(y)) > MAX_COORDINATE:
-                raise ScanLogError(f"{p}:{line}: x={row[ix].strip()}, y={row[iy].strip()} is more than "
+                raise ScanLogError(f"{p}:{line}: x={short(row[ix].strip())}, y={short(row[iy].strip())} is more than "
                                    f"{MAX_COORDINATE / 1000:g} km from the site's origin; positions "
                                    f"are metres in the zone map's frame")
             before = last.get(visitor)
             if before is not None and t < before:
                 raise ScanLogError(
-                    f"{p}:{line}: field t: time goes backwards for visitor {visitor} "
+                    f"{p}:{line}: field t: time goes backwards for visitor {short(visitor)} "
                     f"({t} after {before}); each visitor's rows must be in time order")
             last[visitor] = t
             yield visitor, t, x, y
@@ -279,9 +281,9 @@ def _number(text: str, p: Path, line: int, name: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise ScanLogError(f"{p}:{line}: field {name} = {text.strip()!r} is not a number") from None
+        raise ScanLogError(f"{p}:{line}: field {name} = {short(text.strip())!r} is not a number") from None
     if not math.isfinite(v):
-        raise ScanLogError(f"{p}:{line}: field {name} = {text.strip()!r} is not a finite number")
+        raise ScanLogError(f"{p}:{line}: field {name} = {short(text.strip())!r} is not a finite number")
     return v
 
 
@@ -513,7 +515,9 @@ def _headings(wt: np.ndarray, wx: np.ndarray, wy: np.ndarray, bx: np.ndarray,
     if n < 2:
         return np.zeros(n)
     dt = np.median(np.diff(wt)) or 0.1
-    w = max(1, int(round(1.0 / dt)))  # smooth velocity over about a second
+    # smooth velocity over about a second, or the whole walk if it is shorter
+    # (np.convolve "same" gives the longer of the two, not n, for a kernel past n)
+    w = min(n, max(1, int(round(1.0 / dt))))
     # velocity of the step leaving each sample (the last sample keeps the one before);
     # repeated times give no step rather than an infinite speed
     step = np.diff(wt)

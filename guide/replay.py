@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
 from guide.actions import Action, End, Start, to_event
-from guide.csvlog import MAX_T, open_csv, time_problem, unreadable
+from guide.csvlog import MAX_T, id_problem, open_csv, short, time_problem, unreadable
 from guide.engine import Engine
 from guide.errors import ScanLogError, listed
 from guide.naive import NaiveEngine
@@ -55,13 +55,16 @@ class ScanStats:
 
     def unknown_names(self, most: int = 10) -> str:
         """The unknown beacons named, for a message: 'x, y, z ...'."""
-        return listed(sorted(self.unknown_beacons), most)
+        return listed([short(b) for b in sorted(self.unknown_beacons)], most)
 
     def check_site(self, path: str | os.PathLike, site: Site) -> None:
         """ScanLogError when rows were read and none named a beacon of `site`:
         the log is another site's (rows naming unknown beacons are otherwise
-        skipped and counted, never fatal)."""
-        if self.rows and self.skipped_unknown == self.rows:
+        skipped and counted, never fatal); also when it has no rows at all."""
+        if not self.rows:
+            raise ScanLogError(f"{path}: has no rows below its header, so there is nothing to "
+                               "replay; give a scan log that holds a walk")
+        if self.skipped_unknown == self.rows:
             raise ScanLogError(f"{path}: none of its {self.rows} rows names a beacon of "
                                f"{site.path.name} (it names {self.unknown_names()}): is it the "
                                "scan log of another site?")
@@ -98,22 +101,23 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
                 if v != cur_v:
                     v = v.strip()  # padded values, as padded headers, are accepted
                     if v != cur_v:
-                        if not v:
-                            raise _BadRow("the visitor is empty; give the visitor's id")
+                        why = id_problem(v, "visitor")
+                        if why:
+                            raise _BadRow(why)
                         if cur_v is not None:
                             last_t[cur_v] = prev
                         cur_v = v
                         prev = last_t.get(v, never)
                 if not t >= prev:  # also catches NaN
                     raise _BadRow(time_problem(t, row[it]) or
-                                  f"t={row[it]} is earlier than this visitor's previous row "
+                                  f"t={short(row[it].strip())} is earlier than this visitor's previous row "
                                   f"(t={prev:g}); each visitor's rows must be in time order")
                 if prev == never or t > max_t:  # a visitor's first row, or far out
                     why = time_problem(t, row[it])
                     if why:
                         raise _BadRow(why)
                 if not -127 <= r <= 0:
-                    raise _BadRow(f"rssi={r} is not a plausible signal strength; "
+                    raise _BadRow(f"rssi={short(str(r))} is not a plausible signal strength; "
                                   f"RSSI is a negative dBm value between -127 and 0")
                 prev = t
                 if b not in known:
@@ -138,7 +142,7 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
                 why = f"expected {width} fields (visitor,t,beacon,rssi), found {len(row)}"
             else:
                 why = (f"t must be a number of seconds and rssi a number of dBm "
-                       f"(found t={row[it]!r}, rssi={row[ir]!r})")
+                       f"(found t={short(row[it])!r}, rssi={short(row[ir])!r})")
             raise ScanLogError(f"{path}:{line}: {why}") from None
         except csv.Error as e:
             raise unreadable(path, reader.line_num, e) from None

@@ -155,3 +155,55 @@ def test_a_walk_with_no_listen_rows_reports_not_applicable_rather_than_nan():
     json.loads(json.dumps(d, allow_nan=False))  # strict JSON
     table = format_table({"engine": m})
     assert "n/a (0/0)" in table and "nan" not in table
+
+
+@pytest.mark.parametrize("header, column, at", [
+    ("visitor,start,end,exhibit,intent,start", "start", "2, 6"),
+    ("visitor,start,end,exhibit,intent, exhibit", "exhibit", "4, 6"),
+])
+def test_a_truth_header_naming_a_column_twice_is_refused(tmp_path, header, column, at):
+    """The last of the two was read, silently: a latency of 6 s became 725 s."""
+    p = tmp_path / "truth.csv"
+    p.write_text(f"{header}\nv1,10,50,a,listen,700\n")
+    with pytest.raises(ScanLogError, match=rf"truth.csv:1: the header names the column {column} "
+                                           rf"twice \(columns {at}\); a ground truth names each "
+                                           r"column once: rename or delete all but one"):
+        read_truth(p)
+    p.write_text("visitor,start,end,exhibit,intent,note,note\nv1,10,50,a,listen,x,y\n")
+    assert read_truth(p) == [row(10, 50, "a")]  # a column not read may be named twice
+
+
+DIGITS = "9" * 5000
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"v1,{DIGITS},5,a,listen", r":2: start and end must be seconds \(found '9{20}\.\.\. "
+                                r"\(5000 characters\)', '5'\)$"),
+    (f"v1,1{'0' * 300},5,a,listen", r":2: start=10{19}\.\.\. \(301 characters\) is more than a week"),
+    (f"v1,1,5,a,{DIGITS}", r":2: intent '9{20}\.\.\. \(5000 characters\)' is not one of"),
+    (f"v1,1,5,b{DIGITS},listen", r":2: exhibit 'b9{19}\.\.\. \(5001 characters\)' is not in the zone map"),
+    (f"v1,1,5,a,listen,{DIGITS}", r":2: expected 5 fields, as the header \(visitor,start,end,exhibit,"
+                                  r"intent\), found 6$"),
+])
+def test_a_long_truth_cell_is_echoed_cut_short(tmp_path, text, message):
+    p = tmp_path / "truth.csv"
+    p.write_text(f"visitor,start,end,exhibit,intent\n{text}\n")
+    with pytest.raises(ScanLogError, match=message) as e:
+        read_truth(p, {"a"})
+    assert len(str(e.value)) < len(str(p)) + 200
+    p.write_text(f"visitor,start,end,exhibit,{DIGITS}\n")
+    with pytest.raises(ScanLogError, match=r":1: the header must name .* \(found visitor,start,end,"
+                                           r"exhibit,9{50}\.\.\. \(5026 characters\)\)$"):
+        read_truth(p)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("v0\x0001,1,5,a,listen", r":2: the visitor 'v0\\x0001' holds the control character '\\x00'"),
+    ("v1,1,5,a\x1b[2J,listen", r":2: the exhibit 'a\\x1b\[2J' holds the control character '\\x1b'"),
+])
+def test_a_truth_id_holding_a_control_character_is_refused(tmp_path, text, message):
+    """As in the scan log: it would print raw wherever the id is named."""
+    p = tmp_path / "truth.csv"
+    p.write_text(f"visitor,start,end,exhibit,intent\n{text}\n")
+    with pytest.raises(ScanLogError, match=message + r"; ids are printable text: delete it$"):
+        read_truth(p)

@@ -236,6 +236,21 @@ def test_a_visitors_rows_split_by_another_visitor_are_refused(one_beacon):
         list(scans_from_walk(one_beacon, walk, CLEAN, seed=1))
 
 
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_a_walk_shorter_than_the_heading_smoothing_window_is_heard(one_beacon, rows):
+    # 0.1 s apart: a walk of fewer samples than the second the headings are smoothed over
+    model = RadioModel.museum()
+    assert model.body_loss_db > 0  # headings are computed
+    for dx in (0.0, 0.1):  # standing, and walking at 1 m/s
+        walk = [("v1", 0.1 * k, 1.0 + dx * k, 0.0) for k in range(rows)]
+        scans = list(scans_from_walk(one_beacon, walk, model, seed=1, rate_hz=100))
+        if rows == 1:
+            assert scans == []  # an instant: no time to hear a packet in
+        else:
+            assert len(scans) > 5
+            assert all(0.0 <= t <= 0.1 * (rows - 1) and b == "a" for _, t, b, _ in scans)
+
+
 def test_a_spreadsheet_walk_with_a_bom_and_repeated_times_is_heard(tmp_path, one_beacon):
     p = tmp_path / "walks.csv"
     p.write_text("\ufeffvisitor,t,x,y\nv1,0.0,1.0,0.0\nv1,0.0,1.0,0.0\nv1,5.0,2.0,0.0\nv1,5.0,2.5,0.0\n"

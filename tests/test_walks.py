@@ -248,9 +248,30 @@ def test_walk_and_truth_files_read_back_as_written(tmp_path, visit):
     ("v001,1e9,2,2", r"walks.csv:3: t=1e9 is more than a week after the walk began"),
     ("v001,-1,2,2", r"walks.csv:3: t=-1 is negative"),
     ("v001,2,1e300,2", r"walks.csv:3: x=1e300, y=2 is more than 100 km from the site's origin"),
+    (",2,2,2", r"walks.csv:3: the visitor is empty"),
+    ("v\x002,2,2,2", r"walks.csv:3: the visitor 'v\\x002' holds the control character '\\x00'"),
+    (f"v001,2,{'9' * 300},2", r"walks.csv:3: x=9{20}\.\.\. \(300 characters\), y=2 is more than 100 km"),
+    (f"v001,2,{'x' * 300},2", r"walks.csv:3: field x = 'x{20}\.\.\. \(300 characters\)' is not a number"),
 ])
 def test_a_walk_row_out_of_any_site_or_visit_is_refused_with_its_line(tmp_path, row, message):
     p = tmp_path / "walks.csv"
     p.write_text(f"visitor,t,x,y\nv001,0,2,2\n{row}\n")
     with pytest.raises(ScanLogError, match=message):
+        list(read_walks(p))
+
+
+def test_a_walk_header_naming_a_column_twice_is_refused(tmp_path):
+    p = tmp_path / "walks.csv"
+    p.write_text("visitor,t,x,y,x\nv001,0,2,2,9\n")
+    with pytest.raises(ScanLogError, match=r"walks.csv:1: the header names the column x twice "
+                                           r"\(columns 3, 5\); a walk names each column once: "
+                                           r"rename or delete all but one"):
+        list(read_walks(p))
+
+
+def test_a_long_walk_time_is_echoed_cut_short(tmp_path):
+    p = tmp_path / "walks.csv"
+    p.write_text(f"visitor,t,x,y\nv001,0,2,2\nv001,1{'0' * 300},2,2\n")
+    with pytest.raises(ScanLogError, match=r"walks.csv:3: t=10{19}\.\.\. \(301 characters\) is "
+                                           r"more than a week after the walk began"):
         list(read_walks(p))

@@ -1,0 +1,87 @@
+"""What the CSV readers of FORMATS.md share (guide.csvlog), on the scan log:
+headers, the cells echoed in errors, ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from guide.csvlog import short
+from guide.errors import ScanLogError
+from guide.replay import ScanStats, read_scans
+from guide.zones import load_zones
+
+DIGITS = "9" * 5000
+
+
+@pytest.fixture(scope="module")
+def site(shared_dir):
+    return load_zones(shared_dir / "data" / "gallery-sample" / "zones.yaml")
+
+
+def scans(tmp_path, text: str):
+    p = tmp_path / "scans.csv"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_short_keeps_a_short_cell_and_cuts_a_long_one_saying_how_long():
+    assert short("b-tapestry") == "b-tapestry"
+    assert short(DIGITS) == "9" * 20 + "... (5000 characters)"
+    assert short("x" * 100, 80) == "x" * 76 + "... (100 characters)"
+
+
+@pytest.mark.parametrize("text, column, at", [
+    ("visitor,t,t,beacon,rssi\nv001,0.0,734.5,b-tapestry,-70\n", "t", "2, 3"),
+    ("visitor,t,beacon,rssi, visitor\nv001,0.0,b-tapestry,-70,v002\n", "visitor", "1, 5"),
+])
+def test_a_scan_log_header_naming_a_column_twice_is_refused(site, tmp_path, text, column, at):
+    """Which of the two is meant is a guess: the first was taken, silently."""
+    p = scans(tmp_path, text)
+    with pytest.raises(ScanLogError, match=rf"scans.csv:1: the header names the column {column} "
+                                           rf"twice \(columns {at}\); a scan log names each column "
+                                           r"once: rename or delete all but one"):
+        list(read_scans(p, site))
+
+
+def test_a_column_the_scan_log_does_not_read_may_be_named_twice(site, tmp_path):
+    p = scans(tmp_path, "visitor,t,beacon,rssi,note,note\nv001,0.0,b-tapestry,-70,a,b\n")
+    assert list(read_scans(p, site)) == [("v001", 0.0, "b-tapestry", -70)]
+
+
+@pytest.mark.parametrize("row, message", [
+    (f"v001,1.0,b-tapestry,{DIGITS}", r":3: t must be a number of seconds and rssi a number of dBm "
+                                      r"\(found t='1.0', rssi='9{20}\.\.\. \(5000 characters\)'\)$"),
+    (f"v001,1.0,b-tapestry,-{DIGITS[:4000]}", r":3: rssi=-9{19}\.\.\. \(4001 characters\) is not "
+                                              r"a plausible signal strength"),
+    (f"v001,{DIGITS},b-tapestry,-70", r":3: t=9{20}\.\.\. \(5000 characters\) is not a number"),
+    (f"v001,0.{'0' * 3000},b-tapestry,-70", r":3: t=0\.0{18}\.\.\. \(3002 characters\) is earlier"),
+    (f"v001,1.0,b-tapestry,-70\nv002,1{'0' * 300},b-tapestry,-70",
+     r":4: t=10{19}\.\.\. \(301 characters\) is more than a week"),
+])
+def test_a_long_cell_is_echoed_cut_short(site, tmp_path, row, message):
+    p = scans(tmp_path, f"visitor,t,beacon,rssi\nv001,0.5,b-tapestry,-70\n{row}\n")
+    with pytest.raises(ScanLogError, match=message) as e:
+        list(read_scans(p, site))
+    assert len(str(e.value)) < len(str(p)) + 200
+
+
+def test_a_long_header_and_long_unknown_beacons_are_echoed_cut_short(site, tmp_path):
+    p = scans(tmp_path, f"visitor,t,beacon,{DIGITS}\n")
+    with pytest.raises(ScanLogError, match=r":1: the header lacks rssi; .* \(found visitor,t,beacon,"
+                                           r"9{59}\.\.\. \(5017 characters\)\)$"):
+        list(read_scans(p, site))
+    p = scans(tmp_path, f"visitor,t,beacon,rssi\nv001,0.5,b-{DIGITS},-70\n")
+    stats = ScanStats()
+    assert list(read_scans(p, site, stats=stats)) == []
+    with pytest.raises(ScanLogError, match=r"\(it names b-9{18}\.\.\. \(5002 characters\)\)") as e:
+        stats.check_site(p, site)
+    assert len(str(e.value)) < len(str(p)) + 200
+
+
+@pytest.mark.parametrize("visitor, char", [("v0\x0001", r"\\x00"), ("v\x1b[2J1", r"\\x1b")])
+def test_a_visitor_id_holding_a_control_character_is_refused(site, tmp_path, visitor, char):
+    """It would print raw (a NUL, a terminal escape) wherever the visitor is named."""
+    p = scans(tmp_path, f"visitor,t,beacon,rssi\nv001,0.5,b-tapestry,-70\n{visitor},0.5,b-tapestry,-70\n")
+    with pytest.raises(ScanLogError, match=rf"scans.csv:3: the visitor '.*' holds the control "
+                                           rf"character '{char}'; ids are printable text: delete it"):
+        list(read_scans(p, site))
