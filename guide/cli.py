@@ -25,13 +25,14 @@ import os
 import pkgutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NoReturn
 
 import guide
 import guide.commands
 from guide.errors import GuideError
+from guide.site import Site
 
 EPILOG = """\
 examples:
@@ -124,13 +125,16 @@ def rate(text: str) -> float:
     return value
 
 
-def output_file(path: str | os.PathLike[str], option: str) -> Path:
+def output_file(path: str | os.PathLike[str], option: str, *,
+                inputs: Mapping[str, str | os.PathLike[str] | None] | None = None) -> Path:
     """The file an option names for a command to write, checked before any
     long work: GuideError naming `option` when it is empty, a folder, not a
-    regular file (a device, a pipe), or in a folder that cannot be created
-    or written to. Missing folders are created. A symbolic link is followed:
-    the path returned is where the data goes, so replacing that file whole
-    (write beside it, then rename) keeps the link."""
+    regular file (a device, a pipe), one of the command's `inputs` (what
+    names it, e.g. "--zones" -> its path; None values are skipped), read-only,
+    or in a folder that cannot be created or written to. Missing folders are
+    created. A symbolic link is followed: the path returned is where the data
+    goes, so replacing that file whole (write beside it, then rename) keeps
+    the link."""
     text = os.fspath(path)
     if not text.strip():
         raise GuideError(f"{option}: give a file name")
@@ -140,6 +144,10 @@ def output_file(path: str | os.PathLike[str], option: str) -> Path:
     if real.exists() and not real.is_file():
         raise GuideError(f"{option} {text}: is not a regular file (a device or a pipe); "
                          f"give a file name")
+    for name, given in (inputs or {}).items():
+        if given is not None and same_file(real, given):
+            raise GuideError(f"{option} {text} is the file of {name}: writing it would destroy "
+                             f"that; give another {option} path")
     above = real.parent
     while not above.exists() and above != above.parent:
         above = above.parent
@@ -150,12 +158,27 @@ def output_file(path: str | os.PathLike[str], option: str) -> Path:
         fd, probe = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".probe", dir=real.parent)
         os.close(fd)
         os.unlink(probe)
-        if real.exists():
-            open(real, "rb+").close()  # opened for writing, not changed
     except OSError as e:
-        raise GuideError(f"{option} {text}: cannot write in {e.filename or real.parent} "
-                         f"({e.strerror or e}); give a path on a writable disk") from None
+        raise GuideError(f"{option} {text}: cannot write in the folder {real.parent} "
+                         f"({e.strerror or e}); make that folder writable, or write somewhere else") from None
+    if real.exists():
+        try:
+            open(real, "rb+").close()  # opened for writing, not changed
+        except OSError as e:
+            raise GuideError(f"{option} {text}: cannot write to {real} ({e.strerror or e}); "
+                             f"make it writable (chmod u+w {real})") from None
     return real
+
+
+def site_inputs(site: Site, **logs: str | os.PathLike[str] | None) -> dict:
+    """What a command reads, for `output_file(inputs=...)`: the zone map
+    (`--zones`), every track it names, and `logs` (option name without the
+    dashes -> path, e.g. scans=...)."""
+    inputs: dict = {"--zones": site.path, **{f"--{k}": v for k, v in logs.items()}}
+    for ex in site.exhibits:
+        for rel in ex.tracks.values():
+            inputs[f"the track {rel} of {ex.id}"] = site.track_path(rel)
+    return inputs
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

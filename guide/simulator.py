@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 from tqdm import tqdm
 
 from guide import tracks
-from guide.cli import guarded, output_file, rate, seed
+from guide.cli import guarded, output_file, rate, seed, site_inputs
 from guide.errors import GuideError, listed
 from guide.eventlog import line as event_line
 from guide.files import replace_whole
@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Replay visitor walks through the trigger engine in virtual time "
                     "and score the result. With no arguments: the La Coupole demo.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--zones", type=Path, help="the zone map (default: zones.yaml of the demo site)")
+    p.add_argument("--zones", type=Path, help="the zone map (needed with --scans and --walks; "
+                   "the demo's default: zones.yaml of La Coupole)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--scans", type=Path, help="a scan log (CSV: visitor,t,beacon,rssi)")
     src.add_argument("--walks", type=Path, help="visitor positions (CSV: visitor,t,x,y), "
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    """Options that do not go together, and output files, refused before any work."""
+    """Options that do not go together, refused before any work."""
     demo = args.scans is None and args.walks is None
     if demo:
         for given, name in ((args.truth, "--truth"), (args.render_audio, "--render-audio"),
@@ -98,6 +99,9 @@ def _check_options(args: argparse.Namespace) -> None:
         if args.visitors is not None and args.visitors < 1:
             raise GuideError(f"--visitors {args.visitors}: give 1 or more")
     else:
+        if args.zones is None:
+            raise GuideError(f"{'--scans' if args.scans is not None else '--walks'} needs --zones, the "
+                             f"zone map of the site it was recorded on (the demo's is {DEMO_ZONES})")
         if args.visitors is not None:
             raise GuideError("--visitors is for the demo: --scans and --walks bring their own")
         if args.scans is not None and (args.rate is not None or args.radio is not None):
@@ -109,10 +113,17 @@ def _check_options(args: argparse.Namespace) -> None:
             raise GuideError("--render-audio needs --visitor: whose visit to render")
         if args.visitor is not None and args.render_audio is None:
             raise GuideError("--visitor goes with --render-audio: whose visit to render")
+
+
+def _check_outputs(args: argparse.Namespace, site: Site) -> None:
+    """The files the run writes, refused before any work when they cannot be
+    written or are one of its inputs (the zone map, a track, a log)."""
+    inputs = site_inputs(site, scans=args.scans, walks=args.walks, truth=args.truth)
     if args.events is not None:
-        args.events = output_file(args.events, "--events")
+        args.events = output_file(args.events, "--events", inputs=inputs)
     if args.render_audio is not None:
-        args.render_audio = output_file(args.render_audio, "--render-audio")
+        args.render_audio = output_file(args.render_audio, "--render-audio",
+                                        inputs={**inputs, "--events": args.events})
 
 
 class _Source:
@@ -145,6 +156,7 @@ class _Source:
 def _run(args: argparse.Namespace) -> int:
     _check_options(args)
     site = load_zones(args.zones or DEMO_ZONES)
+    _check_outputs(args, site)
     lang = _lang(site, args.lang)
     policies = POLICIES if args.policy == "both" else (args.policy,)
     truth = read_truth(args.truth, site.exhibit_ids) if args.truth else None
@@ -155,7 +167,11 @@ def _run(args: argparse.Namespace) -> int:
         ends = replay(site, source.rows(), lang=lang, emit=events.append, policy=policy)
         ends = {**source.ends(), **ends}
         stats = source.stats
-        stats.check_site(args.scans, site)
+        if args.scans is not None:
+            stats.check_site(args.scans, site)
+        elif not ends:
+            raise GuideError(f"{args.walks}: has no rows below its header, so there is nothing to "
+                             "replay; give a walk that holds positions")
         if stats.skipped_unknown and policy == policies[0]:
             print(f"simulate.py: skipped {stats.skipped_unknown} scan rows naming beacons "
                   f"not in the zone map: {stats.unknown_names()}", file=sys.stderr)
@@ -188,6 +204,7 @@ def _demo(args: argparse.Namespace) -> int:
     args.visitors = DEMO_VISITORS if args.visitors is None else args.visitors
     args.radio = args.radio or "museum"
     site = load_zones(args.zones or DEMO_ZONES)
+    _check_outputs(args, site)
     lang = _lang(site, args.lang)
     durations = {}
     for ex in site.exhibits:

@@ -53,7 +53,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from guide.errors import Problem, ZoneMapError
+from guide.errors import GuideError, Problem, ZoneMapError
+from guide.files import replace_whole, sync_folder
 
 __all__ = ["set_trigger", "write_zones", "format_value"]
 
@@ -124,7 +125,7 @@ def set_beacons(text: str, beacons: Mapping[str, Mapping[str, Any]], *, note: st
     if missing:
         raise ZoneMapError([Problem(file=file, message=f"has no beacon {', '.join(missing)}: "
                                     "the values are for another zone map")])
-    edits = _Edits(text)
+    edits = _Edits(text, file)
     for beacon, values in beacons.items():
         if values:
             _set_in_mapping(edits, found[beacon], _formatted(values), note)
@@ -135,39 +136,42 @@ def write_zones(path: str | os.PathLike[str], text: str, *, backup: bool = True)
     """Replace the zone map at `path` with `text`, once `guide.zones.load_zones`
     accepts it; the old file is kept beside it as NAME.bak (returned) when
     `backup`. The file is swapped in whole: a crash leaves the old or the
-    new one, never half of each."""
+    new one, never half of each. A zone map reached through a symbolic link
+    is replaced where the link points (the link stays a link)."""
     from guide.zones import load_zones
 
-    path = Path(path)
-    raw = path.read_bytes()
-    bom = raw.startswith(b"\xef\xbb\xbf")
+    given = Path(path)
+    real = Path(os.path.realpath(given))
+    saved = real.with_name(real.name + ".bak") if backup else None
+    if saved is not None and saved.exists() and not saved.is_file():
+        raise GuideError(f"{saved}: is not a file, so the previous zone map cannot be kept "
+                         "there; move it away and run again")
+    raw = real.read_bytes()
     # CRLF if most lines of the old file end so (a file saved on Windows)
-    crlf = raw.count(b"\r\n") * 2 > raw.count(b"\n")
-    if crlf:
-        text = text.replace("\r\n", "\n")  # then every \n is written as \r\n
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if raw.count(b"\r\n") * 2 > raw.count(b"\n"):
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+    data = text.encode("utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8")
+    # loaded beside the name it is known by, so tracks_dir resolves as for it
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{given.name}.", suffix=".tmp", dir=given.parent)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8",
-                       newline="\r\n" if crlf else "") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            load_zones(tmp)  # in the same folder, so tracks_dir resolves as for the real one
-        except ZoneMapError as e:
-            raise ZoneMapError([Problem(file=str(path), message=(
-                "the edited zone map would not load, so it was not written (a bug in "
-                f"the guide; please report it with the file): {p.message}")) for p in e.problems]) from None
-        saved = None
-        if backup:
-            saved = path.with_name(path.name + ".bak")
-            shutil.copy2(path, saved)
-        shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-        return saved
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        load_zones(tmp)
+    except ZoneMapError as e:
+        raise ZoneMapError([Problem(file=str(given), message=(
+            "the edited zone map would not load, so it was not written (a bug in "
+            f"the guide; please report it with the file): {p.message}")) for p in e.problems]) from None
     finally:
         tmp.unlink(missing_ok=True)
+    try:
+        if saved is not None:
+            shutil.copy2(real, saved)
+        replace_whole(real, [data], durable=True)
+        sync_folder(real)
+    except OSError as e:
+        raise GuideError(f"{given}: cannot write it ({e.strerror or e}); it is as it was") from None
+    return saved
 
 
 # --------------------------------------------------------------------------
@@ -193,15 +197,25 @@ class _Edits:
         self.text = text
         self.file = file
         self._edits: list[tuple[int, int, str]] = []
-        self._aliases: list[tuple[int, int]] | None = None
+        self._aliases: list[tuple[int, int, str]] | None = None
+
+    def _alias_spans(self) -> list[tuple[int, int, str]]:
+        if self._aliases is None:
+            self._aliases = [(e.start_mark.index, e.end_mark.index, e.anchor)
+                             for e in yaml.parse(self.text, Loader=yaml.SafeLoader)
+                             if isinstance(e, yaml.AliasEvent)]
+        return self._aliases
 
     def alias_after(self, index: int) -> tuple[int, int]:
         """The span of the first *alias written after `index`."""
-        if self._aliases is None:
-            self._aliases = [(e.start_mark.index, e.end_mark.index)
-                             for e in yaml.parse(self.text, Loader=yaml.SafeLoader)
-                             if isinstance(e, yaml.AliasEvent)]
-        return self._aliases[bisect.bisect_left(self._aliases, (index, 0))]
+        spans = self._alias_spans()
+        start, end, _ = spans[bisect.bisect_left(spans, (index, 0, ""))]
+        return start, end
+
+    def aliases_of(self, anchor: str) -> list[int]:
+        """The lines (1-based) where *`anchor` is written."""
+        return [self.text.count("\n", 0, start) + 1 for start, _, name in self._alias_spans()
+                if name == anchor]
 
     def replace(self, start: int, end: int, new: str) -> None:
         self._edits.append((start, end, new))
@@ -351,11 +365,20 @@ def _set_in_mapping(edits: _Edits, mapping: MappingNode, values: dict[str, str],
     own = _own(mapping)
     added: dict[str, str] = {}
     for name, value in values.items():
-        if name in own:
-            v = own[name][1]
-            edits.replace(v.start_mark.index, v.end_mark.index, value)
-        else:
+        if name not in own:
             added[name] = value
+            continue
+        k, v = own[name]
+        if _is_alias(k, v):  # `name: *a`: this one gets a value of its own; &a is left alone
+            edits.replace(*edits.alias_after(k.end_mark.index), value)
+            continue
+        anchor = re.match(r"&([^\s]+)\s+", _source(edits.text, v))
+        if anchor and edits.aliases_of(anchor[1]):
+            raise ZoneMapError([Problem(file=edits.file, line=v.start_mark.line + 1, message=(
+                f"{name} is written with the anchor &{anchor[1]}, which *{anchor[1]} shares at line "
+                f"{', '.join(map(str, edits.aliases_of(anchor[1])))}; the edit changes {name} here "
+                f"alone: write the value out in place of each *{anchor[1]} and run again"))])
+        edits.replace(v.start_mark.index + (anchor.end() if anchor else 0), v.end_mark.index, value)
     if not added:
         return
     if mapping.flow_style:
@@ -364,9 +387,11 @@ def _set_in_mapping(edits: _Edits, mapping: MappingNode, values: dict[str, str],
         text = ", ".join(f"{k}: {v}" for k, v in added.items())
         edits.insert(close, (", " if before else "") + text)
         return
-    entries = list(own.values())
-    column = entries[0][0].start_mark.column
-    last = max(v.end_mark.index for _, v in entries)
+    # after the last entry, '<<' included (a mapping may hold nothing else);
+    # an *alias ends where it is written, not where its &anchor is
+    column = mapping.value[0][0].start_mark.column
+    last = max(edits.alias_after(k.end_mark.index)[1] if _is_alias(k, v) else v.end_mark.index
+               for k, v in mapping.value)
     at = edits.line_end(last)
     edits.insert(at, "".join(f"\n{' ' * column}{k}: {v}" for k, v in added.items()))
 

@@ -345,7 +345,7 @@ def test_guide_record_never_writes_over_the_zone_map_even_with_force(site, tmp_p
     out = spelling.format(zones=site.path, tmp=tmp_path)
     assert record(site, "--out", out, "--force") == 2
     err = capsys.readouterr().err
-    assert f"--out {out} is the zone map (--zones)" in err and "another name" in err
+    assert f"--out {out} is the file of --zones" in err and "another --out path" in err
     assert site.path.read_bytes() == before
 
 

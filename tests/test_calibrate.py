@@ -323,6 +323,42 @@ def test_an_exhibits_anchored_trigger_edited_leaves_the_exhibits_using_it_as_the
     assert p.line == text.splitlines().index("    trigger: {<<: *a, dwell: 6}") + 1
 
 
+def test_a_block_trigger_holding_only_a_merge_gets_the_new_values_below_it(site_dir):
+    text = ZONES.replace("\nbeacons:\n", "\nx-t: &t {dwell: 4.0}\ntrigger:\n  <<: *t\n\nbeacons:\n")
+    new = set_trigger(text, site={"margin": 2.5})
+    assert "\ntrigger:\n  <<: *t\n  margin: 2.5\n\nbeacons:\n" in new
+    zones = site_dir / "zones.yaml"
+    zones.write_text(new)
+    assert (load_zones(zones).trigger.dwell, load_zones(zones).trigger.margin) == (4.0, 2.5)
+
+
+def test_values_written_as_aliases_or_with_anchors_are_edited_in_place(site_dir):
+    from guide.errors import ZoneMapError
+    from guide.yamledit import set_beacons
+    assert ZONES.count("tx_power: -59,") == 3  # b-a, b-b, b-c
+    shared = ZONES.replace("tx_power: -59,", "tx_power: &tx -59,", 1).replace("tx_power: -59,", "tx_power: *tx,")
+    # a beacon whose tx_power is an alias gets a value of its own; the anchor stays
+    site = load_zones_text(site_dir, set_beacons(shared, {"b-b": {"tx_power": -62}}))
+    assert [site.beacons[b].tx_power for b in ("b-a", "b-b", "b-c")] == [-59, -62, -59]
+    # the anchored value itself would change every alias: refused, with where they are
+    with pytest.raises(ZoneMapError) as info:
+        set_beacons(shared, {"b-a": {"tx_power": -62}}, file="z.yaml")
+    (p,) = info.value.problems
+    lines = shared.splitlines()
+    assert p.file == "z.yaml" and "&tx -59" in lines[p.line - 1]
+    assert f"*tx shares at line {lines.index(next(x for x in lines if '*tx' in x)) + 1}, " in p.message
+    assert "write the value out in place of each *tx" in p.message
+    # an anchor nothing uses is kept, with the new value
+    alone = ZONES.replace("tx_power: -59,", "tx_power: &tx -59,", 1)
+    assert "tx_power: &tx -62," in set_beacons(alone, {"b-a": {"tx_power": -62}})
+
+
+def load_zones_text(folder, text):
+    zones = folder / "zones.yaml"
+    zones.write_text(text)
+    return load_zones(zones)
+
+
 def test_a_beacon_never_heard_where_staff_stood_is_reported_not_calibrated(site_dir):
     rows = RECORDING + stand("staff-1", 110, 150, {"b-b": -70})  # c's beacon is silent
     truth = TRUTH + [TruthRow(visitor="staff-1", start=110, end=150, exhibit="c", intent="listen")]

@@ -270,6 +270,38 @@ def test_output_files_are_checked_before_the_replay(scenario, capsys, tmp_path):
     assert code == 2 and "is not a regular file" in err
 
 
+@pytest.mark.parametrize("output, target, named", [
+    ("--events", "scans.csv", "is the file of --scans"),
+    ("--events", "zones.yaml", "is the file of --zones"),
+    ("--events", "truth.csv", "is the file of --truth"),
+    ("--events", "tracks/en/e1.wav", "is the file of the track en/e1.wav of e1"),
+    ("--render-audio", "truth.csv", "is the file of --truth"),
+    ("--render-audio", "events.jsonl", "is the file of --events"),
+])
+def test_an_output_that_is_one_of_the_inputs_is_refused_and_left_alone(
+        scenario, capsys, tmp_path, output, target, named):
+    (tmp_path / "events.jsonl").write_text("kept\n")
+    paths = {"zones.yaml": scenario / "zones.yaml", "scans.csv": scenario / "scans.csv",
+             "truth.csv": scenario / "truth.csv", "tracks/en/e1.wav": scenario / "tracks/en/e1.wav",
+             "events.jsonl": tmp_path / "events.jsonl"}
+    link = tmp_path / "another-name"  # another spelling of the same file is the same file
+    link.symlink_to(paths[target])
+    before = paths[target].read_bytes()
+    args = ["--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+            "--truth", scenario / "truth.csv", "--no-progress"]
+    if output == "--render-audio":
+        args += ["--events", tmp_path / "events.jsonl", "--visitor", "v001"]
+    code, _, err = run(capsys, *args, output, link)
+    assert code == 2 and f"{output} {link} {named}" in err and "Traceback" not in err, err
+    assert paths[target].read_bytes() == before
+
+
+def test_a_scan_log_or_walk_needs_its_zone_map(scenario, capsys):
+    for option in ("--scans", "--walks"):
+        code, _, err = run(capsys, option, scenario / f"{option[2:]}.csv")
+        assert code == 2 and f"{option} needs --zones" in err, err
+
+
 def test_an_event_log_behind_a_link_is_written_where_the_link_points(scenario, capsys, tmp_path):
     target = tmp_path / "logs" / "events.jsonl"
     target.parent.mkdir()
@@ -288,6 +320,14 @@ def test_a_binary_file_is_refused_as_a_scan_log(scenario, capsys, tmp_path):
     log.write_bytes(bytes(range(256)) * 4)
     code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", log)
     assert code == 2 and "scans.csv:1: not a CSV text file" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("option, header", [("--scans", "visitor,t,beacon,rssi"), ("--walks", "visitor,t,x,y")])
+def test_a_log_with_a_header_and_no_rows_is_refused(scenario, capsys, tmp_path, option, header):
+    log = tmp_path / "log.csv"
+    log.write_text(header + "\n")
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", option, log)
+    assert code == 2 and f"log.csv: has no rows below its header, so there is nothing to replay" in err, err
 
 
 def test_a_scan_log_without_the_header_is_refused(scenario, capsys, tmp_path):

@@ -125,6 +125,38 @@ def test_a_scan_log_of_another_site_and_bad_options_are_refused_before_the_searc
     assert "a seed is 0 or more" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name, named", [("zones.yaml", "--zones"), ("scans.csv", "--scans"),
+                                         ("truth.csv", "--truth"), ("tracks/fr/a.wav", "the track fr/a.wav of a")])
+def test_a_snippet_never_goes_over_an_input(scenario, capsys, name, named):
+    before = (scenario / name).read_bytes()
+    assert main(["tune", "--zones", str(scenario / "zones.yaml"), "--scans", str(scenario / "scans.csv"),
+                 "--truth", str(scenario / "truth.csv"), "--budget", "6", "--force", "--no-progress",
+                 "--out", str(scenario / name)]) == 2
+    assert f"is the file of {named}: writing it would destroy that" in capsys.readouterr().err
+    assert (scenario / name).read_bytes() == before
+
+
+def test_writing_through_a_linked_zone_map_keeps_the_link(scenario, capsys):
+    real = scenario / "site" / "zones.yaml"
+    real.parent.mkdir()
+    (scenario / "zones.yaml").rename(real)
+    link = scenario / "zones.yaml"  # tracks/ is beside the name it is loaded by
+    link.symlink_to(real)
+    assert main(["tune", "--zones", str(link), "--scans", str(scenario / "scans.csv"),
+                 "--truth", str(scenario / "truth.csv"), "--budget", "12", "--write", "--no-progress"]) == 0
+    assert link.is_symlink() and load_zones(link).trigger.margin < 8
+    assert (real.parent / "zones.yaml.bak").read_text() == ZONES and not (scenario / "zones.yaml.bak").exists()
+
+
+def test_a_folder_in_the_way_of_the_backup_is_refused_before_anything_is_written(scenario):
+    from guide.errors import GuideError
+    from guide.yamledit import write_zones
+    (scenario / "zones.yaml.bak").mkdir()
+    with pytest.raises(GuideError, match="zones.yaml.bak: is not a file"):
+        write_zones(scenario / "zones.yaml", ZONES.replace("margin: 20", "margin: 4"))
+    assert (scenario / "zones.yaml").read_text() == ZONES and not any((scenario / "zones.yaml.bak").iterdir())
+
+
 def test_site_settings_apply_to_every_exhibit_but_their_own_overrides(scenario):
     site = load_zones(scenario / "zones.yaml")
     tuned = apply_settings(site, {"dwell": 2.5, "margin": 3})

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from guide.calibrate import calibrate, format_result, select_visitors
+    from guide.cli import output_file
     from guide.errors import GuideError
     from guide.metrics import read_truth
     from guide.replay import ScanStats, read_scans
@@ -82,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
     zones = Path(args.zones)
     site = load_zones(zones)
+    if not args.dry_run:  # checked before the work: calibrate writes into the zone map
+        output_file(zones, "--zones", inputs={"--scans": args.scans, "--truth": args.truth})
     truth = read_truth(args.truth, site.exhibit_ids)
     visitors = select_visitors(truth, args.visitor)
     stats = ScanStats()

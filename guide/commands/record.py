@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from guide.ble import BeaconParser, BleakSource, describe
-    from guide.cli import output_file, same_file
+    from guide.cli import output_file, site_inputs
     from guide.commands.run import setup_logging, stop_on_signals
     from guide.errors import GuideError
     from guide.zones import load_zones
@@ -61,10 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise GuideError(f"--visitor {args.visitor!r}: give a short id without commas (e.g. staff-1)")
     if args.duration is not None and not args.duration > 0:
         raise GuideError(f"--duration {args.duration}: give a positive number of seconds")
-    if args.out.strip() and same_file(args.out, args.zones):
-        raise GuideError(f"--out {args.out} is the zone map (--zones): it would be overwritten; "
-                         "give the scan log another name")
-    out = output_file(args.out, "--out")
+    out = output_file(args.out, "--out", inputs=site_inputs(site))
     replacing = out.exists() and out.stat().st_size > 0
     if replacing and not args.force:
         raise GuideError(f"{out} already exists: choose another name, or pass --force to overwrite it")

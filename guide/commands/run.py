@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from guide.ble import BeaconParser, BleakSource, ReplaySource
     from guide.buttons import HELP, TerminalInput
-    from guide.cli import output_file, same_file
+    from guide.cli import output_file, site_inputs
     from guide.device import Device
     from guide.errors import GuideError
     from guide.player import SimpleaudioPlayer
@@ -74,14 +74,10 @@ def run(args: argparse.Namespace) -> int:
     if lang not in site.languages:
         raise GuideError(f"--lang {lang}: {args.zones} offers {', '.join(site.languages)}; pick one of those")
     # the files the device writes, checked before anything starts
-    events = output_file(args.events, "--events")
-    state = output_file(f"{args.events}.state.json" if args.state is None else args.state, "--state")
-    written = [("--events", events), ("--state", state)]
-    for i, (option, path) in enumerate(written):
-        for other, given in [*written[:i], ("--zones", args.zones), ("--replay", args.replay)]:
-            if given is not None and same_file(path, given):
-                raise GuideError(f"{option} {path} is the file of {other}: the device would write over "
-                                 f"it; give another {option} path")
+    inputs = site_inputs(site, replay=args.replay)
+    events = output_file(args.events, "--events", inputs=inputs)
+    state = output_file(f"{args.events}.state.json" if args.state is None else args.state, "--state",
+                        inputs={**inputs, "--events": events})
     check_event_log(events)
     if args.replay:
         stats = ScanStats()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from guide.cli import output_file, rate, seed
+from guide.cli import output_file, rate, seed, site_inputs
 
 EXAMPLE = """\
 examples:
@@ -78,12 +78,17 @@ def run(args: argparse.Namespace) -> int:
     from guide.errors import GuideError
     from guide.tune import PARAMETERS, format_result, snippet, tune
     from guide.yamledit import set_trigger, write_zones
+    from guide.zones import load_zones
 
     if args.jobs < 1:
         raise GuideError(f"--jobs {args.jobs}: give 1 or more processes")
     if args.walks is None and (args.rate is not None or args.radio != "museum"):
         raise GuideError("--radio and --rate apply to --walks (a scan log already has its radio)")
-    out = output_file(args.out, "--out") if args.out is not None else None
+    # what will be written, checked before the search: never one of its inputs
+    inputs = site_inputs(load_zones(args.zones), scans=args.scans, walks=args.walks, truth=args.truth)
+    out = output_file(args.out, "--out", inputs=inputs) if args.out is not None else None
+    if args.write:
+        output_file(args.zones, "--write", inputs={k: v for k, v in inputs.items() if k != "--zones"})
     result = tune(args.zones, truth=args.truth, scans=args.scans, walks=args.walks,
                   radio=args.radio, rate=args.rate, seed=args.seed, lang=args.lang,
                   budget=args.budget, jobs=args.jobs, holdout=not args.no_holdout,
