@@ -21,6 +21,8 @@ A track that cannot be decoded is silence, and one line in `problems`.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,16 +50,23 @@ class Rendering:
 def render_visit(site: Site, events: Iterable[Mapping[str, Any]], out_path: str | os.PathLike[str], *,
                  loader: TrackLoader | None = None) -> Rendering:
     """Write what the visitor of `events` (FORMATS.md event dicts, one
-    visitor, in time order) heard into `out_path` (16-bit mono WAV)."""
+    visitor, in time order) heard into `out_path` (16-bit mono WAV), replaced
+    whole once the visit is rendered: an error or Ctrl-C on the way leaves
+    the file as it was."""
     events = list(events)
     _check(events)
     out_path = Path(out_path)
     clock = ManualClock(0.0)
     reported: list[PlayerEvent] = []
+    # rendered beside, under a name of its own, and renamed over out_path once done
+    fd, name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
+    os.close(fd)
+    rendering = Path(name)
     own_loader = loader is None
     loader = loader if loader is not None else TrackLoader()
-    writer = WavWriter(reported.append, out_path, clock=clock, loader=loader)
+    writer = None
     try:
+        writer = WavWriter(reported.append, rendering, clock=clock, loader=loader)
         starts, current, intro_ends = 0, None, None
         for event in events:
             clock.now = max(clock.now, float(event["t"]))
@@ -87,8 +96,14 @@ def render_visit(site: Site, events: Iterable[Mapping[str, Any]], out_path: str 
                     writer.play(current, offset=wanted)
         # a track still playing plays out to its end; a fade or pause under way ends
         clock.now = max(clock.now, writer.ends_at() or clock.now)
-    finally:
         writer.close()
+        if out_path.is_file():
+            shutil.copymode(out_path, rendering)  # a file replaced keeps its permissions
+        os.replace(rendering, out_path)
+    finally:
+        if writer is not None:
+            writer.close()  # nothing more to do once closed
+        rendering.unlink(missing_ok=True)
         if own_loader:
             loader.close()
     problems = tuple(e.message for e in reported if isinstance(e, Failed))

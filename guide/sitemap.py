@@ -15,6 +15,7 @@ Every element has an SVG id (``beacon-<id>``, ``zone-<exhibit>``,
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import textwrap
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guide.errors import GuideError
+from guide.files import replace_whole
 from guide.metrics import TruthRow, score
 from guide.site import Site
 
@@ -291,7 +293,8 @@ def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | No
     ax.set_ylabel("y (m)")
     ax.grid(True, color="#eeeeee", linewidth=0.5)
     ax.set_axisbelow(True)
-    fig.suptitle(title or site.name, fontsize=12)
+    # text from the site's files is drawn as written: a `$` in a name is no formula
+    fig.suptitle(title or site.name, fontsize=12, parse_math=False)
 
     boxed = {i for g in groups for i in g}
     findings = list(enumerate(lint.findings if lint else (), 1))
@@ -303,7 +306,8 @@ def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | No
         box.set_gid(f"panel-box-{letter}")
         ax.add_patch(box)
         ax.annotate(letter, (region[0], region[3]), xytext=(2, 2), textcoords="offset points",
-                    fontsize=9, fontweight="bold", color="#555555", va="bottom", zorder=8)
+                    fontsize=9, fontweight="bold", color="#555555", va="bottom", zorder=8,
+                    parse_math=False)
     _draw_findings(ax, [(n, f) for n, f in findings if n not in in_panel])
 
     # the panels: each group enlarged, in rows under the plan
@@ -320,14 +324,15 @@ def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | No
         inset.grid(True, color="#eeeeee", linewidth=0.5)
         inset.set_axisbelow(True)
         inset.set_title(f"{letter}: {', '.join(group)} ({region[1] - region[0]:.0f} m across)",
-                        fontsize=8, loc="left")
+                        fontsize=8, loc="left", parse_math=False)
         _draw_plan(inset, site, lint, walk, label=lambda e, g=group: e.id in g, gid=f"{letter}-")
         _draw_findings(inset, [(n, f) for n, f in findings if n in in_panel and _inside(f.at, region)],
                        gid=f"{letter}-")
     y = below - LABEL_ROOM
     for block in notes:
         for line in block:
-            fig.text(0.06, y / total_h, line, fontsize=8, family="monospace", va="top")
+            fig.text(0.06, y / total_h, line, fontsize=8, family="monospace", va="top",
+                     parse_math=False)
             y -= LINE
         y -= LINE
     return fig
@@ -378,7 +383,7 @@ def _draw_plan(ax, site: Site, lint, walk: Walk | None, *, label, gid: str = "")
             spot.set_gid(f"{gid}spot-{e.id}")
         if label(e):
             ax.annotate(e.id, (e.x, e.y), xytext=(5, 5), textcoords="offset points", fontsize=8,
-                        color="#333333", zorder=8, annotation_clip=True)
+                        color="#333333", zorder=8, annotation_clip=True, parse_math=False)
     for bid, b in site.beacons.items():
         marker, = ax.plot([b.x], [b.y], marker="s", markersize=7, color=BEACON_COLOUR,
                           linestyle="none", zorder=6)
@@ -410,7 +415,7 @@ def _draw_findings(ax, findings: Sequence[tuple[int, object]], gid: str = "") ->
                        markeredgecolor=FINDING_COLOUR, markeredgewidth=2, linestyle="none", zorder=9)
         dot.set_gid(f"{gid}finding-{n}")
         ax.annotate(str(n), tuple(at), ha="center", va="center", fontsize=7, fontweight="bold",
-                    color=FINDING_COLOUR, zorder=10)
+                    color=FINDING_COLOUR, zorder=10, parse_math=False)
 
 
 def _draw_walk(ax, walk: Walk, gid: str = "") -> None:
@@ -429,7 +434,7 @@ def _draw_walk(ax, walk: Walk, gid: str = "") -> None:
                             markeredgecolor="white", linestyle="none", zorder=8)
             mark.set_gid(f"{gid}false-start-{k}")
             ax.annotate(m.exhibit, (m.x, m.y), xytext=(6, -10), textcoords="offset points",
-                        fontsize=7, color=FALSE_COLOUR, zorder=8)
+                        fontsize=7, color=FALSE_COLOUR, zorder=8, parse_math=False)
         else:
             mark, = ax.plot([m.x], [m.y], marker="^", markersize=8, color=START_COLOUR,
                             markeredgecolor="white", linestyle="none", zorder=8)
@@ -465,14 +470,17 @@ def _notes(lint, walk: Walk | None, panels: bool = False) -> list[list[str]]:
 
 
 def save_map(fig, path: str | os.PathLike[str]) -> Path:
-    """Write the figure as PNG or SVG, by the file's suffix."""
+    """Write the figure as PNG or SVG, by the file's suffix: drawn in memory,
+    then put in place whole (an existing file is left as it was on any error)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise GuideError(f"{path}: give a file name ending in .png or .svg (the format is "
                          "taken from it)")
+    data = io.BytesIO()
+    fig.savefig(data, format=suffix[1:], dpi=DPI)
     try:
-        fig.savefig(path, format=suffix[1:], dpi=DPI)
+        replace_whole(path, [data.getvalue()])
     except OSError as e:
         raise GuideError(f"{path}: cannot write the map ({e.strerror or e})") from None
     return path

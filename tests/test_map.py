@@ -128,6 +128,43 @@ def test_the_map_command_draws_a_visitors_walk_from_walks_and_truth(zones, tmp_p
     assert png_size(out)[0] == 1200
 
 
+@pytest.mark.parametrize("name", [r"Hall $\frac{ $ A", "Tickets $5 or $10"])
+def test_dollar_signs_in_the_site_and_walk_are_drawn_as_written_not_as_formulas(zones, tmp_path, name):
+    zones.write_text(zones.read_text().replace("site: Map test", "site: '" + name + "'"))
+    site = load_zones(zones)
+    assert site.name == name
+    walk = walk_from_positions(site, "v$1", [("v$1", t, t * 0.5, 0.5) for t in range(0, 10)], [])
+    out = tmp_path / "map.svg"
+    save_map(draw_map(site, lint=lint_site(site), walk=walk), out)
+    svg = out.read_text()
+    for text in (name, "v$1: 0 tracks started"):
+        start = svg.index(f"<!-- {text} -->")  # one text each, drawn glyph by glyph:
+        assert svg[start:svg.index("</g>", start)].count("<use ") == len(text)  # `$` too
+    assert main(["map", "--zones", str(zones), "--out", str(tmp_path / "map.png")]) == 0
+
+
+@pytest.mark.parametrize("suffix", [".svg", ".png"])
+def test_a_map_that_fails_to_draw_leaves_the_existing_file_as_it_was(zones, tmp_path, suffix):
+    out = tmp_path / f"map{suffix}"
+    out.write_bytes(b"the good old map")
+    fig = draw_map(load_zones(zones))
+    fig.text(0.5, 0.5, r"$\frac{$")  # a formula matplotlib cannot parse: fails while saving
+    with pytest.raises(ValueError):
+        save_map(fig, out)
+    assert out.read_bytes() == b"the good old map"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["map" + suffix, "zones.yaml", "tracks"])
+
+
+def test_a_map_behind_a_link_is_drawn_where_the_link_points(zones, tmp_path):
+    target = tmp_path / "maps" / "site.svg"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "latest.svg"
+    link.symlink_to(target)
+    assert main(["map", "--zones", str(zones), "--out", str(link), "--no-lint"]) == 0
+    assert link.is_symlink() and target.read_text().startswith("<?xml")
+
+
 def test_false_starts_are_counted_as_the_metrics_count_them():
     events = [
         {"visitor": "v", "t": 0.0, "event": "start", "exhibit": "a", "track": "a"},

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from guide.audio import RATE, decode
+from guide.audio import RATE, TrackLoader, decode
 from guide.errors import GuideError
 from guide.player import Failed, Finished, ManualClock, Player, Recorder, WavWriter
 from guide.render import INTRO_FADE, render_visit
@@ -184,6 +184,25 @@ def test_events_of_two_visitors_are_refused(site, tmp_path):
               {**ev(1.0, "end", exhibit="long", reason="finished"), "visitor": "v002"}]
     with pytest.raises(GuideError, match="2 visitors"):
         render_visit(site, events, tmp_path / "v.wav")
+
+
+def test_a_render_cut_short_leaves_the_file_there_as_it_was(site, tmp_path):
+    out = tmp_path / "v.wav"
+    render_visit(site, [ev(0.0, "start", exhibit="short", lang="en", track="en/short.wav")], out)
+    before = out.read_bytes()
+
+    class Interrupted(TrackLoader):  # Ctrl-C as the second track is loaded
+        def load(self, path):
+            if Path(path).name == "long.wav":
+                raise KeyboardInterrupt
+            return super().load(path)
+
+    events = [ev(0.0, "start", exhibit="short", lang="en", track="en/short.wav"),
+              ev(2.0, "start", exhibit="long", lang="en", track="en/long.wav")]
+    with Interrupted() as loader, pytest.raises(KeyboardInterrupt):
+        render_visit(site, events, out, loader=loader)
+    assert out.read_bytes() == before  # not the first two seconds of the new one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tracks", "v.wav", "zones.yaml"]
 
 
 # ----- the WAV writer and the recorder, as players ----------------------------------

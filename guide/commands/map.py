@@ -52,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from guide.cli import output_file, site_inputs
     from guide.errors import GuideError
     from guide.sitemap import FORMATS, draw_map, save_map
     from guide.zones import load_zones
@@ -67,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
     if args.truth and not has_source:
         raise GuideError("--truth marks false starts on a walk: give --scans or --walks and --visitor")
     site = load_zones(args.zones)
+    # where the picture goes (a link is followed), checked before drawing
+    target = output_file(out, "--out", inputs=site_inputs(site, scans=args.scans, walks=args.walks,
+                                                          truth=args.truth))
     lang = args.lang or site.languages[0]
     if lang not in site.languages:
         raise GuideError(f"--lang {lang}: the site offers {', '.join(site.languages)}")
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if has_source:
         walk = _walk(site, args, lang)
     fig = draw_map(site, lint=lint, walk=walk)
-    save_map(fig, out)
+    save_map(fig, target)
     parts = [f"{len(site.exhibits)} exhibits"]
     if lint is not None:
         parts.append(f"{len(lint.findings)} lint finding{'s' if len(lint.findings) != 1 else ''}")
