@@ -33,7 +33,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # NUL, tab, escape...: invisible
 
 def short(text: str, most: int = 24) -> str:
     """A cell (or, with a larger `most`, a line) as written, cut short if it
-    is long (a run of 5000 digits), for a message; as zones.py shows a scalar."""
+    is long (a run of 5000 digits), for a message (zones.py cuts scalars so too)."""
     return text if len(text) <= most else f"{text[:most - 4]}... ({len(text)} characters)"
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import stat
 import struct
 import subprocess
 import wave
@@ -33,17 +34,40 @@ def duration(path: str | os.PathLike) -> float:
         st = p.stat()
     except OSError as e:
         raise TrackError(f"{p}: cannot read the track ({e.strerror}); check the path in zones.yaml") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise TrackError(f"{p}: is a directory, not an audio file; check the path in zones.yaml")
+    if not stat.S_ISREG(st.st_mode):  # reading a pipe would wait for a writer forever
+        raise TrackError(f"{p}: is not a regular file (a pipe, a device or a socket); "
+                         "a track must be an audio file")
     return _duration(str(p), st.st_mtime_ns, st.st_size)
 
 
 @functools.lru_cache(maxsize=4096)
-def _duration(path: str, _mtime: int, _size: int) -> float:
+def _duration(path: str, _mtime: int, size: int) -> float:
+    try:
+        open(path, "rb").close()
+    except PermissionError:  # not the audio's fault: exporting it again would not help
+        raise TrackError(f"{path}: cannot be read (permission denied); make it readable "
+                         f"(chmod a+r {path})") from None
+    except OSError:
+        pass  # the readers below say what is wrong
+    no_frames = False  # a WAV header announcing no audio: empty, unless ffprobe finds some
     if path.lower().endswith(".wav"):
         try:
             with wave.open(path, "rb") as w:
-                return w.getnframes() / float(w.getframerate())
+                frames, rate = w.getnframes(), w.getframerate()
+                announced = frames * w.getsampwidth() * w.getnchannels()
         except (wave.Error, EOFError, OSError):
             pass  # WAV variants `wave` does not know (float, extensible): ask ffprobe
+        else:
+            if rate <= 0:
+                raise TrackError(f"{path}: its header gives a sample rate of {rate} Hz, so it "
+                                 "cannot be played; re-export it")
+            if 0 < announced <= size:
+                return frames / float(rate)
+            # 0 or more than the file holds: a streaming encoder's header (0 or
+            # 0xFFFFFFFF bytes), or an empty track; ffprobe measures the audio
+            no_frames = frames == 0
     elif path.lower().endswith((".opus", ".ogg", ".oga")):
         seconds = _ogg_duration(path)
         if seconds is not None:
@@ -58,6 +82,9 @@ def _duration(path: str, _mtime: int, _size: int) -> float:
     try:
         seconds = float(json.loads(out.stdout)["format"]["duration"])
     except (ValueError, KeyError, TypeError):
+        if no_frames:
+            raise TrackError(f"{path}: the track is empty (it holds no audio); "
+                             "re-export it") from None
         detail = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "no duration"
         raise TrackError(f"{path}: not a readable audio file ({detail}); re-export it") from None
     if not seconds > 0:

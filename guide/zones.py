@@ -51,9 +51,11 @@ Choices made here, for staff writing the file:
 from __future__ import annotations
 
 import difflib
+import errno
 import math
 import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -64,6 +66,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from guide.csvlog import MAX_COORDINATE
+from guide.csvlog import short as _short
 from guide.errors import Problem, ZoneMapError
 from guide.settings import SETTINGS, TriggerSettings
 from guide.site import Beacon, Eddystone, Exhibit, IBeacon, Segment, Site
@@ -107,17 +110,71 @@ def load_zones(path: str | os.PathLike[str], *, intro: bool = True) -> Site:
     path = Path(path)
     file = str(path)  # as the user wrote it: messages should echo their words
     text = _read_text(path, file)
+    loader = _Loader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = loader.get_single_node()
     except yaml.MarkedYAMLError as e:
         raise ZoneMapError([_syntax_problem(file, e)]) from None
+    except _TooDeep as e:
+        raise ZoneMapError([Problem(
+            file=file, line=e.mark.line + 1, column=e.mark.column + 1, message=(
+                f"the YAML is nested more than {_MAX_DEPTH} levels deep here: a zone map "
+                "needs only a few levels; remove the extra nesting (an unclosed '[' or '{'?)"))]
+        ) from None
     except yaml.reader.ReaderError as e:  # a control character: PyYAML gives no mark
         line = text.count("\n", 0, e.position) + 1
         column = e.position - text.rfind("\n", 0, e.position)
         raise ZoneMapError([Problem(
             file=file, line=line, column=column, message=f"the control character "
             f"U+{e.character:04X} cannot appear in a YAML file: delete it")]) from None
+    finally:
+        loader.dispose()
+    if loader.surrogates:  # the reader's messages would echo them, and no terminal prints them
+        raise ZoneMapError([Problem(
+            file=file, line=node.start_mark.line + 1, column=node.start_mark.column + 1,
+            message=f"the text holds the escape \\u{ord(_SURROGATE.search(node.value)[0]):04x}, "
+            "half of a UTF-16 surrogate pair, which is not valid Unicode text: write the "
+            "character itself (or \\U0001F600 for one beyond U+FFFF) or remove the escape")
+            for node in loader.surrogates])
     return _Reader(file, path.absolute(), intro=intro).site(root)
+
+
+_MAX_DEPTH = 100  # levels of nesting; a zone map has 5, and PyYAML composes recursively
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark):
+        super().__init__(mark)
+        self.mark = mark
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, composing only, refusing what nothing after it could
+    handle: nesting deep enough to exhaust Python's stack (_TooDeep, at the
+    node that is too deep), and text holding a lone surrogate (a "\\ud800"
+    escape in double quotes), which cannot be printed or saved as UTF-8: such
+    scalars are collected in `surrogates`."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.depth = 0
+        self.surrogates: list[ScalarNode] = []
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        if self.depth >= _MAX_DEPTH:
+            raise _TooDeep(self.peek_event().start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def compose_scalar_node(self, anchor: str | None) -> ScalarNode:
+        node = super().compose_scalar_node(anchor)
+        if _SURROGATE.search(node.value):
+            self.surrogates.append(node)
+        return node
 
 
 # --------------------------------------------------------------------------
@@ -160,9 +217,10 @@ _SYNTAX_HINTS = (
 
 def _syntax_problem(file: str, e: yaml.MarkedYAMLError) -> Problem:
     mark = e.problem_mark or e.context_mark
-    what = e.problem or "unreadable YAML"
+    what = e.problem or "unreadable YAML"  # may quote an anchor or a tag: cut below
     if e.context and e.context_mark and e.context_mark is not mark:
         what += f" ({e.context} at line {e.context_mark.line + 1})"
+    what = _short(what, 200)
     hint = next((h for key, h in _SYNTAX_HINTS if key in what),
                 "fix the YAML syntax here (indentation, a missing ':', an unclosed "
                 "bracket or quote)")
@@ -241,10 +299,10 @@ def _kind(node: Node) -> str:
     if node.tag == _NULL:
         return "empty"
     if node.tag == _BOOL:
-        return f"true/false ({node.value})"
+        return f"true/false ({_short(node.value)})"
     if node.tag in (_INT, _FLOAT):
-        return f"the number {node.value}"
-    return f"the text {node.value!r}"
+        return f"the number {_short(node.value)}"
+    return f"the text {_echo(node.value)!r}"
 
 
 def _fmt(x: float) -> str:
@@ -253,9 +311,10 @@ def _fmt(x: float) -> str:
     return f"{x:.10g}"  # not 6 digits: -100000.5 is not -100000
 
 
-def _short(text: str) -> str:
-    """A scalar as written, cut short if it is long (a run of 5000 digits)."""
-    return text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"
+def _echo(text: str) -> str:
+    """Text the user wrote, for a message: cut short if it is long (a whole
+    CSV file given as the zone map is one plain scalar)."""
+    return _short(text, 60)
 
 
 _SETTING_TYPES = typing.get_type_hints(TriggerSettings)
@@ -313,8 +372,8 @@ class _Reader:
                 if key in allowed or (extensions and key.startswith("x-")):
                     continue
                 guess = _did_you_mean(key, allowed)
-                self.fail(entry.key, f"unknown key '{key}' in {where}: " + (
-                    f"did you mean '{guess}'?" if guess else
+                self.fail(entry.key, f"unknown key '{_echo(key)}' in {where}: " + (
+                    f"did you mean '{_echo(guess)}'?" if guess else
                     f"the keys allowed here are {', '.join(allowed)}"))
         for key in required:
             if key not in entries:
@@ -337,7 +396,7 @@ class _Reader:
             key = key_node.value
             if key in entries:
                 first = entries[key].key.start_mark.line + 1
-                self.fail(key_node, f"duplicate key '{key}' in {where} (first at line "
+                self.fail(key_node, f"duplicate key '{_echo(key)}' in {where} (first at line "
                           f"{first}): YAML would silently keep only the last one; "
                           "remove or rename one of them")
                 continue
@@ -369,7 +428,7 @@ class _Reader:
         if isinstance(node, ScalarNode) and node.tag in _PLAIN_TAGS and node.tag != _NULL:
             return True
         if isinstance(node, ScalarNode) and node.tag not in _PLAIN_TAGS:
-            self.fail(node, f"{where} has the YAML tag {node.tag}, which the guide does "
+            self.fail(node, f"{where} has the YAML tag {_echo(node.tag)}, which the guide does "
                       "not read: remove the tag")
         else:
             self.fail(node, f"{where} must be {wanted}, not {_kind(node)}")
@@ -388,7 +447,7 @@ class _Reader:
         """Text naming a file or folder: no NUL, which no file name can hold."""
         value = self.text(node, where, wanted)
         if value is not None and "\0" in value:
-            self.fail(node, f"{where} {value!r} contains a NUL character (written \\0 or "
+            self.fail(node, f"{where} {_echo(value)!r} contains a NUL character (written \\0 or "
                       "\\x00 in quotes), which no file name can hold: delete it")
             return None
         return value
@@ -406,10 +465,13 @@ class _Reader:
         value: float
         if plain and _LEADING_ZERO.match(node.value):  # YAML 1.1: 010 is octal 8, and 08 is text
             digits = node.value.replace("_", "")
-            octal = (f"reads it as the octal number {int(digits, 8)}"
-                     if not set(digits.lstrip("+-")) & {"8", "9"} else "does not read it as a number")
-            self.fail(node, f"{where} {node.value}: with its leading zero, YAML 1.1 {octal}; "
-                      f"write {int(digits, 10)} if that is what you meant")
+            octal = ("does not read it as a number" if set(digits.lstrip("+-")) & {"8", "9"}
+                     else f"reads it as the octal number {int(digits, 8)}" if len(digits) <= 24
+                     else "reads it as an octal number")
+            meant = digits.lstrip("+-").lstrip("0") or "0"  # not int(): 5000 digits overflow str()
+            meant = ("-" if digits.startswith("-") and meant != "0" else "") + meant
+            self.fail(node, f"{where} {_short(node.value)}: with its leading zero, YAML 1.1 "
+                      f"{octal}; write {_short(meant)} if that is what you meant")
             return None
         if isinstance(node, ScalarNode) and node.tag in (_INT, _FLOAT):
             try:
@@ -420,7 +482,7 @@ class _Reader:
                           f"not {_short(node.value)}{suffix}")
                 return None
             if plain and ":" in node.value:  # YAML 1.1: 1:40 is 1 * 60 + 40
-                self.fail(node, f"{where} {node.value} is read as a base-60 number "
+                self.fail(node, f"{where} {_short(node.value)} is read as a base-60 number "
                           f"({_exact(value)}) by YAML 1.1: write {_exact(value)} if that is "
                           "what you meant, else the number you meant, without ':'")
                 return None
@@ -430,7 +492,7 @@ class _Reader:
             value = float(node.value)
         elif (isinstance(node, ScalarNode) and node.tag == _STR and node.style in ("'", '"')
               and _looks_numeric(node.value)):
-            self.fail(node, f"{where} must be {wanted}, not the text {node.value!r}: "
+            self.fail(node, f"{where} must be {wanted}, not the text {_short(node.value)!r}: "
                       "remove the quotes")
             return None
         else:
@@ -468,10 +530,10 @@ class _Reader:
             return lang
         if lang not in self.languages:
             guess = _did_you_mean(lang, self.languages)
-            self.fail(node, f"{where}: '{lang}' is not one of the site's languages "
+            self.fail(node, f"{where}: '{_echo(lang)}' is not one of the site's languages "
                       f"({', '.join(self.languages)}): " + (
-                          f"did you mean '{guess}'? Or add" if guess else "add") +
-                      f" '{lang}' to languages:")
+                          f"did you mean '{_echo(guess)}'? Or add" if guess else "add") +
+                      f" '{_echo(lang)}' to languages:")
             return None
         return lang
 
@@ -481,9 +543,9 @@ class _Reader:
             return None
         if not _ID.match(value):
             fixed = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-") or "dome-n"
-            self.fail(node, f"{where} '{value}' is not a valid id: use lower-case "
+            self.fail(node, f"{where} '{_echo(value)}' is not a valid id: use lower-case "
                       f"letters, digits and '-' only, starting with a letter or digit "
-                      f"(e.g. '{fixed}')")
+                      f"(e.g. '{_echo(fixed)}')")
             return None
         return value
 
@@ -549,12 +611,12 @@ class _Reader:
             if lang is None:
                 ok = False
             elif not _LANG.match(lang):
-                self.fail(item, f"'{lang}' in languages is not a language code: use a "
+                self.fail(item, f"'{_echo(lang)}' in languages is not a language code: use a "
                           "lower-case ISO 639 code such as fr, en, de, nl (optionally with "
                           "a region or script, e.g. pt-BR)")
                 ok = False
             elif lang in langs:
-                self.fail(item, f"'{lang}' is listed twice in languages: remove one")
+                self.fail(item, f"'{_echo(lang)}' is listed twice in languages: remove one")
                 ok = False
             else:
                 langs.append(lang)
@@ -562,8 +624,13 @@ class _Reader:
 
     def read_tracks_dir(self, entry: _Entry | None, root: Node) -> Path | None:
         if entry is None:
-            directory = (self.path.parent / "tracks").resolve()
-            if not directory.is_dir():
+            try:
+                directory, found = _look(self.path.parent / "tracks")
+            except OSError as e:
+                self.fail(root, f"no tracks_dir is given and the default, tracks/ beside "
+                          f"the zone map, {_unlookable(e, 'folder')}")
+                return None
+            if found is None or not stat.S_ISDIR(found.st_mode):
                 self.fail(root, f"no tracks_dir is given and the default, tracks/ beside "
                           f"the zone map ({directory}), is not a directory: create it "
                           "or add 'tracks_dir: PATH' (relative to this file)")
@@ -572,11 +639,16 @@ class _Reader:
         value = self.path_text(entry.value, "tracks_dir", "a folder path")
         if value is None:
             return None
-        directory = (self.path.parent / value).resolve()
-        if not directory.is_dir():
-            state = "is not a directory" if directory.exists() else "does not exist"
-            self.fail(entry.value, f"tracks_dir '{value}' ({directory}) {state}: create "
-                      "it or fix the path (it is relative to the zone map's folder)")
+        try:
+            directory, found = _look(self.path.parent / value)
+        except OSError as e:
+            self.fail(entry.value, f"tracks_dir '{_echo(value)}' {_unlookable(e, 'folder')}")
+            return None
+        if found is None or not stat.S_ISDIR(found.st_mode):
+            state = "is not a directory" if found is not None else "does not exist"
+            self.fail(entry.value, f"tracks_dir '{_echo(value)}' ({_short(str(directory), 200)}) "
+                      f"{state}: create it or fix the path (it is relative to the zone map's "
+                      "folder)")
             return None
         return directory
 
@@ -588,19 +660,20 @@ class _Reader:
         result: dict[str, tuple[str, ...]] = {}
         for key, (key_node, value_node) in (entries or {}).items():
             lang = self.language(key_node, "fallback")
-            items = self.sequence(value_node, f"fallback of '{key}'", f"{key}: [en, fr]")
+            items = self.sequence(value_node, f"fallback of '{_echo(key)}'",
+                                  f"{_echo(key)}: [en, fr]")
             if items is None:
                 continue
             chain: list[str] = []
             for item in items:
-                other = self.language(item, f"fallback of '{key}'")
+                other = self.language(item, f"fallback of '{_echo(key)}'")
                 if other is None:
                     continue
                 if other == key:
-                    self.fail(item, f"the fallback of '{key}' lists '{key}' itself: "
+                    self.fail(item, f"the fallback of '{_echo(key)}' lists '{_echo(key)}' itself: "
                               "remove it (a language is always tried first)")
                 elif other in chain:
-                    self.fail(item, f"the fallback of '{key}' lists '{other}' twice: "
+                    self.fail(item, f"the fallback of '{_echo(key)}' lists '{other}' twice: "
                               "remove one")
                 else:
                     chain.append(other)
@@ -613,7 +686,7 @@ class _Reader:
         an exhibit's tracks."""
         intro, _ = self.per_language(
             node, "intro", "e.g. intro: {fr: fr/_intro.opus}",
-            lambda value, lang: self.track(value, f"intro track in '{lang}'", tracks_dir),
+            lambda value, lang: self.track(value, f"intro track in '{_echo(lang)}'", tracks_dir),
             required=False)
         return intro
 
@@ -646,8 +719,8 @@ class _Reader:
             meta = SETTINGS.get(key)
             if meta is None:
                 guess = _did_you_mean(key, SETTINGS)
-                self.fail(key_node, f"unknown setting '{key}' in {where}: " + (
-                    f"did you mean '{guess}'?" if guess else
+                self.fail(key_node, f"unknown setting '{_echo(key)}' in {where}: " + (
+                    f"did you mean '{_echo(guess)}'?" if guess else
                     "run 'guide settings' for the list"))
                 continue
             if per_exhibit and not meta.metadata["per_exhibit"]:
@@ -736,8 +809,8 @@ class _Reader:
                 continue
             first = seen.get(beacon.ident)
             if first is not None:
-                self.fail(value_node, f"beacon '{key}' has the same identity as beacon "
-                          f"'{first[0]}' (line {first[1]}): the guide could not tell "
+                self.fail(value_node, f"beacon '{_echo(key)}' has the same identity as beacon "
+                          f"'{_echo(first[0])}' (line {first[1]}): the guide could not tell "
                           "them apart; give each beacon its own "
                           + ("major/minor" if isinstance(beacon.ident, IBeacon)
                              else "instance"))
@@ -748,7 +821,7 @@ class _Reader:
         return beacons
 
     def read_beacon(self, node: Node, key: str) -> Beacon | None:
-        where = f"beacon '{key}'"
+        where = f"beacon '{_echo(key)}'"
         entries = self.mapping(node, where, required=_BEACON_REQUIRED,
                                optional=_BEACON_OPTIONAL)
         if entries is None:
@@ -792,7 +865,7 @@ class _Reader:
                     if len(digits) == 32 and _HEX.match(digits):
                         hint = (f"write it as {digits[:8]}-{digits[8:12]}-{digits[12:16]}-"
                                 f"{digits[16:20]}-{digits[20:]}")
-                    self.fail(uuid_node, f"{where} uuid '{raw}' is not a UUID: {hint}")
+                    self.fail(uuid_node, f"{where} uuid '{_echo(raw)}' is not a UUID: {hint}")
                     uuid = None
         major, minor = (
             self.number(entries[k].value, f"{where} {k}", integer=True, lo=0, hi=65535,
@@ -818,7 +891,7 @@ class _Reader:
             value = raw.strip().lower()
             if len(value) != digits or not _HEX.match(value):
                 hint = "drop the 0x prefix; " if value.startswith("0x") else ""
-                self.fail(value_node, f"{where} {key} '{raw}' must be exactly {digits} hex "
+                self.fail(value_node, f"{where} {key} '{_echo(raw)}' must be exactly {digits} hex "
                           f"digits (0-9, a-f), it has {len(value)} characters: {hint}copy it "
                           "from the beacon's configuration app (quote it if it is all digits)")
                 continue
@@ -851,7 +924,7 @@ class _Reader:
                      tracks_dir: Path | None, site_trigger: TriggerSettings,
                      ids: dict[str, int], users: dict[str, tuple[str, int]]) -> Exhibit | None:
         named = _peek_id(node)  # every message names the exhibit by its id if it can
-        where = f"exhibit '{named}'" if named else f"exhibit {n}"
+        where = f"exhibit '{_echo(named)}'" if named else f"exhibit {n}"
         entries = self.mapping(node, where, required=_EXHIBIT_REQUIRED,
                                optional=_EXHIBIT_OPTIONAL,
                                what="id, title, beacon, radius, tracks")
@@ -861,7 +934,7 @@ class _Reader:
         exhibit_id = self.ident(entries["id"].value, f"{where} id") if "id" in entries else None
         ok = exhibit_id is not None
         if exhibit_id in ids:
-            self.fail(entries["id"].value, f"exhibit id '{exhibit_id}' is already used by "
+            self.fail(entries["id"].value, f"exhibit id '{_echo(exhibit_id)}' is already used by "
                       f"the exhibit at line {ids[exhibit_id]}: exhibit ids must be unique")
             ok = False
         elif exhibit_id is not None:
@@ -871,7 +944,8 @@ class _Reader:
         if "title" in entries:
             title, good = self.per_language(
                 entries["title"].value, f"{where} title", "e.g. title: {fr: La coupole}",
-                lambda value, lang: self.text(value, f"{where} title in '{lang}'", "the title"))
+                lambda value, lang: self.text(value, f"{where} title in '{_echo(lang)}'",
+                                              "the title"))
             ok = ok and good
         ok = ok and bool(title)
 
@@ -882,14 +956,14 @@ class _Reader:
             declared = self.beacon_ids
             if beacon is not None and declared is not None and beacon not in declared:
                 guess = _did_you_mean(beacon, declared)
-                self.fail(beacon_node, f"{where} uses beacon '{beacon}', which is not "
+                self.fail(beacon_node, f"{where} uses beacon '{_echo(beacon)}', which is not "
                           "defined under beacons: " + (
-                              f"did you mean '{guess}'?" if guess else
+                              f"did you mean '{_echo(guess)}'?" if guess else
                               "add it there or fix the id"))
                 beacon = None
             elif beacon is not None and beacon in users:
                 other, other_line = users[beacon]
-                self.fail(beacon_node, f"{where} uses beacon '{beacon}', already the "
+                self.fail(beacon_node, f"{where} uses beacon '{_echo(beacon)}', already the "
                           f"beacon of {other} (line {other_line}): the guide "
                           "maps each beacon to one exhibit; give each exhibit its own")
                 beacon = None
@@ -906,7 +980,8 @@ class _Reader:
         if "tracks" in entries:
             tracks, good = self.per_language(
                 entries["tracks"].value, f"{where} tracks", "e.g. tracks: {fr: fr/dome.ogg}",
-                lambda value, lang: self.track(value, f"{where} track in '{lang}'", tracks_dir))
+                lambda value, lang: self.track(value, f"{where} track in '{_echo(lang)}'",
+                                               tracks_dir))
             ok = ok and good
         ok = ok and bool(tracks)
 
@@ -945,7 +1020,7 @@ class _Reader:
         if rel is None:
             return None
         if os.path.isabs(rel) or rel.startswith("~"):
-            self.fail(node, f"{where} '{rel}' is an absolute path: write it relative to "
+            self.fail(node, f"{where} '{_echo(rel)}' is an absolute path: write it relative to "
                       "tracks_dir (e.g. fr/dome.ogg), so the site can be copied to a device")
             return None
         if tracks_dir is None:
@@ -953,23 +1028,55 @@ class _Reader:
         target = tracks_dir / rel
         inside = os.path.normpath(target)
         if not Path(inside).is_relative_to(tracks_dir):
-            self.fail(node, f"{where} '{rel}' leads outside tracks_dir ({tracks_dir}): "
+            self.fail(node, f"{where} '{_echo(rel)}' leads outside tracks_dir ({tracks_dir}): "
                       "put the file under tracks_dir and give its path from there")
             return None
-        resolved = target.resolve()
+        try:
+            resolved, found = _look(target)
+        except OSError as e:
+            self.fail(node, f"{where} '{_echo(rel)}' {_unlookable(e, 'file')}")
+            return None
         if not resolved.is_relative_to(tracks_dir):
-            self.fail(node, f"{where} '{rel}' is a link to {resolved}, outside tracks_dir "
+            self.fail(node, f"{where} '{_echo(rel)}' is a link to {resolved}, outside tracks_dir "
                       f"({tracks_dir}): copy the file into tracks_dir instead")
             return None
-        if not resolved.exists():
-            self.fail(node, f"{where}: track file '{rel}' not found (looked for {target}): "
-                      "add the file or fix the path (relative to tracks_dir)")
+        if found is None:
+            self.fail(node, f"{where}: track file '{_echo(rel)}' not found (looked for "
+                      f"{_short(str(target), 200)}): add the file or fix the path (relative "
+                      "to tracks_dir)")
             return None
-        if not resolved.is_file():
-            self.fail(node, f"{where} '{rel}' is a directory, not an audio file: give "
+        if stat.S_ISDIR(found.st_mode):
+            self.fail(node, f"{where} '{_echo(rel)}' is a directory, not an audio file: give "
                       "the path of the file itself")
             return None
+        if not stat.S_ISREG(found.st_mode):
+            self.fail(node, f"{where} '{_echo(rel)}' is not a regular file (a pipe, a device or "
+                      "a socket), not an audio file: give the path of the audio file itself")
+            return None
         return rel
+
+
+def _look(path: Path) -> tuple[Path, os.stat_result | None]:
+    """Where `path` leads, symbolic links followed, and what is there (None:
+    nothing). OSError when that cannot be told: a loop of symbolic links, a
+    name too long, a folder on the way that may not be searched."""
+    try:
+        resolved = path.resolve()
+    except RuntimeError:  # Python < 3.13 says so for a loop of symbolic links
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path)) from None
+    try:
+        return resolved, resolved.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return resolved, None
+
+
+def _unlookable(e: OSError, what: str) -> str:
+    """The end of a message about a path `_look` could not follow."""
+    if e.errno == errno.ELOOP:
+        return (f"leads through a loop of symbolic links ({_short(str(e.filename), 200)} leads "
+                f"back to itself): replace the link with the {what} itself, or a link to it")
+    return (f"cannot be looked at ({e.strerror or e}): check the path, and the permissions "
+            "of the folders on the way")
 
 
 def _peek_id(node: Node) -> str | None:

@@ -4,6 +4,10 @@ from warnings, and an exit status scripts can trust."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -152,3 +156,29 @@ def test_the_intro_tracks_are_checked_and_not_reported_as_unused(tmp_path, make_
     assert not [f for f in report.findings if f.subject == "file fr/_intro.wav"]
     intro, = [t for t in report.tracks if t.path == "fr/_intro.wav"]
     assert intro.used_by == (("intro", "fr"),) and intro.seconds == pytest.approx(1.0, abs=0.05)
+
+
+def test_text_that_is_not_valid_unicode_is_reported_at_its_line_not_a_crash(good, capsys):
+    good.write_text(good.read_text().replace("site: Check test", 'site: "Salle \\ud83d"'))
+    assert main(["check", "--zones", str(good), "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert f"{good}:1:7: the text holds the escape \\ud83d" in out
+    assert "not valid Unicode text" in out and "Traceback" not in out
+
+
+def test_an_unreadable_track_asks_for_its_permissions_to_be_fixed_not_a_new_export(good):
+    track = good.parent / "tracks/en/v2.wav"
+    track.chmod(0)
+    command = [sys.executable, "-m", "guide", "check", "--zones", str(good), "--no-progress"]
+    if os.geteuid() == 0:  # root reads anything: drop the capabilities that let it
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permissions cannot be tested")
+        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True)
+    finally:
+        track.chmod(0o644)
+    assert done.returncode == 1, done.stderr
+    assert (f"track en/v2.wav: cannot be played: cannot be read (permission denied); "
+            f"make it readable (chmod a+r {track})") in done.stdout
+    assert "export" not in done.stdout and "Traceback" not in done.stderr

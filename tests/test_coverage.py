@@ -4,6 +4,11 @@ the sentence a visitor is told, and `guide coverage`."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -159,3 +164,31 @@ def test_the_coverage_command_reports_a_bad_zone_map_without_a_traceback(tmp_pat
     assert main(["coverage", "--zones", str(tmp_path / "zones.yaml")]) == 2
     err = capsys.readouterr().err
     assert "zones.yaml" in err and "Traceback" not in err
+
+
+def test_a_wav_whose_header_gives_no_sample_rate_is_an_error_naming_it_not_a_traceback(coupole, capsys):
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, 0, 0, 2, 16)  # 0 Hz
+    (coupole.parent / "tracks/en/ex-03.wav").write_bytes(
+        b"RIFF" + struct.pack("<I", 2036) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", 2000)
+        + bytes(2000))
+    assert main(["coverage", "--zones", str(coupole)]) == 2
+    err = capsys.readouterr().err
+    assert "ex-03.wav: its header gives a sample rate of 0 Hz" in err and "re-export it" in err
+    assert "Traceback" not in err
+
+
+def test_an_unreadable_track_asks_for_its_permissions_to_be_fixed(coupole):
+    track = coupole.parent / "tracks/en/ex-03.wav"
+    track.chmod(0)
+    command = [sys.executable, "-m", "guide", "coverage", "--zones", str(coupole)]
+    if os.geteuid() == 0:  # root reads anything: drop the capabilities that let it
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permissions cannot be tested")
+        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True)
+    finally:
+        track.chmod(0o644)
+    assert done.returncode == 2, done.stderr
+    assert f"{track}: cannot be read (permission denied); make it readable (chmod a+r {track})" in done.stderr
+    assert "re-export" not in done.stderr and "Traceback" not in done.stderr

@@ -411,3 +411,19 @@ def test_guide_play_of_a_broken_track_exits_2_naming_the_file(site, tmp_path, ca
 def test_guide_play_of_an_unknown_exhibit_suggests_the_right_one(site, capsys):
     assert main(["play", "--zones", str(site), "--exhibit", "dom", "--lang", "fr"]) == 2
     assert "no exhibit 'dom'; did you mean 'dome'?" in capsys.readouterr().err
+
+
+def test_guide_play_of_a_wav_without_samples_says_the_track_is_empty(site, tmp_path, capsys):
+    segment(tone(0.0)).export(tmp_path / "tracks/fr/dome.wav", format="wav").close()
+    site.write_text(site.read_text().replace("fr/dome.opus", "fr/dome.wav"))
+    with file_sink(tmp_path / "alsa"):
+        status = main(["play", "--zones", str(site), "--exhibit", "dome", "--lang", "fr"])
+    err = capsys.readouterr().err
+    assert status == 2 and "dome.wav: the track is empty" in err
+    assert "--offset" not in err and "Traceback" not in err
+
+
+def test_a_pipe_is_not_decoded_as_a_track(tmp_path):
+    os.mkfifo(tmp_path / "pipe.opus")  # ffmpeg would wait for a writer forever
+    with pytest.raises(TrackError, match="pipe.opus: is not a regular file"):
+        decode(tmp_path / "pipe.opus")

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import struct
 import subprocess
+import sys
 
 import pytest
 
 from guide.errors import TrackError
 from guide.tracks import _ogg_duration, duration
+
+
+def unprivileged(*command: str) -> list[str]:
+    """`command`, run so that file permissions apply (as root they would not)."""
+    if os.geteuid() != 0:
+        return list(command)
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: permissions cannot be tested")
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
 
 
 def encode(path, seconds, codec):
@@ -38,3 +51,54 @@ def test_a_file_that_is_not_audio_is_a_clear_error_naming_it(tmp_path):
 def test_a_missing_track_is_a_clear_error(tmp_path):
     with pytest.raises(TrackError, match="nope.opus: cannot read the track"):
         duration(tmp_path / "nope.opus")
+
+
+def wav_header(rate: int, frames: bytes) -> bytes:
+    """A 16-bit mono PCM WAV of `frames`, its header claiming `rate` Hz."""
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+    return (b"RIFF" + struct.pack("<I", 4 + 8 + 16 + 8 + len(frames)) + b"WAVEfmt " + fmt
+            + b"data" + struct.pack("<I", len(frames)) + frames)
+
+
+def test_a_wav_with_a_sample_rate_of_0_is_a_clear_error_not_a_division_by_zero(tmp_path):
+    bad = tmp_path / "zero.wav"
+    bad.write_bytes(wav_header(0, bytes(2000)))
+    with pytest.raises(TrackError, match=r"zero.wav: its header gives a sample rate of 0 Hz.*re-export"):
+        duration(bad)
+
+
+def test_a_wav_without_samples_is_an_empty_track(tmp_path, make_wav):
+    with pytest.raises(TrackError, match="empty.wav: the track is empty"):
+        duration(make_wav(tmp_path / "empty.wav", 0))
+
+
+def test_a_streamed_wav_whose_header_gives_no_length_is_measured(tmp_path):
+    # a streaming encoder cannot go back to write the data size: 0 or 0xFFFFFFFF
+    data = bytearray(wav_header(8000, bytes(2 * 8000)))
+    for size in (0, 0xFFFFFFFF):
+        data[40:44] = struct.pack("<I", size)
+        (tmp_path / "streamed.wav").write_bytes(data)
+        assert duration(tmp_path / "streamed.wav") == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_pipe_or_a_folder_is_not_a_track(tmp_path):
+    os.mkfifo(tmp_path / "pipe.wav")  # reading it would wait for a writer forever
+    with pytest.raises(TrackError, match="pipe.wav: is not a regular file"):
+        duration(tmp_path / "pipe.wav")
+    (tmp_path / "folder.wav").mkdir()
+    with pytest.raises(TrackError, match="folder.wav: is a directory"):
+        duration(tmp_path / "folder.wav")
+
+
+def test_an_unreadable_track_says_to_fix_its_permissions_not_to_export_it_again(tmp_path, make_wav):
+    path = make_wav(tmp_path / "locked.wav", 0.5)
+    code = ("import sys\nfrom guide.tracks import duration\nfrom guide.errors import TrackError\n"
+            "try:\n    duration(sys.argv[1])\nexcept TrackError as e:\n    print(e)\n")
+    path.chmod(0)
+    try:
+        out = subprocess.run(unprivileged(sys.executable, "-c", code, str(path)),
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        path.chmod(0o644)
+    assert "locked.wav: cannot be read (permission denied)" in out
+    assert f"chmod a+r {path}" in out and "re-export" not in out

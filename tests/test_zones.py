@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import pickle
+import re
 from pathlib import Path
 
 import pytest
 
+from guide.cli import main
 from guide.errors import Problem, ZoneMapError
 from guide.settings import TriggerSettings
 from guide.site import Eddystone, IBeacon
@@ -273,6 +276,45 @@ def test_a_file_that_is_not_utf8_names_its_line(site_dir):
     assert p.line == line_of(VALID, "Pièce") and "save it as UTF-8" in p.message
 
 
+def test_nesting_too_deep_for_the_parser_is_a_problem_at_its_line(problem):
+    deep = "[" * 500 + "]" * 500
+    text = VALID + f"x-deep: {deep}  # <-\n"
+    p = problem(text)
+    assert p.line == line_of(text) and "nested more than 100 levels deep" in p.message
+
+
+@pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "\\ud83d\\ude00"])
+def test_text_holding_a_lone_surrogate_escape_is_not_valid_unicode(problem, escape):
+    text = edit("site: Test gallery\n", f'site: "Salle {escape}"  # <-\n')
+    p = marked(problem(text), text, '"Salle')
+    assert f"the escape {escape[:6]}" in p.message and "not valid Unicode text" in p.message
+    str(p).encode("utf-8")  # printable: the message itself holds no surrogate
+
+
+def test_a_whole_file_echoed_as_a_value_is_cut_short(site_dir):
+    path = site_dir / "scans.csv"  # a scan log given as the zone map: one long plain scalar
+    path.write_text("visitor,t,beacon,rssi\n" + "v001,0.032,b-tapestry,-82\n" * 50_000)
+    with pytest.raises(ZoneMapError) as info:
+        load_zones(path)
+    (p,) = info.value.problems
+    assert "must be a mapping of 'key: value' lines, not the text 'visitor,t,beacon" in p.message
+    assert re.search(r"\.\.\. \(1[0-9]{6} characters\)'", p.message) and len(p.message) < 300
+
+
+@pytest.mark.parametrize("old,new,needle,said", [
+    ("fr/coin-1.wav}", f"fr/{'x' * 5000}.wav}}  # <-", "fr/xxx",
+     f"exhibit 'coin-1' track in 'fr' 'fr/{'x' * 53}... (5007 characters)' cannot be looked at"),
+    ("site: Test gallery\n", f"site: Test gallery\ncolour{'r' * 1000}: red  # <-\n", "colour",
+     f"unknown key 'colour{'r' * 50}... (1006 characters)' in the zone map"),
+    ("beacon: b-coin", f"beacon: b-{'c' * 5000}  # <-", "b-ccc",
+     f"uses beacon 'b-{'c' * 54}... (5002 characters)', which is not defined"),
+])
+def test_long_values_are_cut_short_wherever_a_message_quotes_them(problem, old, new, needle, said):
+    text = edit(old, new)
+    p = marked(problem(text), text, needle)
+    assert said in p.message and len(p.message) < 400
+
+
 def test_an_empty_file_says_what_it_needs(problem):
     p = problem("")
     assert p.line == 1 and "empty" in p.message and "languages" in p.message
@@ -431,6 +473,8 @@ def test_yaml_1_1_base_60_and_octal_numbers_are_refused_not_silently_converted(p
      "x must be between -100000 and 100000 m, not a 400-digit number"),
     ("exhibits:\n", "trigger: {replay_heard: !!bool maybe}  # <-\nexhibits:\n", "!!bool",
      "trigger.replay_heard must be true or false, not 'maybe'"),
+    ("major: 100, minor: 1}", f"major: 100, minor: 0{'7' * 5000}}}  # <-", "0777",
+     f"YAML 1.1 reads it as an octal number; write {'7' * 20}... (5000 characters) if"),
 ])
 def test_numbers_python_cannot_read_or_convert_are_problems_not_tracebacks(problem, old, new,
                                                                           value, said):
@@ -686,6 +730,34 @@ def test_a_symlink_inside_tracks_dir_is_fine(load, site_dir):
     (site_dir / "tracks" / "fr" / "alias.wav").symlink_to(site_dir / "tracks/fr/coin-1.wav")
     site = load(edit("fr/coin-1.wav}", "fr/alias.wav}"))
     assert site.exhibit("coin-1").tracks["fr"] == "fr/alias.wav"
+
+
+def test_a_track_that_is_a_pipe_is_not_called_a_directory(problem, site_dir):
+    os.mkfifo(site_dir / "tracks" / "fr" / "pipe.wav")
+    text = edit("fr/coin-1.wav}", "fr/pipe.wav}  # <-")
+    p = marked(problem(text), text, "fr/pipe.wav")
+    assert "'fr/pipe.wav' is not a regular file (a pipe" in p.message
+    assert "directory" not in p.message
+
+
+def test_a_symlink_loop_as_a_track_is_a_problem_at_its_line_not_a_crash(problem, site_dir):
+    loop = site_dir / "tracks" / "fr" / "loop.wav"
+    loop.symlink_to("loop.wav")
+    text = edit("fr/coin-1.wav}", "fr/loop.wav}  # <-")
+    p = marked(problem(text), text, "fr/loop.wav")
+    assert f"'fr/loop.wav' leads through a loop of symbolic links ({loop} leads back" in p.message
+    assert "replace the link with the file itself" in p.message
+
+
+def test_a_symlink_loop_as_tracks_dir_is_a_problem_at_its_line_not_a_crash(problem, site_dir, capsys):
+    (site_dir / "tloop").symlink_to("tloop")
+    text = edit("languages:", "tracks_dir: tloop  # <-\nlanguages:")
+    p = marked(problem(text), text, "tloop")
+    assert "tracks_dir 'tloop' leads through a loop of symbolic links" in p.message
+    assert main(["settings", "--zones", str(site_dir / "zones.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"zones.yaml:{line_of(text)}:13: tracks_dir 'tloop' leads through a loop" in err
+    assert "Traceback" not in err
 
 
 def test_a_missing_tracks_dir_is_one_problem_not_one_per_track(problem):
