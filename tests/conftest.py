@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import struct
 import wave
 from pathlib import Path
@@ -56,3 +57,16 @@ def make_wav() -> MakeWav:
         return path
 
     return make
+
+
+@pytest.fixture
+def unprivileged() -> Callable[..., list[str]]:
+    """unprivileged(*command): `command`, run so that file permissions apply
+    (as root they would not); skips the test when that cannot be arranged."""
+    def wrap(*command: str) -> list[str]:
+        if os.geteuid() != 0:
+            return list(command)
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permissions cannot be tested")
+        return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
+    return wrap

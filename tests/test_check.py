@@ -4,8 +4,6 @@ from warnings, and an exit status scripts can trust."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 
@@ -166,14 +164,10 @@ def test_text_that_is_not_valid_unicode_is_reported_at_its_line_not_a_crash(good
     assert "not valid Unicode text" in out and "Traceback" not in out
 
 
-def test_an_unreadable_track_asks_for_its_permissions_to_be_fixed_not_a_new_export(good):
+def test_an_unreadable_track_asks_for_its_permissions_to_be_fixed_not_a_new_export(good, unprivileged):
     track = good.parent / "tracks/en/v2.wav"
     track.chmod(0)
-    command = [sys.executable, "-m", "guide", "check", "--zones", str(good), "--no-progress"]
-    if os.geteuid() == 0:  # root reads anything: drop the capabilities that let it
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: permissions cannot be tested")
-        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
+    command = unprivileged(sys.executable, "-m", "guide", "check", "--zones", str(good), "--no-progress")
     try:
         done = subprocess.run(command, capture_output=True, text=True)
     finally:

@@ -4,8 +4,6 @@ the sentence a visitor is told, and `guide coverage`."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -177,14 +175,10 @@ def test_a_wav_whose_header_gives_no_sample_rate_is_an_error_naming_it_not_a_tra
     assert "Traceback" not in err
 
 
-def test_an_unreadable_track_asks_for_its_permissions_to_be_fixed(coupole):
+def test_an_unreadable_track_asks_for_its_permissions_to_be_fixed(coupole, unprivileged):
     track = coupole.parent / "tracks/en/ex-03.wav"
     track.chmod(0)
-    command = [sys.executable, "-m", "guide", "coverage", "--zones", str(coupole)]
-    if os.geteuid() == 0:  # root reads anything: drop the capabilities that let it
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: permissions cannot be tested")
-        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
+    command = unprivileged(sys.executable, "-m", "guide", "coverage", "--zones", str(coupole))
     try:
         done = subprocess.run(command, capture_output=True, text=True)
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -12,15 +11,6 @@ import pytest
 
 from guide.errors import TrackError
 from guide.tracks import _ogg_duration, duration
-
-
-def unprivileged(*command: str) -> list[str]:
-    """`command`, run so that file permissions apply (as root they would not)."""
-    if os.geteuid() != 0:
-        return list(command)
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv: permissions cannot be tested")
-    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
 
 
 def encode(path, seconds, codec):
@@ -90,7 +80,8 @@ def test_a_pipe_or_a_folder_is_not_a_track(tmp_path):
         duration(tmp_path / "folder.wav")
 
 
-def test_an_unreadable_track_says_to_fix_its_permissions_not_to_export_it_again(tmp_path, make_wav):
+def test_an_unreadable_track_says_to_fix_its_permissions_not_to_export_it_again(tmp_path, make_wav,
+                                                                               unprivileged):
     path = make_wav(tmp_path / "locked.wav", 0.5)
     code = ("import sys\nfrom guide.tracks import duration\nfrom guide.errors import TrackError\n"
             "try:\n    duration(sys.argv[1])\nexcept TrackError as e:\n    print(e)\n")
