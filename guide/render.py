@@ -21,8 +21,6 @@ A track that cannot be decoded is silence, and one line in `problems`.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 
 from guide.audio import TrackLoader
 from guide.errors import GuideError
+from guide.files import replacing
 from guide.player import Failed, ManualClock, PlayerEvent, WavWriter
 from guide.site import Site
 
@@ -58,56 +57,54 @@ def render_visit(site: Site, events: Iterable[Mapping[str, Any]], out_path: str 
     out_path = Path(out_path)
     clock = ManualClock(0.0)
     reported: list[PlayerEvent] = []
-    # rendered beside, under a name of its own, and renamed over out_path once done
-    fd, name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    os.close(fd)
-    rendering = Path(name)
     own_loader = loader is None
     loader = loader if loader is not None else TrackLoader()
-    writer = None
     try:
-        writer = WavWriter(reported.append, rendering, clock=clock, loader=loader)
-        starts, current, intro_ends = 0, None, None
-        for event in events:
-            clock.now = max(clock.now, float(event["t"]))
-            kind = event.get("event")
-            if kind == "intro":
-                writer.play(site.track_path(str(event["track"])))
-                intro_ends = writer.ends_at()
-            elif kind == "start":
-                if intro_ends is not None and clock.now < intro_ends:
-                    writer.stop(fade=INTRO_FADE)  # the exhibit wins
-                intro_ends = None
-                current = site.track_path(str(event["track"]))
-                writer.play(current, offset=float(event.get("offset", 0.0)))
-                starts += 1
-            elif kind == "end":
-                if event.get("reason") not in ("finished", "error"):
-                    writer.stop(fade=float(event.get("fade", 0.0)))
-                current = None
-            elif kind == "pause":
-                writer.pause()
-            elif kind == "resume" and current is not None:
-                where = writer.position()
-                wanted = float(event.get("position", where if where is not None else 0.0))
-                if where is not None and abs(where - wanted) <= _RESUME_SLACK:
-                    writer.resume()
-                else:  # the engine chose to go back (or on) a little: play from there
-                    writer.play(current, offset=wanted)
-        # a track still playing plays out to its end; a fade or pause under way ends
-        clock.now = max(clock.now, writer.ends_at() or clock.now)
-        writer.close()
-        if out_path.is_file():
-            shutil.copymode(out_path, rendering)  # a file replaced keeps its permissions
-        os.replace(rendering, out_path)
+        with replacing(out_path) as rendering:  # renamed over out_path once rendered
+            writer = WavWriter(reported.append, rendering, clock=clock, loader=loader)
+            try:
+                starts = _perform(site, events, writer, clock)
+            finally:
+                writer.close()
     finally:
-        if writer is not None:
-            writer.close()  # nothing more to do once closed
-        rendering.unlink(missing_ok=True)
         if own_loader:
             loader.close()
     problems = tuple(e.message for e in reported if isinstance(e, Failed))
     return Rendering(path=out_path, seconds=round(clock.now, 3), starts=starts, problems=problems)
+
+
+def _perform(site: Site, events: list[Mapping[str, Any]], writer: WavWriter, clock: ManualClock) -> int:
+    """Play `events` into `writer` on virtual `clock`; how many tracks started."""
+    starts, current, intro_ends = 0, None, None
+    for event in events:
+        clock.now = max(clock.now, float(event["t"]))
+        kind = event.get("event")
+        if kind == "intro":
+            writer.play(site.track_path(str(event["track"])))
+            intro_ends = writer.ends_at()
+        elif kind == "start":
+            if intro_ends is not None and clock.now < intro_ends:
+                writer.stop(fade=INTRO_FADE)  # the exhibit wins
+            intro_ends = None
+            current = site.track_path(str(event["track"]))
+            writer.play(current, offset=float(event.get("offset", 0.0)))
+            starts += 1
+        elif kind == "end":
+            if event.get("reason") not in ("finished", "error"):
+                writer.stop(fade=float(event.get("fade", 0.0)))
+            current = None
+        elif kind == "pause":
+            writer.pause()
+        elif kind == "resume" and current is not None:
+            where = writer.position()
+            wanted = float(event.get("position", where if where is not None else 0.0))
+            if where is not None and abs(where - wanted) <= _RESUME_SLACK:
+                writer.resume()
+            else:  # the engine chose to go back (or on) a little: play from there
+                writer.play(current, offset=wanted)
+    # a track still playing plays out to its end; a fade or pause under way ends
+    clock.now = max(clock.now, writer.ends_at() or clock.now)
+    return starts
 
 
 def _check(events: list[Mapping[str, Any]]) -> None:
