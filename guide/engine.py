@@ -22,7 +22,9 @@ The rules
 3. Settling. The visitor has settled at X once that held for `dwell`
    seconds without a break (a drop-out of at most `DIP_PACKETS` packet
    intervals does not count as one), with X heard in the last
-   `SILENT_GRACE` seconds.
+   `SILENT_GRACE` seconds; for `dwell_again` seconds at an exhibit whose
+   track this visitor already walked away from (rule 5): a visitor whose
+   route passes it again is not yet arriving.
    Once settled, the visitor stays at X until X falls `hysteresis` dB below
    its level, or another exhibit leads it by `hysteresis` dB: arriving is
    harder than staying, so two exhibits 2-3 m apart do not flicker.
@@ -41,7 +43,9 @@ The rules
    reason "abandoned"), the exhibit does not count as heard, and the exhibit
    where the visitor has settled, if any, starts at once. Leaving
    means another exhibit leading X by `hysteresis`, or X falling `hysteresis`
-   below its level, for `leave` seconds (or `LEAVE_PACKETS` packet
+   below its level (`LEADING_DROP` dB further while X still leads every
+   other exhibit by `margin`: a phone held low reads that much weaker while
+   its visitor stands still), for `leave` seconds (or `LEAVE_PACKETS` packet
    intervals of X's beacon when that is longer: a phone scanning at 1 Hz
    needs more packets' evidence than a 10 Hz scanner). Not a drop from the
    level at the start: visitors drift and turn while listening, and that
@@ -80,6 +84,7 @@ SILENT_GRACE = 2.5  # s without a packet before a beacon's level starts to decay
 SILENT_DECAY = 6.0  # dB per second of silence after the grace period
 LEAVE_PACKETS = 3.0  # `leave` lasts at least this many packet intervals (slow scanners)
 DIP_PACKETS = 1.5  # packet intervals a candidate may drop out without losing its dwell
+LEADING_DROP = 4.0  # dB further an exhibit still leading by its margin must fall to count as left
 STEP = 0.25  # s between two evaluations of where the visitor is
 
 
@@ -142,6 +147,7 @@ class Engine:
         self._active: list[_Beacon] = []  # beacons heard and not yet forgotten
         self._here: int | None = None  # exhibit the visitor is at (rule 2)
         self._here_since = 0.0
+        self._walked_off: set[int] = set()  # exhibits whose track was abandoned
         self._settled = False  # at `_here` for the whole dwell (rule 3)
         self._block: int | None = None  # not to start until the visitor leaves it
         self._lost: tuple[int, float, float] | None = None  # (candidate, since, lost at)
@@ -349,8 +355,9 @@ class Engine:
         if here != self._here:
             self._move(here, now)
         if here is not None and not self._settled:
-            ex = self._exhibits[here]
-            self._settled = (now - self._here_since >= ex.trigger.dwell
+            t = self._exhibits[here].trigger
+            dwell = max(t.dwell, t.dwell_again) if here in self._walked_off else t.dwell
+            self._settled = (now - self._here_since >= dwell
                              and now - self._beacon_of[here].last <= SILENT_GRACE)
         out: list[Action] = []
         p = self._playing
@@ -378,6 +385,7 @@ class Engine:
                 self._playing = None
                 out.append(End(exhibit=p.exhibit, reason="abandoned", fade=self._fade))
                 self._block = i  # it must be earned again by a fresh arrival
+                self._walked_off.add(i)
         if self._playing is None and self._settled and here != self._block:
             ex = self._exhibits[here]
             if ex.id not in self._heard or self._replay_heard:
@@ -407,16 +415,20 @@ class Engine:
         """Rule 5: has the visitor walked away from the playing exhibit?
         (See the module docstring for why it is judged this way.)"""
         i = p.index
-        h = self._exhibits[i].trigger.hysteresis
+        t = self._exhibits[i].trigger
         level = self._levels.get(i)
-        away = (level is None or level < self._enter[i] - h
-                or self._best_other(i) - (level - self._tx[i]) >= h)
+        if level is None:
+            away = True
+        else:
+            lead = level - self._tx[i] - self._best_other(i)
+            floor = self._enter[i] - t.hysteresis - (LEADING_DROP if lead >= t.margin else 0.0)
+            away = lead <= -t.hysteresis or level < floor
         if not away:
             p.away_since = None
             return False
         if p.away_since is None:
             p.away_since = now
-        confirm = max(self._exhibits[i].trigger.leave, LEAVE_PACKETS * self._beacon_of[i].interval)
+        confirm = max(t.leave, LEAVE_PACKETS * self._beacon_of[i].interval)
         return now - p.away_since >= confirm
 
     def _best_other(self, i: int) -> float:

@@ -56,6 +56,10 @@ class TriggerSettings:
     dwell: float = _s(
         5.0, "s", "how long the visitor must stay settled before the track starts",
         min=0, max=120, per_exhibit=True)
+    dwell_again: float = _s(
+        8.0, "s", "`dwell` at an exhibit whose track this visitor already walked "
+        "away from (a glance, or a wrong start): someone passing it again is not "
+        "yet arriving (never less than `dwell`)", min=0, max=120, per_exhibit=True)
     glance: float = _s(
         12.0, "s", "a track the visitor leaves within this many seconds of its "
         "start was a glance: it fades out and the exhibit is not counted as heard",

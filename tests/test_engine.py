@@ -393,3 +393,58 @@ def test_a_visitor_already_walking_off_when_the_grace_runs_out_gets_a_fade():
     v.stay(10.0, AT_C)  # walks off just before the grace runs out
     assert ends(v.log) == [("a", "abandoned")]
     assert "a" not in v.engine.heard
+
+
+NOWHERE = {"a": FAR, "b": -82, "c": -84}  # in the room, at no exhibit's level
+
+
+def test_an_exhibit_walked_away_from_needs_the_longer_dwell_to_start_again():
+    v = Visit()
+    t = v.site.trigger
+    assert t.dwell_again > t.dwell
+    v.stay(t.dwell + 1.5, AT_A)
+    v.stay(8, NOWHERE)  # a glance: faded out, not heard
+    assert ends(v.log) == [("a", "abandoned")]
+    # passing by again for longer than the dwell but less than dwell_again
+    assert v.stay(t.dwell + 1.5, AT_A) == []
+    v.stay(8, NOWHERE)
+    back = v.t
+    acts = v.stay(t.dwell_again + 3, AT_A)  # this time the visitor stays
+    assert starts(acts) == ["a"]
+    assert t.dwell_again <= acts[0][0] - back <= t.dwell_again + 2.0
+    # an exhibit never walked away from still takes the plain dwell
+    v.stay(t.glance + 10, AT_A)
+    v.finish()
+    v.stay(8, NOWHERE)
+    back = v.t
+    acts = v.stay(t.dwell + 3, AT_B)
+    assert starts(acts) == ["b"] and acts[0][0] - back <= t.dwell + 2.0
+
+
+def test_dwell_again_is_never_shorter_than_the_dwell():
+    v = Visit(make_site(dwell=10.0, dwell_again=4.0))
+    v.stay(11.5, AT_A)
+    v.stay(8, NOWHERE)
+    assert ends(v.log) == [("a", "abandoned")]
+    assert v.stay(9, AT_A) == []
+
+
+def test_a_weak_phone_under_the_level_while_its_exhibit_still_leads_keeps_the_track():
+    # a's level is -70.5 dBm (tx -59 at 1.5 m, less 8 dB slack); held low, the
+    # phone reads -76: 5.5 dB under it, with a still 14 dB ahead of b
+    v = Visit()
+    t = v.site.trigger
+    v.stay(t.dwell + 1.5, AT_A)
+    v.stay(t.glance + t.commit_grace + 2, {"a": -76, "b": -90, "c": GONE})
+    assert ends(v.log) == [] and "a" in v.engine.heard
+
+
+@pytest.mark.parametrize("levels", [
+    {"a": -76, "b": -78, "c": GONE},  # as low, with b close behind: walking towards b
+    {"a": -80, "b": -92, "c": GONE},  # much lower: walking off into an empty room
+])
+def test_under_the_level_without_a_clear_lead_or_far_under_it_is_leaving(levels):
+    v = Visit()
+    v.stay(v.site.trigger.dwell + 1.5, AT_A)
+    v.stay(10, levels)
+    assert ends(v.log) == [("a", "abandoned")] and "a" not in v.engine.heard
