@@ -84,6 +84,16 @@ class MockBlueZ:
         """The adapter unplugged: it and every device it saw leave the bus."""
         self.control.RemoveAdapterWithDevices(name)
 
+    def discovering(self, name: str = "hci0") -> bool:
+        """Whether a scanner has started discovery on the adapter: from then on
+        it hears every advertisement (before it, they are lost)."""
+        try:
+            adapter = self.bus.get_object("org.bluez", f"/org/bluez/{name}")
+            return bool(adapter.Get("org.bluez.Adapter1", "Discovering",
+                                    dbus_interface="org.freedesktop.DBus.Properties"))
+        except dbus.exceptions.DBusException:
+            return False  # no such adapter (yet)
+
     def add_device(self, address: str, *, adapter: str = "hci0", name: str = "beacon",
                    manufacturer: dict[int, bytes] | None = None,
                    service: dict[str, bytes] | None = None) -> MockBeacon:

@@ -219,7 +219,7 @@ def test_bleak_reports_configured_beacons_and_ignores_the_rest(site, bluez):
     source = BleakSource(BeaconParser(site.beacons), silence=10)
 
     async def script(got):
-        await asyncio.sleep(0.3)  # the scan is running
+        await _until(bluez.discovering)  # the scan is running: nothing is lost
         for rssi in (-80, -75, -70):
             dome.advertise(rssi)
             stranger.advertise(rssi)
@@ -261,7 +261,7 @@ def test_an_adapter_that_vanishes_mid_visit_is_found_again_when_it_returns(site,
     source = BleakSource(BeaconParser(site.beacons), silence=0.3, backoff=Backoff(first=0.1, longest=0.4))
 
     async def script(got):
-        await asyncio.sleep(0.2)
+        await _until(bluez.discovering)
         dome.advertise(-70)
         await _until(lambda: got)
         bluez.remove_adapter("hci0")

@@ -645,7 +645,7 @@ def test_a_visit_end_to_end_through_bluez_and_alsa_survives_losing_the_adapter(s
                 await asyncio.sleep(0.1)
 
         async def visit():
-            await asyncio.sleep(0.3)  # scanning
+            await until(bluez.discovering)  # scanning: nothing is lost
             await air({"dome": (AWAY, AT), "tunnel": AWAY}, 1.0)
             await air({"dome": AT, "tunnel": AWAY}, 1.2)
             assert device.engine.playing == "dome"
