@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import stat
 import struct
 import subprocess
 import threading
@@ -47,6 +46,7 @@ import numpy as np
 
 from guide.errors import TrackError
 from guide.site import Site
+from guide.tracks import check_regular, permission_denied
 
 logger = logging.getLogger("guide.audio")
 
@@ -105,11 +105,7 @@ def decode(path: str | os.PathLike[str], *, started: Callable[[subprocess.Popen]
                          "tracks_dir and tracks of the zone map") from None
     except OSError as e:
         raise TrackError(f"{path}: cannot read the track ({e.strerror})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise TrackError(f"{path}: is a directory; a track must be an audio file")
-    if not stat.S_ISREG(st.st_mode):  # ffmpeg would wait on a pipe for a writer forever
-        raise TrackError(f"{path}: is not a regular file (a pipe, a device or a socket); "
-                         "a track must be an audio file")
+    check_regular(path, st)  # ffmpeg would wait on a pipe for a writer forever
     if st.st_size == 0:
         raise TrackError(f"{path}: the file is empty; export the track again")
     _check_complete(path, st.st_size)
@@ -171,9 +167,8 @@ def _check_complete(path: Path, size: int) -> None:
     must hold as many bytes as its header announces."""
     try:
         _check_container(path, size)
-    except PermissionError:  # not the audio's fault: exporting it again would not help
-        raise TrackError(f"{path}: cannot be read (permission denied); make it readable "
-                         f"(chmod a+r {path})") from None
+    except PermissionError:
+        raise permission_denied(path) from None
     except OSError as e:
         raise TrackError(f"{path}: cannot read the track ({e.strerror})") from None
 

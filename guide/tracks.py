@@ -34,21 +34,33 @@ def duration(path: str | os.PathLike) -> float:
         st = p.stat()
     except OSError as e:
         raise TrackError(f"{p}: cannot read the track ({e.strerror}); check the path in zones.yaml") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise TrackError(f"{p}: is a directory, not an audio file; check the path in zones.yaml")
-    if not stat.S_ISREG(st.st_mode):  # reading a pipe would wait for a writer forever
-        raise TrackError(f"{p}: is not a regular file (a pipe, a device or a socket); "
-                         "a track must be an audio file")
+    check_regular(p, st)
     return _duration(str(p), st.st_mtime_ns, st.st_size)
+
+
+def check_regular(path: str | os.PathLike, st: os.stat_result) -> None:
+    """TrackError unless `st` (of `path`) is a regular file: a folder, or a
+    pipe, device or socket (reading a pipe would wait for a writer forever)."""
+    if stat.S_ISDIR(st.st_mode):
+        raise TrackError(f"{path}: is a directory, not an audio file; check the path in zones.yaml")
+    if not stat.S_ISREG(st.st_mode):
+        raise TrackError(f"{path}: is not a regular file (a pipe, a device or a socket); "
+                         "a track must be an audio file")
+
+
+def permission_denied(path: str | os.PathLike) -> TrackError:
+    """The error for a track that may not be read: not the audio's fault, so
+    exporting it again would not help."""
+    return TrackError(f"{path}: cannot be read (permission denied); make it readable "
+                      f"(chmod a+r {path})")
 
 
 @functools.lru_cache(maxsize=4096)
 def _duration(path: str, _mtime: int, size: int) -> float:
     try:
         open(path, "rb").close()
-    except PermissionError:  # not the audio's fault: exporting it again would not help
-        raise TrackError(f"{path}: cannot be read (permission denied); make it readable "
-                         f"(chmod a+r {path})") from None
+    except PermissionError:
+        raise permission_denied(path) from None
     except OSError:
         pass  # the readers below say what is wrong
     no_frames = False  # a WAV header announcing no audio: empty, unless ffprobe finds some
