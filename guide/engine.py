@@ -310,14 +310,17 @@ class Engine:
 
     # ----- persistence -------------------------------------------------------
     def snapshot(self, now: float) -> dict:
-        """What must survive a reboot (JSON-able)."""
+        """What must survive a reboot (JSON-able): the language, the exhibits
+        heard and walked away from (rules 3 and 6), the playing track."""
         p = self._playing
         playing = None
         if p is not None:
             playing = {"exhibit": p.exhibit, "lang": p.lang, "track": p.track,
                        "position": round(self.position(now) or 0.0, 3),
                        "paused": p.paused_at is not None}
-        return {"lang": self.lang, "heard": sorted(self._heard), "playing": playing}
+        walked_off = sorted(self._exhibits[i].id for i in self._walked_off)
+        return {"lang": self.lang, "heard": sorted(self._heard), "walked_off": walked_off,
+                "playing": playing}
 
     @classmethod
     def restore(cls, site: Site, snapshot: dict, now: float) -> tuple["Engine", list[Action]]:
@@ -327,6 +330,8 @@ class Engine:
         heard = frozenset(snapshot.get("heard", ())) & site.exhibit_ids
         lang = snapshot.get("lang")
         engine = cls(site, lang if lang in site.languages else site.languages[0], heard=heard)
+        walked_off = snapshot.get("walked_off", ())  # absent from states saved before it existed
+        engine._walked_off = {engine._ids[e] for e in walked_off if e in engine._ids}
         p = snapshot.get("playing")
         if not p or p.get("exhibit") not in site.exhibit_ids:
             return engine, []

@@ -1,11 +1,12 @@
 """The visit's state on disk, so a crash, a flat battery or a reboot loses nothing.
 
-A device saves the visit (language, exhibits heard, the playing track and its
-position, volume) after every action and every few seconds while a track
-plays. Each save is atomic: the JSON goes to a temporary file in the same
-directory, is flushed and fsynced, then `os.replace`d over the state file,
-and the directory is fsynced so the rename itself is durable. Whenever power
-goes, the file on disk is the old state or the new one, never a mixture.
+A device saves the visit (language, exhibits heard and walked away from, the
+playing track and its position, volume) after every action and every few
+seconds while a track plays. Each save is atomic: the JSON goes to a
+temporary file in the same directory, is flushed and fsynced, then
+`os.replace`d over the state file, and the directory is fsynced so the
+rename itself is durable. Whenever power goes, the file on disk is the old
+state or the new one, never a mixture.
 
     store = StateFile("events.jsonl.state.json")
     store.save(VisitState(visitor="visit-1", site="La Coupole", t=12.5, volume=0.8,

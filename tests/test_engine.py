@@ -421,6 +421,24 @@ def test_an_exhibit_walked_away_from_needs_the_longer_dwell_to_start_again():
     assert starts(acts) == ["b"] and acts[0][0] - back <= t.dwell + 2.0
 
 
+def test_a_reboot_remembers_the_exhibits_walked_away_from():
+    v = Visit()
+    t = v.site.trigger
+    v.stay(t.dwell + 1.5, AT_A)
+    v.stay(8, NOWHERE)
+    assert ends(v.log) == [("a", "abandoned")]
+    snap = v.engine.snapshot(v.t)
+    assert snap["walked_off"] == ["a"]
+    for saved, dwell in ((snap, t.dwell_again), ({k: x for k, x in snap.items() if k != "walked_off"}, t.dwell)):
+        again = Visit()
+        again.engine, acts = Engine.restore(again.site, saved, now=0.0)
+        assert acts == []
+        acts = again.stay(t.dwell_again + 3, AT_A)
+        assert starts(acts) == ["a"]
+        # a state saved before walked_off existed restores with the plain dwell
+        assert dwell <= acts[0][0] <= dwell + 2.0
+
+
 def test_dwell_again_is_never_shorter_than_the_dwell():
     v = Visit(make_site(dwell=10.0, dwell_again=4.0))
     v.stay(11.5, AT_A)
