@@ -79,6 +79,7 @@ GRIDS: dict[str, tuple[float, ...]] = {
     "hysteresis": (0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10),
     "smoothing": (0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8),
     "glance": (4, 6, 8, 10, 12, 15, 20, 25, 30),
+    "dwell_again": (2, 3, 4, 5, 6, 8, 10, 12, 15, 20),
 }
 PARAMETERS = tuple(GRIDS)
 
@@ -351,8 +352,17 @@ def _scans_from_walks(site: Site, walks: Path, out: Path, radio: str, rate: floa
     return out
 
 
+def _canonical(values: Mapping[str, float]) -> Values:
+    """`values` as the engine reads them: a `dwell_again` shorter than the
+    `dwell` acts as the dwell, so two such candidates are one."""
+    out = dict(values)
+    if "dwell" in out and out.get("dwell_again", math.inf) < out["dwell"]:
+        out["dwell_again"] = out["dwell"]
+    return out
+
+
 def _freeze(values: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
-    return tuple(sorted((k, float(v)) for k, v in values.items()))
+    return tuple(sorted((k, float(v)) for k, v in _canonical(values).items()))
 
 
 class _Search:
@@ -382,7 +392,7 @@ class _Search:
 
     def _batch(self, evaluate: Callable[[list[Values]], list[Metrics]], cands: list[Values]) -> None:
         fresh, keys = [], set()
-        for c in cands:
+        for c in map(_canonical, cands):
             k = _freeze(c)
             if k not in self.seen and k not in keys:
                 keys.add(k)

@@ -10,8 +10,8 @@ import pytest
 
 from guide.cli import main
 from guide.metrics import Metrics
-from guide.tune import (apply_settings, default_space, objective, snippet, split_visitors,
-                        tune, violation)
+from guide.tune import (PARAMETERS, apply_settings, default_space, objective, snippet,
+                        split_visitors, tune, violation)
 from guide.yamledit import set_trigger
 from guide.zones import load_zones
 
@@ -99,8 +99,11 @@ def test_json_and_a_snippet_file_for_scripts(scenario, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["current"]["tuned"]["recall"] == 0.0 and data["chosen"]["tuned"]["recall"] == 1.0
     assert data["chosen"]["held_out"]["recall"] == 1.0
-    assert out.read_text() == data["snippet"] and out.read_text().count("\n  ") == 5
+    assert out.read_text() == data["snippet"] and out.read_text().count("\n  ") == len(PARAMETERS)
     assert (scenario / "zones.yaml").read_text() == ZONES  # --out leaves the zone map alone
+    # a dwell_again under the dwell acts as the dwell: never tried twice, never written
+    for side in (data["chosen"], *data["best"]):
+        assert side["settings"]["dwell_again"] >= side["settings"]["dwell"]
 
 
 def test_walks_from_other_visitors_than_the_truth_are_a_clear_error(scenario, capsys):
