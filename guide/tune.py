@@ -392,7 +392,7 @@ class _Search:
 
     def _batch(self, evaluate: Callable[[list[Values]], list[Metrics]], cands: list[Values]) -> None:
         fresh, keys = [], set()
-        for c in map(_canonical, cands):
+        for c in map(_canonical, cands):  # stored as the engine reads them
             k = _freeze(c)
             if k not in self.seen and k not in keys:
                 keys.add(k)

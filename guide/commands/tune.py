@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "tune", help="search the trigger settings on recorded or simulated walks",
         description="Search the site-wide trigger settings (dwell, margin, hysteresis, "
-                    "smoothing, glance, dwell_again) by replaying walks through the engine and scoring "
-                    "them against their ground truth.",
+                    "smoothing, glance, dwell_again) by replaying walks through the engine "
+                    "and scoring them against their ground truth.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--zones", required=True, metavar="ZONES", help="the zone map (zones.yaml)")
     src = p.add_mutually_exclusive_group(required=True)
