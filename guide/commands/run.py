@@ -17,14 +17,14 @@ examples:
   guide run --zones zones.yaml --events bench.jsonl --replay walk.csv --visitor staff-1
       play a recorded walk (guide record) through the real audio, without Bluetooth
 
-A visit survives crashes and reboots: its state (language, exhibits heard, the
-playing track and its position) is saved beside the event log (EVENTS.state.json,
-or --state) and resumed at start, the interrupted track a few seconds before
-where it stopped. --lang chooses a new visit's language; a resumed visit keeps
-its own. Ctrl-C or SIGTERM stops cleanly. --events is a new file or an event
-log of guide's: any other file is refused, and left as it was. A disk that
-fills up mid-visit does not stop the visit; the run then exits 1 and says
-how many writes failed.
+A visit survives crashes and reboots: its state (language, exhibits heard and
+walked away from, the playing track and its position) is saved beside the event
+log (EVENTS.state.json, or --state) and resumed at start, the interrupted track a
+few seconds before where it stopped. --lang chooses a new visit's language; a
+resumed visit keeps its own. Ctrl-C or SIGTERM stops cleanly. --events is a new
+file or an event log of guide's: any other file is refused, and left as it was. A
+disk that fills up mid-visit does not stop the visit; the run then exits 1 and
+says how many writes failed.
 
 Keys (in a terminal): space pause/resume, r replay, s skip, l next language,
 + / - volume.
