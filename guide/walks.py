@@ -46,7 +46,7 @@ from guide.files import replace_whole
 from guide.metrics import TruthRow, read_truth
 from guide.site import Exhibit, Site
 
-__all__ = ["WalkRow", "TruthRow", "Visitor", "KINDS", "DEFAULT_MIX", "WALK_DT",
+__all__ = ["WalkRow", "TruthRow", "Visitor", "KINDS", "DEFAULT_MIX", "HABITS", "WALK_DT",
            "generate_visitors", "plan_visitors", "write_walks", "write_truth", "read_truth"]
 
 WALK_DT = 0.1  # s between walk rows
@@ -101,6 +101,30 @@ _KINDS = {
 }
 
 
+@dataclass(frozen=True)
+class Habits:
+    """How a crowd spends its time away from exhibits (the same for every kind)."""
+
+    rest: tuple[float, float]  # s a rest (a bench, a window) lasts
+    rest_from: tuple[float, float]  # m from the exhibit a rest is drawn near
+    rest_clear: float  # m a rest keeps beyond every exhibit's radius
+    pause: tuple[float, float]  # s a pause near another exhibit lasts while a track plays on
+    rest_share: float  # once every exhibit is done: share of rests among the stops left
+
+
+HABITS = {
+    # visitors who sit down often, for long, close to exhibits: the harder
+    # case, and the one every figure before session 9 was measured on
+    "lingering": Habits(rest=(15.0, 60.0), rest_from=(2.0, 6.0), rest_clear=1.0,
+                        pause=(5.0, 20.0), rest_share=0.5),
+    # fewer, shorter rests further from exhibits, and short pauses while a
+    # track plays on: the visitors of the shared gallery sample (its rests
+    # last 6-30 s at 2-5.5 m beyond the nearest radius, its pauses 5-7 s)
+    "brisk": Habits(rest=(6.0, 30.0), rest_from=(3.0, 8.0), rest_clear=2.0,
+                    pause=(4.0, 8.0), rest_share=0.25),
+}
+
+
 # ---------------------------------------------------------------- public API
 
 def plan_visitors(n: int, *, seed: int, mix: Mapping[str, float] | None = None) -> list[Visitor]:
@@ -135,6 +159,7 @@ def plan_visitors(n: int, *, seed: int, mix: Mapping[str, float] | None = None) 
 def generate_visitors(site: Site, *, n: int, seed: int, durations: Mapping[str, float],
                       lang: str, mix: Mapping[str, float] | None = None,
                       entrance: tuple[float, float] | None = None,
+                      habits: str = "lingering",
                       ) -> tuple[list[WalkRow], list[TruthRow]]:
     """Walk rows and truth rows of `n` generated visitors, visitor after visitor.
 
@@ -142,6 +167,7 @@ def generate_visitors(site: Site, *, n: int, seed: int, durations: Mapping[str, 
     `lang` hears there; exhibits with no track in that language (nor its
     fallbacks) are only glanced at. `entrance` is where every walk begins and
     ends (default: a free spot near the lower-left corner of the site).
+    `habits` names how visitors rest and pause between exhibits (`HABITS`).
 
     >>> walk, truth = generate_visitors(site, n=2, seed=1, durations=d, lang="en")  # doctest: +SKIP
     >>> truth[0]  # doctest: +SKIP
@@ -150,6 +176,8 @@ def generate_visitors(site: Site, *, n: int, seed: int, durations: Mapping[str, 
     if lang not in site.languages:
         raise GuideError(f"language {lang!r} is not offered by {site.path}; "
                          f"choose one of {', '.join(site.languages)}")
+    if habits not in HABITS:
+        raise GuideError(f"habits {habits!r}: choose one of {', '.join(HABITS)}")
     tracks: dict[str, float] = {}
     for e in site.exhibits:
         if site.track_for(e.id, lang) is None:
@@ -169,7 +197,7 @@ def generate_visitors(site: Site, *, n: int, seed: int, durations: Mapping[str, 
     walk: list[WalkRow] = []
     truth: list[TruthRow] = []
     for v in visitors:
-        w, tr = _Visit(site, floor, v, tracks, start, _rng(seed, v.id, 2)).run()
+        w, tr = _Visit(site, floor, v, tracks, start, _rng(seed, v.id, 2), HABITS[habits]).run()
         walk += w
         truth += tr
     return walk, truth
@@ -199,8 +227,9 @@ class _Visit:
     """One visitor's walk, built sample by sample (index k is time k * WALK_DT)."""
 
     def __init__(self, site: Site, floor: "_Floor", who: Visitor, tracks: Mapping[str, float],
-                 entrance: tuple[float, float], rng: np.random.Generator):
+                 entrance: tuple[float, float], rng: np.random.Generator, habits: Habits):
         self.site, self.floor, self.who, self.tracks, self.rng = site, floor, who, tracks, rng
+        self.habits = habits
         self.kind = _KINDS[who.kind]
         self.entrance = entrance
         self.xy: list[np.ndarray] = [np.array([entrance], dtype=float)]
@@ -247,7 +276,7 @@ class _Visit:
                 break
             # not an exhibit looked at in the last two minutes
             fresh = [e for e in reachable if self.k - self.seen.get(e.id, -10**9) > 120 / WALK_DT]
-            if rng.random() < 0.5 or not fresh:
+            if rng.random() < self.habits.rest_share or not fresh:
                 self._rest()
             else:
                 self._glance(fresh[int(rng.integers(len(fresh)))])
@@ -317,15 +346,15 @@ class _Visit:
         """Stand somewhere away from every exhibit (a bench, a window)."""
         for _ in range(30):
             e = self.site.exhibits[int(self.rng.integers(len(self.site.exhibits)))]
-            a, r = self.rng.uniform(0, 2 * math.pi), self.rng.uniform(2.0, 6.0)
+            a, r = self.rng.uniform(0, 2 * math.pi), self.rng.uniform(*self.habits.rest_from)
             p = np.array([e.x + r * math.cos(a), e.y + r * math.sin(a)])
             if (self.floor.clearance(p[None])[0] >= 0.5 and self.floor.inside(p)
                     and not self.floor.crosses(np.array([e.x, e.y]), p)
-                    and all(math.hypot(p[0] - o.x, p[1] - o.y) > o.radius + 1.0
+                    and all(math.hypot(p[0] - o.x, p[1] - o.y) > o.radius + self.habits.rest_clear
                             for o in self.site.exhibits)
                     and self.floor.route(self.pos, p) is not None):
                 self._walk(p, stop=True)
-                self._stand(p, int(self.rng.uniform(15.0, 60.0) / WALK_DT), 0.3)
+                self._stand(p, int(self.rng.uniform(*self.habits.rest) / WALK_DT), 0.3)
                 return
 
     def _filler(self, avoid: Exhibit) -> bool:
@@ -337,7 +366,7 @@ class _Visit:
             spot, limit = self._spot(o, listen=False)
             if spot is not None:
                 self._walk(spot, stop=True)
-                self._stand(spot, int(self.rng.uniform(5.0, 20.0) / WALK_DT), limit)
+                self._stand(spot, int(self.rng.uniform(*self.habits.pause) / WALK_DT), limit)
                 return True
         before = self.k
         self._rest()

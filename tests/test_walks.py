@@ -210,6 +210,35 @@ def test_wanderers_leave_before_the_track_ends_and_listeners_mostly_stay(site):
     assert stayed(w) < 0.3 < 0.5 < stayed(li)
 
 
+def rests(site, walk, truth):
+    """(seconds, metres beyond the nearest exhibit's radius) of every stand of
+    5 s or more, within 0.8 m, outside every truth row."""
+    rows = by_visitor(truth)
+    out = []
+    for v, p in positions(walk).items():
+        i = 0
+        while i < len(p):
+            j = i
+            while j + 1 < len(p) and np.hypot(*(p[j + 1, 1:] - p[i, 1:])) < 0.8:
+                j += 1
+            t0, t1 = p[i, 0], p[j, 0]
+            if t1 - t0 >= 5 and not any(r.start < t1 and r.end > t0 for r in rows[v]):
+                x, y = p[(i + j) // 2, 1:]
+                out.append((t1 - t0, min(np.hypot(x - e.x, y - e.y) - e.radius for e in site.exhibits)))
+            i = j + 1
+    return out
+
+
+def test_brisk_visitors_rest_briefly_and_further_from_exhibits(site):
+    args = dict(n=6, seed=3, durations=DURATIONS, lang="en", mix={"glancer": 1})
+    lingering = rests(site, *generate_visitors(site, habits="lingering", **args))
+    brisk = rests(site, *generate_visitors(site, habits="brisk", **args))
+    assert lingering and brisk
+    assert max(s for s, _ in brisk) <= 35 < max(s for s, _ in lingering)
+    assert min(m for _, m in brisk) >= 1.5 > min(m for _, m in lingering)
+    assert sum(s for s, _ in brisk) < 0.5 * sum(s for s, _ in lingering)
+
+
 def test_plan_honours_the_mix_proportions():
     kinds = [v.kind for v in plan_visitors(10, seed=1, mix={"listener": 3, "glancer": 2})]
     assert sorted(kinds) == ["glancer"] * 4 + ["listener"] * 6
@@ -231,6 +260,8 @@ def test_bad_arguments_are_refused_with_the_fix(site):
                           lang="en")
     with pytest.raises(GuideError, match="en"):
         generate_visitors(site, n=1, seed=1, durations=DURATIONS, lang="xx")
+    with pytest.raises(GuideError, match="lingering, brisk"):
+        generate_visitors(site, n=1, seed=1, durations=DURATIONS, lang="en", habits="lazy")
 
 
 def test_walk_and_truth_files_read_back_as_written(tmp_path, visit):

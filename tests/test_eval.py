@@ -1,0 +1,83 @@
+"""The evaluation tools: scenario generator options, and the radio's lead."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+EVAL = Path(__file__).resolve().parent.parent / "eval"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"eval_{name}", EVAL / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+make_scenario = load("make_scenario")
+leads = load("leads")
+
+
+def groups(zones: Path) -> list[list[tuple[float, float]]]:
+    """Beacon positions of the exhibits, grouped by cluster name (coin-1, coin-2...)."""
+    z = yaml.safe_load(zones.read_text(encoding="utf-8"))
+    out: dict[str, list[tuple[float, float]]] = {}
+    for e in z["exhibits"]:
+        b = z["beacons"][e["beacon"]]
+        stem = e["id"].rsplit("-", 1)[0] if e["id"][-1].isdigit() else e["id"]
+        out.setdefault(stem, []).append((b["x"], b["y"]))
+    return list(out.values())
+
+
+def gap(a, b) -> float:
+    return min(math.dist(p, q) for p in a for q in b)
+
+
+@pytest.fixture(scope="module")
+def scenarios(tmp_path_factory):
+    out = {}
+    for radio in ("textbook", "harsh"):
+        folder = tmp_path_factory.mktemp(radio)
+        make_scenario.make(folder, seed=5, rate=1.0, radio=radio, visitors=2, layout="gallery-like",
+                           habits="brisk", spread="sparse")
+        out[radio] = folder
+    return out
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_a_sparse_site_has_one_cluster_and_room_between_groups(tmp_path, seed):
+    rng = make_scenario.np.random.default_rng([seed, 7001])
+    plan = make_scenario._layout(rng, "random")
+    items = make_scenario._place_exhibits(rng, plan, "random", "sparse")
+    zones = tmp_path / "zones.yaml"
+    zones.write_text(make_scenario._zones_yaml(items, plan, "t", "", seed), encoding="utf-8")
+    found = groups(zones)
+    assert sum(len(g) > 1 for g in found) == 1
+    assert min(gap(a, b) for i, a in enumerate(found) for b in found[i + 1:]) >= 6.5
+
+
+def test_the_scenario_records_its_options(scenarios):
+    info = (scenarios["textbook"] / "scenario.json").read_text(encoding="utf-8")
+    assert '"habits": "brisk"' in info and '"spread": "sparse"' in info
+    header = (scenarios["textbook"] / "zones.yaml").read_text(encoding="utf-8").splitlines()[0]
+    assert header.endswith("--habits brisk --spread sparse")
+
+
+def test_the_listened_exhibit_leads_by_more_on_textbook_radio_than_on_harsh(scenarios):
+    clean, harsh = leads.leads(scenarios["textbook"]), leads.leads(scenarios["harsh"])
+    assert clean and harsh
+    assert statistics.median(clean) > 10 > statistics.median(harsh)
+    assert sum(x < 0 for x in clean) < sum(x < 0 for x in harsh)
+
+
+def test_leads_reports_a_missing_scenario_without_a_traceback(tmp_path, capsys):
+    assert leads.main([str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
