@@ -41,6 +41,7 @@ from guide.walks import HABITS, WALK_DT, generate_visitors, plan_visitors, write
 from guide.zones import load_zones  # noqa: E402
 
 LAYOUTS = ("random", "gallery-like", "corridor")
+SPREADS = ("dense", "sparse")
 LANG = "en"
 UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
 WAV_RATE = 8000
@@ -413,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--habits", default="lingering", choices=HABITS,
                     help="how visitors rest between exhibits: lingering (often, long, near "
                          "exhibits; the default) or brisk (like the shared gallery sample)")
-    ap.add_argument("--spread", default="dense", choices=("dense", "sparse"),
+    ap.add_argument("--spread", default="dense", choices=SPREADS,
                     help="dense: 1-3 clusters of exhibits 2-3 m apart and more by chance, groups "
                          "4.5 m apart (the default); sparse: one cluster, groups 6.5 m apart "
                          "(like the shared gallery sample)")

@@ -26,6 +26,7 @@ samples):
 Kinds of visitor, mixed by `mix` (weights): "listener" (listens to most
 tracks to the end), "glancer" (many glances, some listens, comes back for more
 glances), "wanderer" (starts listening, then walks on while the track plays).
+How they all rest and pause between exhibits is `habits` (`HABITS`).
 Everything comes from `seed`; each visitor from the seed and its own id.
 """
 
