@@ -40,11 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from guide import tracks  # noqa: E402
 from guide.calibrate import fit_path_loss  # noqa: E402
-from guide.metrics import read_truth  # noqa: E402
+from guide.metrics import MIN_LISTEN, read_truth  # noqa: E402
 from guide.replay import read_scans  # noqa: E402
 from guide.zones import load_zones  # noqa: E402
 
-MIN_LISTEN = 15.0  # s: FORMATS.md counts listen rows of at least this length
+
 LEVELS = range(-30, 11)  # dB, thresholds tried on the score (RSSI - tx_power)
 LEADS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)  # dB
 
@@ -98,7 +98,7 @@ def main() -> None:
     # which stop each counted listen row is (the stop holding its middle)
     wanted: dict[tuple[str, int], str] = {}
     for r in read_truth(folder / "truth.csv"):
-        if r.intent != "listen" or r.end - r.start < MIN_LISTEN:
+        if not r.counted:
             continue
         mid = (r.start + r.end) / 2
         for i, s in enumerate(stops.get(r.visitor, ())):

@@ -126,12 +126,16 @@ def rate(text: str) -> float:
 
 
 def output_file(path: str | os.PathLike[str], option: str, *,
-                inputs: Mapping[str, str | os.PathLike[str] | None] | None = None) -> Path:
+                inputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
+                replaces: tuple[str, Callable[[Path], bool]] | None = None) -> Path:
     """The file an option names for a command to write, checked before any
-    long work: GuideError naming `option` when it is empty, a folder, not a
-    regular file (a device, a pipe), one of the command's `inputs` (what
-    names it, e.g. "--zones" -> its path; None values are skipped), read-only,
-    or in a folder that cannot be created or written to. Missing folders are
+    long work: GuideError naming `option` when it is empty, a folder (or
+    ends in a slash), not a regular file (a device, a pipe), one of the
+    command's `inputs` (what names it, e.g. "--zones" -> its path; None
+    values are skipped), read-only, or in a folder that cannot be created or
+    written to; with `replaces` = (what it writes, test), also when it
+    exists, is not empty, and `test(path)` says it is not such a file (a
+    command never writes over a file of another kind). Missing folders are
     created. A symbolic link is followed: the path returned is where the data
     goes, so replacing that file whole (write beside it, then rename) keeps
     the link."""
@@ -139,7 +143,7 @@ def output_file(path: str | os.PathLike[str], option: str, *,
     if not text.strip():
         raise GuideError(f"{option}: give a file name")
     real = Path(os.path.realpath(text))
-    if real.is_dir():
+    if real.is_dir() or text.endswith(("/", os.sep)):
         raise GuideError(f"{option} {text}: is a folder; give a file name")
     if real.exists() and not real.is_file():
         raise GuideError(f"{option} {text}: is not a regular file (a device or a pipe); "
@@ -167,7 +171,19 @@ def output_file(path: str | os.PathLike[str], option: str, *,
         except OSError as e:
             raise GuideError(f"{option} {text}: cannot write to {real} ({e.strerror or e}); "
                              f"make it writable (chmod u+w {real})") from None
+        if replaces is not None and real.stat().st_size > 0 and not replaces[1](real):
+            raise GuideError(f"{option} {text}: the file exists and is not {replaces[0]}; give a "
+                             "new file name, or move that file away first (it is left as it was)")
     return real
+
+
+def starts_with(*magic: bytes) -> Callable[[Path], bool]:
+    """For `output_file(replaces=...)`: a file whose first bytes are one of `magic`."""
+    def test(path: Path) -> bool:
+        with open(path, "rb") as f:
+            head = f.read(max(len(m) for m in magic))
+        return head.startswith(magic)
+    return test
 
 
 def site_inputs(site: Site, **logs: str | os.PathLike[str] | None) -> dict:

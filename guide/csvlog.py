@@ -101,6 +101,25 @@ def unreadable(path: str | os.PathLike, line: int, error: Exception) -> ScanLogE
     return ScanLogError(f"{path}:{why}")
 
 
+def not_utf8(path: str | os.PathLike, what: str) -> ScanLogError:
+    """The error for a file that is not UTF-8 text, naming the line and the
+    byte: a decoder reads ahead, so where it stopped is not where the byte
+    is. Only read on error paths."""
+    try:
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    return ScanLogError(
+                        f"{path}:{n}: not UTF-8 text (the byte 0x{raw[e.start]:02X}, character "
+                        f"{len(raw[:e.start].decode('utf-8', 'replace')) + 1} of the line); save "
+                        f"the {what} as UTF-8 (in a spreadsheet: CSV UTF-8)")
+    except OSError:
+        pass
+    return ScanLogError(f"{path}: not UTF-8 text; save the {what} as UTF-8")
+
+
 @contextmanager
 def open_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...]
              ) -> Iterator[tuple[IO[str], Any, tuple[int, ...]]]:
@@ -116,7 +135,9 @@ def open_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...]
         reader = csv.reader(f)
         try:
             header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as e:
+        except UnicodeDecodeError:
+            raise not_utf8(path, what) from None
+        except csv.Error as e:
             raise ScanLogError(f"{path}:1: not a CSV text file ({e})") from None
         if header is None:
             raise ScanLogError(f"{path}: the {what} is empty; it needs the header {header_line}")

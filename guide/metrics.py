@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Iterable, Mapping
 
-from guide.csvlog import check_header, id_problem, short, time_problem, unreadable
+from guide.csvlog import check_header, id_problem, not_utf8, short, time_problem, unreadable
 from guide.errors import ScanLogError
 
 MIN_LISTEN = 15.0  # s: shorter listen rows do not count for recall
@@ -45,6 +45,12 @@ class TruthRow:
     exhibit: str
     intent: str  # listen | wander | glance
 
+    @property
+    def counted(self) -> bool:
+        """A `listen` row long enough to count for recall (MIN_LISTEN s or
+        more; rounded, so 127.7 to 142.7 is 15 s as it reads)."""
+        return self.intent == "listen" and round(self.end - self.start, 6) >= MIN_LISTEN
+
 
 def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None) -> list[TruthRow]:
     """A FORMATS.md ground-truth CSV; ScanLogError naming file:line on a bad
@@ -59,7 +65,9 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
         reader = csv.DictReader(f)
         try:
             fields = reader.fieldnames
-        except (csv.Error, UnicodeDecodeError) as e:
+        except UnicodeDecodeError:
+            raise not_utf8(path, "ground truth") from None
+        except csv.Error as e:
             raise ScanLogError(f"{path}:1: not a CSV text file ({e})") from None
         if fields:
             reader.fieldnames = [h.strip() for h in fields]
@@ -72,8 +80,8 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
         while True:
             try:
                 rec = next(records, None)
-            except UnicodeDecodeError as e:
-                raise ScanLogError(f"{path}:{reader.line_num}: not valid CSV text ({e})") from None
+            except UnicodeDecodeError:
+                raise not_utf8(path, "ground truth") from None
             except csv.Error as e:
                 raise unreadable(path, reader.line_num, e) from None
             if rec is None:
@@ -81,7 +89,10 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
             line = reader.line_num
             if any(isinstance(v, str) and ("\n" in v or "\r" in v) for v in rec.values()):
                 raise unreadable(path, line, ValueError("a field holds a line break"))
-            if None in rec or None in rec.values():  # too many fields, or too few
+            cells = [v for k, v in rec.items() if k is not None] + list(rec.get(None) or ())
+            if not "".join(c or "" for c in cells).strip():
+                continue  # a spreadsheet's row of empty cells
+            if None in rec or any(rec[k] is None for k in need):  # too many fields, or too few
                 found = sum(1 for k, v in rec.items() if k is not None and v is not None)
                 raise ScanLogError(f"{path}:{line}: expected {len(reader.fieldnames)} fields, as "
                                    f"the header ({short(','.join(reader.fieldnames), 80)}), found "
@@ -223,7 +234,7 @@ def score(truth: Iterable[TruthRow], events: Iterable[dict], *,
         plays = plays_by.get(v, [])
         # recall and latency
         for r in listens:
-            if r.end - r.start < MIN_LISTEN:
+            if not r.counted:
                 continue
             listen_rows += 1
             already = any(ex == r.exhibit and st < r.start - SLACK and r.start < en

@@ -45,7 +45,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from guide.csvlog import MAX_COORDINATE, id_problem, open_csv, short, time_problem, unreadable
+from guide.csvlog import MAX_COORDINATE, id_problem, not_utf8, open_csv, short, time_problem, unreadable
 from guide.errors import GuideError, ScanLogError
 from guide.site import Site
 
@@ -223,11 +223,13 @@ def _crossings(px: np.ndarray, py: np.ndarray, bx: float, by: float,
 
 # ---------------------------------------------------------------- reading walks
 
-def read_walks(path: str | Path) -> Iterator[tuple[str, float, float, float]]:
+def read_walks(path: str | Path, *, grouped: bool = True) -> Iterator[tuple[str, float, float, float]]:
     """Rows (visitor, t, x, y) of a FORMATS.md walk CSV, streamed.
 
     Extra columns are ignored. A malformed row, or a visitor's time going
-    backwards, raises ScanLogError naming the file, the line and the field.
+    backwards, raises ScanLogError naming the file, the line and the field;
+    so does, when `grouped` (what `scans_from_walk` needs), a visitor whose
+    rows come back after other visitors' rows.
 
     >>> rows = list(read_walks("walks.csv"))  # doctest: +SKIP
     """
@@ -236,13 +238,14 @@ def read_walks(path: str | Path) -> Iterator[tuple[str, float, float, float]]:
         iv, it, ix, iy = index
         width = max(iv, it, ix, iy) + 1
         last: dict[str, float] = {}
+        current = None
         while True:
             try:
                 row = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError as e:
-                raise ScanLogError(f"{p}:{reader.line_num}: unreadable row ({e})") from None
+            except UnicodeDecodeError:
+                raise not_utf8(p, "walk") from None
             except csv.Error as e:
                 raise unreadable(p, reader.line_num, e) from None
             line = reader.line_num
@@ -269,6 +272,13 @@ def read_walks(path: str | Path) -> Iterator[tuple[str, float, float, float]]:
                                    f"{MAX_COORDINATE / 1000:g} km from the site's origin; positions "
                                    f"are metres in the zone map's frame")
             before = last.get(visitor)
+            if grouped and visitor != current:
+                if before is not None:
+                    raise ScanLogError(
+                        f"{p}:{line}: the rows of visitor {short(visitor)} resume here after other "
+                        "visitors' rows; give each visitor's rows together (sort the walk by "
+                        "visitor, then t)")
+                current = visitor
             if before is not None and t < before:
                 raise ScanLogError(
                     f"{p}:{line}: field t: time goes backwards for visitor {short(visitor)} "

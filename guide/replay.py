@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
 from guide.actions import Action, End, Start, to_event
-from guide.csvlog import MAX_T, id_problem, open_csv, short, time_problem, unreadable
+from guide.csvlog import MAX_T, id_problem, not_utf8, open_csv, short, time_problem, unreadable
 from guide.engine import Engine
 from guide.errors import ScanLogError, listed
 from guide.naive import NaiveEngine
@@ -88,8 +88,9 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
         row: list[str] = []
         try:
             for row in reader:
-                if not row:
-                    continue  # a blank line (a trailing newline too many)
+                if len(row) < width or not row[iv]:
+                    if not "".join(row).strip():
+                        continue  # a blank line, or a spreadsheet's row of empty cells
                 n += 1
                 b = row[ib]
                 v = row[iv]
@@ -129,9 +130,8 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
                 if bar is not None and not n & 0xFFFF:
                     bar.update()
                 yield v, t, b, r
-        except UnicodeDecodeError as e:
-            raise ScanLogError(f"{path}: not UTF-8 text around line {reader.line_num} "
-                               f"({e.reason}); save the scan log as UTF-8") from None
+        except UnicodeDecodeError:
+            raise not_utf8(path, "scan log") from None
         except (ValueError, OverflowError, IndexError, _BadRow) as e:
             line = reader.line_num
             if isinstance(e, _BadRow):

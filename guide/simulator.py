@@ -19,8 +19,9 @@ from typing import Iterable, Iterator
 from tqdm import tqdm
 
 from guide import tracks
-from guide.cli import guarded, output_file, rate, seed, site_inputs
+from guide.cli import guarded, output_file, rate, seed, site_inputs, starts_with
 from guide.errors import GuideError, listed
+from guide.eventlog import check_event_log
 from guide.eventlog import line as event_line
 from guide.files import replace_whole
 from guide.metrics import Metrics, format_table, read_truth, score
@@ -60,10 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--walks", type=Path, help="visitor positions (CSV: visitor,t,x,y), "
                      "turned into scans by the radio model")
     p.add_argument("--lang", help="the visitors' language (default: the site's first)")
-    p.add_argument("--events", help="write the event log (JSON Lines) here")
+    p.add_argument("--events", help="write the event log (JSON Lines) here (the demo: its "
+                   "first rate's, of our engine unless --policy naive)")
     p.add_argument("--truth", type=Path, help="ground truth (CSV): print the trigger-quality metrics")
-    p.add_argument("--policy", choices=(*POLICIES, "both"), default="engine",
-                   help="engine (ours), naive (today's guides) or both side by side")
+    p.add_argument("--policy", choices=(*POLICIES, "both"),
+                   help="engine (ours), naive (today's guides) or both side by side "
+                        "(default: engine; the demo: both)")
     p.add_argument("--rate", type=rate, help="with --walks or the demo: advertisements per "
                    "second per beacon (default: the radio model's, 10; the demo runs 10 and 1)")
     p.add_argument("--radio", choices=("textbook", "museum", "harsh"),
@@ -121,9 +124,11 @@ def _check_outputs(args: argparse.Namespace, site: Site) -> None:
     inputs = site_inputs(site, scans=args.scans, walks=args.walks, truth=args.truth)
     if args.events is not None:
         args.events = output_file(args.events, "--events", inputs=inputs)
+        check_event_log(args.events)  # never over a file that is not an event log
     if args.render_audio is not None:
         args.render_audio = output_file(args.render_audio, "--render-audio",
-                                        inputs={**inputs, "--events": args.events})
+                                        inputs={**inputs, "--events": args.events},
+                                        replaces=("a WAV file", starts_with(b"RIFF")))
 
 
 class _Source:
@@ -150,7 +155,10 @@ class _Source:
             yield row
 
     def ends(self) -> dict[str, float]:
-        return {**self.stats.last_t, **self.walk_end}
+        """Each visitor's walk end: the last row of the scan log (known
+        beacon or not), or the walk's last position. Filled as `rows()` is
+        read: complete once it is exhausted, which is when replay() looks."""
+        return self.stats.last_t if self.args.scans is not None else self.walk_end
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -158,14 +166,14 @@ def _run(args: argparse.Namespace) -> int:
     site = load_zones(args.zones or DEMO_ZONES)
     _check_outputs(args, site)
     lang = _lang(site, args.lang)
-    policies = POLICIES if args.policy == "both" else (args.policy,)
+    policies = POLICIES if args.policy == "both" else (args.policy or "engine",)
     truth = read_truth(args.truth, site.exhibit_ids) if args.truth else None
     results: dict[str, Metrics] = {}
     for policy in policies:
         source = _Source(site, args)
         events: list[dict] = []
-        ends = replay(site, source.rows(), lang=lang, emit=events.append, policy=policy)
-        ends = {**source.ends(), **ends}
+        ends = replay(site, source.rows(), lang=lang, emit=events.append, policy=policy,
+                      walk_end=source.ends())
         stats = source.stats
         if args.scans is not None:
             stats.check_site(args.scans, site)
@@ -181,6 +189,11 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"simulate.py: {len(absent)} visitors of {args.truth.name} have no scans "
                       f"({listed(absent)}): their "
                       "listen rows count as missed", file=sys.stderr)
+            untold = sorted(set(ends) - {r.visitor for r in truth})
+            if untold:
+                print(f"simulate.py: {len(untold)} visitors of the {'scans' if args.scans else 'walks'} "
+                      f"have no rows in {args.truth.name} ({listed(untold)}): every track they "
+                      "start counts as a false start", file=sys.stderr)
         if args.events and policy == policies[0]:
             _write_events(args.events, events)
         if args.render_audio and policy == policies[0]:
@@ -219,13 +232,13 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"{site.name}: {len(site.exhibits)} exhibits, {args.visitors} generated visitors "
           f"(listeners, glancers, wanderers), language {lang}", file=sys.stderr)
     tables = []
-    runs = [(rate, policy) for rate in ((args.rate,) if args.rate else DEMO_RATES)
-            for policy in POLICIES]
-    bar = tqdm(total=len(runs), desc="simulating", unit="run", leave=False,
+    rates = (args.rate,) if args.rate else DEMO_RATES
+    policies = POLICIES if args.policy in (None, "both") else (args.policy,)
+    bar = tqdm(total=len(rates) * len(policies), desc="simulating", unit="run", leave=False,
                disable=True if args.no_progress else None)
-    for rate in ((args.rate,) if args.rate else DEMO_RATES):
+    for rate in rates:
         results = {}
-        for policy in POLICIES:
+        for policy in policies:
             bar.set_postfix_str(f"{policy} at {rate:g} Hz")
             events: list[dict] = []
             rows = scans_from_walk(site, walk, RadioModel.preset(args.radio),
@@ -233,7 +246,7 @@ def _demo(args: argparse.Namespace) -> int:
             replay(site, rows, lang=lang, emit=events.append, policy=policy, walk_end=walk_end)
             results[policy] = score(truth, events, durations=started_track_durations(site, events),
                                     walk_end=walk_end)
-            if args.events and policy == "engine" and rate == DEMO_RATES[0]:
+            if args.events and policy == policies[0] and rate == rates[0]:
                 _write_events(args.events, events)
             bar.update()
         tables.append((rate, results))

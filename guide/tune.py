@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from guide.errors import GuideError, listed
-from guide.metrics import Metrics, TruthRow, read_truth, score
+from guide.metrics import MIN_LISTEN, Metrics, TruthRow, read_truth, score
 from guide.replay import ScanRow, ScanStats, read_scans, replay, started_track_durations
 from guide.settings import SETTINGS, TriggerSettings
 from guide.site import Site
@@ -220,6 +220,10 @@ class Candidate:
         (interruptions allowing for chance; see `violation`)."""
         return violation(self.tuned, chance=True) == 0.0
 
+    def held_out_within_limits(self) -> bool | None:
+        """The same on the walks kept aside; None when none were."""
+        return None if self.held_out is None else violation(self.held_out, chance=True) == 0.0
+
 
 @dataclass(frozen=True, kw_only=True)
 class TuneResult:
@@ -257,7 +261,8 @@ class TuneResult:
 
     @property
     def ok(self) -> bool:
-        return self.chosen.within_limits() and self.holds_up
+        return (self.chosen.within_limits() and self.holds_up
+                and self.chosen.held_out_within_limits() is not False)
 
 
 def split_visitors(visitors: Iterable[str], holdout: bool = True) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -310,6 +315,10 @@ def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
         if not visitors:
             raise GuideError(f"no visitor of {truth} is in the scans: they are not the same walks")
         tune_on, held = split_visitors(visitors, holdout)
+        if not any(r.counted and r.visitor in tune_on for r in truth_rows):
+            raise GuideError(f"{truth}: no `listen` row of {MIN_LISTEN:g} s or more for the visitors "
+                             f"tuned on ({listed(tune_on, 6)}): recall cannot be measured, so there "
+                             "is nothing to tune for; record walks where visitors listen at exhibits")
         search = _Search(space, site_values(site), budget, seed, progress)
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
         with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx,
@@ -570,11 +579,18 @@ def format_result(r: TuneResult) -> str:
     if r.held_out_visitors:
         lines += ["", f"On the {len(r.held_out_visitors)} visitors it did not tune on "
                       f"({listed(r.held_out_visitors, 6)}):"]
+        def held(label: str, c: Candidate) -> list[str]:
+            flag = " (over a limit)" if c.held_out_within_limits() is False else ""
+            return [label + flag, *cells(c.held_out)]
+
         rows2 = [["", "recall", "latency s", "false/h", "interr./h", "unwanted s/h"],
-                 ["current", *cells(r.current.held_out)], ["chosen", *cells(r.chosen.held_out)]]
+                 held("current", r.current), held("chosen", r.chosen)]
         widths2 = [max(len(row[i]) for row in rows2) for i in range(len(rows2[0]))]
         lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                             for i, (c, w) in enumerate(zip(row, widths2))) for row in rows2]
+    else:
+        lines += ["", "No visitors were kept aside (one visitor, or --no-holdout): nothing shows "
+                      "whether these settings hold on walks they were not tuned on."]
     if not r.improved:
         lines += ["", "No setting tried beats the current ones: keep them."]
     elif not r.holds_up:
@@ -586,4 +602,9 @@ def format_result(r: TuneResult) -> str:
         lines.append("")
         lines.append("No setting tried keeps within the limits: record more walks, or fix the "
                      "layout (guide lint) before tuning.")
+    elif r.chosen.held_out_within_limits() is False:
+        lines.append("")
+        lines.append("The chosen settings do better than the current ones on the walks they were "
+                     "not tuned on, but are over a limit there: these walks do not show settings "
+                     "that hold. Record more walks, or fix the layout (guide lint) before tuning.")
     return "\n".join(lines) + "\n"

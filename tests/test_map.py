@@ -158,7 +158,7 @@ def test_a_map_that_fails_to_draw_leaves_the_existing_file_as_it_was(zones, tmp_
 def test_a_map_behind_a_link_is_drawn_where_the_link_points(zones, tmp_path):
     target = tmp_path / "maps" / "site.svg"
     target.parent.mkdir()
-    target.write_text("old")
+    target.write_text("<?xml version='1.0'?><svg/>")  # an older map
     link = tmp_path / "latest.svg"
     link.symlink_to(target)
     assert main(["map", "--zones", str(zones), "--out", str(link), "--no-lint"]) == 0

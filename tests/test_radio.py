@@ -213,7 +213,8 @@ def test_read_walks_streams_rows_and_ignores_extra_columns(tmp_path):
 @pytest.mark.parametrize("text, where, field", [
     ("visitor,t,x,y\nv1,0.0,1.0,2.0\nv1,0.1,east,2.0\n", ":3:", "x"),
     ("visitor,t,x,y\nv1,0.0,1.0,2.0\nv1,0.1,1.0,nan\n", ":3:", "y"),
-    ("visitor,t,x,y\nv1,5.0,1.0,2.0\nv2,0.0,1.0,2.0\nv1,4.0,1.0,2.0\n", ":4:", "backwards"),
+    ("visitor,t,x,y\nv1,5.0,1.0,2.0\nv1,4.0,1.0,2.0\n", ":3:", "backwards"),
+    ("visitor,t,x,y\nv1,5.0,1.0,2.0\nv2,0.0,1.0,2.0\nv1,6.0,1.0,2.0\n", ":4:", "resume here after other"),
     ("visitor,t,x,y\nv1,0.0,1.0\n", ":2:", "visitor,t,x,y"),
     ("visitor,time,x,y\nv1,0.0,1.0,2.0\n", ":1:", "lacks t"),
 ])

@@ -210,7 +210,9 @@ def test_a_scan_log_not_in_utf8_is_refused_where_it_stops_being_utf8(scenario, c
     rows = "".join(f"v1,{i / 10:.1f},b-e1,-60\n" for i in range(5000))
     log.write_bytes(b"visitor,t,beacon,rssi\n" + rows.encode() + "Ren\xe9,0.0,b-e1,-60\n".encode("latin-1"))
     code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", log)
-    assert code == 2 and "not UTF-8 text around line" in err and "save the scan log as UTF-8" in err
+    # the line and the byte, not where the decoder's read-ahead stopped
+    assert code == 2 and "scans.csv:5002: not UTF-8 text (the byte 0xE9, character 4 of the line)" in err
+    assert "save the scan log as UTF-8" in err
 
 
 def test_a_truth_naming_an_exhibit_the_site_lacks_is_refused_with_its_line(scenario, capsys, tmp_path):
@@ -280,7 +282,7 @@ def test_output_files_are_checked_before_the_replay(scenario, capsys, tmp_path):
 ])
 def test_an_output_that_is_one_of_the_inputs_is_refused_and_left_alone(
         scenario, capsys, tmp_path, output, target, named):
-    (tmp_path / "events.jsonl").write_text("kept\n")
+    (tmp_path / "events.jsonl").write_text('{"visitor": "v0", "t": 1.0, "event": "start"}\n')
     paths = {"zones.yaml": scenario / "zones.yaml", "scans.csv": scenario / "scans.csv",
              "truth.csv": scenario / "truth.csv", "tracks/en/e1.wav": scenario / "tracks/en/e1.wav",
              "events.jsonl": tmp_path / "events.jsonl"}
@@ -305,7 +307,7 @@ def test_a_scan_log_or_walk_needs_its_zone_map(scenario, capsys):
 def test_an_event_log_behind_a_link_is_written_where_the_link_points(scenario, capsys, tmp_path):
     target = tmp_path / "logs" / "events.jsonl"
     target.parent.mkdir()
-    target.write_text("old\n")
+    target.write_text('{"visitor": "v0", "t": 1.0, "event": "start"}\n')  # an older replay's
     target.chmod(0o640)
     link = tmp_path / "latest.jsonl"
     link.symlink_to(target)
@@ -319,7 +321,7 @@ def test_a_binary_file_is_refused_as_a_scan_log(scenario, capsys, tmp_path):
     log = tmp_path / "scans.csv"
     log.write_bytes(bytes(range(256)) * 4)
     code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", log)
-    assert code == 2 and "scans.csv:1: not a CSV text file" in err and "Traceback" not in err
+    assert code == 2 and "scans.csv:2: not UTF-8 text (the byte 0x80" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("option, header", [("--scans", "visitor,t,beacon,rssi"), ("--walks", "visitor,t,x,y")])
@@ -383,3 +385,71 @@ def test_render_audio_begins_with_the_sites_spoken_intro(scenario, capsys, tmp_p
     with wave.open(str(out)) as w:
         heard = np.frombuffer(w.readframes(w.getframerate()), dtype="<i2")  # the first second
     assert np.abs(heard).max() > 10000  # the tone, not the silence the exhibits' tracks are
+
+
+def test_the_demo_runs_the_rate_and_policy_asked_for_and_writes_their_events(scenario, capsys, tmp_path):
+    out = tmp_path / "demo.jsonl"
+    code, stdout, _ = run(capsys, "--zones", scenario / "zones.yaml", "--visitors", "2", "--rate", "1",
+                          "--policy", "naive", "--events", out, "--json", "--no-progress")
+    assert code == 0
+    assert list(json.loads(stdout)) == ["1 Hz"] and list(json.loads(stdout)["1 Hz"]) == ["naive"]
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert events and {e["event"] for e in events} == {"start", "end"}
+
+
+def test_an_existing_file_that_is_not_an_event_log_is_never_written_over(scenario, capsys, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my precious notes\n")
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+                       "--events", notes, "--no-progress")
+    assert code == 2 and "notes.txt: is not a guide event log (line 1 is not JSON)" in err
+    assert notes.read_text() == "my precious notes\n"
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+                       "--events", f"{tmp_path}/new/", "--no-progress")
+    assert code == 2 and "is a folder; give a file name" in err and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("source", ["--walks", "--scans"])
+def test_a_walk_ends_where_the_visitor_stops_not_at_the_last_packet_heard(scenario, capsys, tmp_path, source):
+    """A visitor who hears e1 for 20 s then walks out of range for ten minutes:
+    the track plays to its end, and the walk lasts its whole 700 s."""
+    if source == "--walks":
+        log = tmp_path / "walk.csv"
+        log.write_text("visitor,t,x,y\nv1,0,3,2.5\nv1,20,3,2.5\nv1,20.1,500,500\nv1,700,500,500\n")
+    else:  # the last rows name a beacon of another site: still the visitor's walk
+        log = tmp_path / "scans.csv"
+        log.write_text("visitor,t,beacon,rssi\n" + "".join(f"v1,{i / 10:.1f},b-e1,-62\n" for i in range(201))
+                       + "v1,350.0,elsewhere,-80\nv1,700.0,elsewhere,-80\n")
+    truth = tmp_path / "truth.csv"
+    truth.write_text("visitor,start,end,exhibit,intent\nv1,0,20,e1,glance\n")
+    events = tmp_path / "events.jsonl"
+    code, out, _ = run(capsys, "--zones", scenario / "zones.yaml", source, log, "--truth", truth,
+                       "--events", events, "--json", "--no-progress")
+    assert code == 0
+    m = json.loads(out)["engine"]
+    assert m["visitor_hours"] == pytest.approx(700 / 3600, abs=1e-3)
+    ends = [json.loads(line) for line in events.read_text().splitlines() if '"end"' in line]
+    assert [e["reason"] for e in ends] == ["finished"]  # e1's track (47 s) played out
+    assert m["unwanted_audio_s"] == pytest.approx(47.0, abs=0.1)
+
+
+def test_spreadsheet_rows_of_empty_cells_are_skipped_in_scans_and_truth(scenario, capsys, tmp_path):
+    scans, truth = tmp_path / "scans.csv", tmp_path / "truth.csv"
+    scans.write_text("visitor,t,beacon,rssi\n" + "".join(f"v1,{i / 10:.1f},b-e1,-62\n" for i in range(300))
+                     + ",,,\n   \n")
+    truth.write_text("visitor,start,end,exhibit,intent,note\nv1,0,30,e1,listen\n,,,,,\n")
+    code, out, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scans, "--truth", truth,
+                         "--json", "--no-progress")
+    assert code == 0, err
+    assert json.loads(out)["engine"]["listen_rows"] == 1
+
+
+def test_visitors_of_the_scans_missing_from_the_truth_are_reported(scenario, capsys, tmp_path):
+    truth = tmp_path / "truth.csv"
+    rows = (scenario / "truth.csv").read_text().splitlines()
+    truth.write_text("\n".join(r for r in rows if not r.startswith("v002,")) + "\n")
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+                       "--truth", truth, "--no-progress")
+    assert code == 0
+    assert "1 visitors of the scans have no rows in truth.csv (v002): every track they start counts " \
+           "as a false start" in err

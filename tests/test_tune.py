@@ -10,8 +10,8 @@ import pytest
 
 from guide.cli import main
 from guide.metrics import Metrics
-from guide.tune import (PARAMETERS, apply_settings, default_space, objective, snippet,
-                        split_visitors, tune, violation)
+from guide.tune import (PARAMETERS, Candidate, TuneResult, apply_settings, default_space,
+                        format_result, objective, snippet, split_visitors, tune, violation)
 from guide.yamledit import set_trigger
 from guide.zones import load_zones
 
@@ -201,3 +201,50 @@ def test_a_snippet_is_yaml_for_the_top_level_and_site_settings_are_inserted_befo
     zones = "site: x\nlanguages: [fr]\n\n# The beacons\nbeacons: {}\nexhibits: []\n"
     assert set_trigger(zones, site={"dwell": 3.5}) == (
         "site: x\nlanguages: [fr]\n\ntrigger: {dwell: 3.5}\n\n# The beacons\nbeacons: {}\nexhibits: []\n")
+
+
+def test_settings_better_than_the_current_ones_but_over_a_limit_on_unseen_walks_are_not_ok():
+    """Fewer interruptions on the visitors kept aside outweigh the current
+    settings' recall, but 988 s of unwanted audio an hour is over the limit
+    there: not a choice to write without --force."""
+    values = {k: 1.0 for k in PARAMETERS}
+    current = Candidate(values=values, tuned=metrics(6, interruptions=3),
+                        held_out=metrics(6, interruptions=2, unwanted=879.0))
+    chosen = Candidate(values={**values, "margin": 2.0}, tuned=metrics(8),
+                       held_out=metrics(4, unwanted=988.0))
+    result = TuneResult(current=current, chosen=chosen, best=(chosen,), evaluations=2, seconds=1.0,
+                        tune_visitors=("v1",), held_out_visitors=("v2",))
+    assert result.holds_up and chosen.within_limits() and chosen.held_out_within_limits() is False
+    assert not result.ok
+    text = format_result(result)
+    assert "chosen (over a limit)" in text and "but are over a limit there" in text
+
+
+def test_a_snippet_file_never_replaces_a_file_of_another_kind(scenario, capsys):
+    base = ["tune", "--zones", str(scenario / "zones.yaml"), "--scans", str(scenario / "scans.csv"),
+            "--truth", str(scenario / "truth.csv"), "--budget", "12", "--no-progress"]
+    notes = scenario / "notes.csv"
+    notes.write_text("visitor,t,x,y\nv1,0,1,1\n")
+    assert main(base + ["--out", str(notes)]) == 2
+    assert "notes.csv: the file exists and is not a settings snippet of guide tune" in capsys.readouterr().err
+    assert notes.read_text() == "visitor,t,x,y\nv1,0,1,1\n"
+    old = scenario / "trigger.yaml"
+    old.write_text("# guide tune 2026-01-01\ntrigger:\n  dwell: 3  # s\n")  # an earlier snippet
+    assert main(base + ["--out", str(old)]) == 0 and "trigger:" in old.read_text()
+    assert "2026-01-01" not in old.read_text()
+
+
+def test_a_truth_with_no_listen_row_to_score_is_refused(scenario, capsys):
+    (scenario / "truth.csv").write_text("visitor,start,end,exhibit,intent\nv1,0,60,a,glance\n"
+                                         "v2,0,10,a,listen\n")
+    assert main(["tune", "--zones", str(scenario / "zones.yaml"), "--scans", str(scenario / "scans.csv"),
+                 "--truth", str(scenario / "truth.csv"), "--no-progress"]) == 2
+    assert "no `listen` row of 15 s or more for the visitors tuned on" in capsys.readouterr().err
+
+
+def test_tuning_on_one_visitor_says_nothing_was_kept_aside(scenario, capsys):
+    (scenario / "truth.csv").write_text("visitor,start,end,exhibit,intent\nv1,0,60,a,listen\n"
+                                         "v1,75,135,b,listen\n")
+    main(["tune", "--zones", str(scenario / "zones.yaml"), "--scans", str(scenario / "scans.csv"),
+          "--truth", str(scenario / "truth.csv"), "--budget", "6", "--no-progress"])
+    assert "No visitors were kept aside" in capsys.readouterr().out

@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from guide.cli import output_file, site_inputs
+    from guide.cli import output_file, site_inputs, starts_with
     from guide.errors import GuideError
     from guide.sitemap import FORMATS, draw_map, save_map
     from guide.zones import load_zones
@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     site = load_zones(args.zones)
     # where the picture goes (a link is followed), checked before drawing
     target = output_file(out, "--out", inputs=site_inputs(site, scans=args.scans, walks=args.walks,
-                                                          truth=args.truth))
+                                                          truth=args.truth),
+                         replaces=("a PNG or SVG picture", starts_with(b"\x89PNG", b"<?xml", b"<svg")))
     lang = args.lang or site.languages[0]
     if lang not in site.languages:
         raise GuideError(f"--lang {lang}: the site offers {', '.join(site.languages)}")
@@ -104,7 +105,7 @@ def _walk(site, args, lang):
     if args.walks:
         from guide.radio import RadioModel, read_walks, scans_from_walk
 
-        positions = [row for row in read_walks(args.walks) if row[0] == args.visitor]
+        positions = [row for row in read_walks(args.walks, grouped=False) if row[0] == args.visitor]
         if not positions:
             raise GuideError(f"--visitor {args.visitor}: not in {args.walks}")
         rows = list(scans_from_walk(site, positions, RadioModel.preset(args.radio), seed=args.seed))

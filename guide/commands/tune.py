@@ -28,9 +28,10 @@ unwanted audio per visitor-hour; on equal recall the shortest wait. Half the
 visitors (alternately) are kept aside to check the result on walks the search
 never saw. Exhibits with their own value for a setting keep it.
 
-Exit status: 0 when the chosen settings keep within the limits and do at
-least as well as the current ones on the visitors kept aside; 1 otherwise
-(nothing is written then, unless --force); 2 on a usage or input error.
+Exit status: 0 when the chosen settings keep within the limits, on the
+visitors tuned on and on those kept aside, and do at least as well as the
+current ones on the visitors kept aside; 1 otherwise (nothing is written
+then, unless --force); 2 on a usage or input error.
 """
 
 
@@ -86,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
         raise GuideError("--radio and --rate apply to --walks (a scan log already has its radio)")
     # what will be written, checked before the search: never one of its inputs
     inputs = site_inputs(load_zones(args.zones), scans=args.scans, walks=args.walks, truth=args.truth)
-    out = output_file(args.out, "--out", inputs=inputs) if args.out is not None else None
+    out = None
+    if args.out is not None:
+        out = output_file(args.out, "--out", inputs=inputs,
+                          replaces=("a settings snippet of guide tune (a `trigger:` mapping alone)",
+                                    _is_snippet))
     if args.write:
         output_file(args.zones, "--write", inputs={k: v for k, v in inputs.items() if k != "--zones"})
     result = tune(args.zones, truth=args.truth, scans=args.scans, walks=args.walks,
@@ -111,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         def side(c):
             return {"settings": c.values, "tuned": c.tuned.as_dict(),
                     "held_out": c.held_out.as_dict() if c.held_out else None,
-                    "within_limits": c.within_limits()}
+                    "within_limits": c.within_limits(),
+                    "held_out_within_limits": c.held_out_within_limits()}
         print(json.dumps({"ok": result.ok, "improved": result.improved,
                           "evaluations": result.evaluations, "seconds": round(result.seconds, 1),
                           "tune_visitors": list(result.tune_visitors),
@@ -129,3 +135,15 @@ def run(args: argparse.Namespace) -> int:
         elif result.improved and (args.write or args.out) and not writable:
             print("\nNothing written (see above); --force writes anyway.", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+def _is_snippet(path) -> bool:
+    """Whether an existing file is what `--out` writes (so it may be replaced):
+    YAML whose only top-level key is `trigger`."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and set(data) == {"trigger"}
