@@ -419,7 +419,7 @@ def format_result(result: Calibration) -> str:
             lines.append(f"  as declared, within 1 dB: {', '.join(same)}")
     if result.tx_kept:
         lines.append(f"tx_power kept as declared (heard from {FAR_M:g} m or more, in plain sight, "
-                     f"at fewer than {MIN_READINGS} other exhibits): {', '.join(result.tx_kept)}")
+                     f"in fewer than {MIN_READINGS} stays at other exhibits): {', '.join(result.tx_kept)}")
     if lines:
         lines += ["", "Exhibits (leads with those tx_power values):"]
     lines += _columns(rows)

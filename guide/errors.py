@@ -16,6 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 visitor', '3 visitors': a count for a message, in English."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def listed(names: Iterable[str], most: int = 10) -> str:
     """Names for a message, the first `most` of them: 'a, b, c ...'."""
     names = list(names)

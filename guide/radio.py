@@ -223,6 +223,11 @@ def _crossings(px: np.ndarray, py: np.ndarray, bx: float, by: float,
 
 # ---------------------------------------------------------------- reading walks
 
+NO_SCANS = ("no beacon of the site is heard along them (positions are metres in the zone map's "
+            "frame), or each visitor has a single position (a walk needs two or more, at "
+            "different times)")  # why walks give no scans, for messages
+
+
 def read_walks(path: str | Path, *, grouped: bool = True) -> Iterator[tuple[str, float, float, float]]:
     """Rows (visitor, t, x, y) of a FORMATS.md walk CSV, streamed.
 

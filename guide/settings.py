@@ -41,7 +41,7 @@ class TriggerSettings:
         "exhibit's radius into the level expected at its edge", min=1.0, max=6.0)
     level: float | None = _s(
         None, "dBm", "smoothed RSSI a visitor must reach to be at this exhibit; "
-        "default: the beacon's tx_power at the exhibit's radius, less `slack`",
+        "default (`auto`): the beacon's tx_power at the exhibit's radius, less `slack`",
         min=-127, max=0, per_exhibit=True)
     slack: float = _s(
         8.0, "dB", "how far below the level expected at the radius still counts "

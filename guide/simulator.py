@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from guide import tracks
 from guide.cli import guarded, output_file, rate, seed, site_inputs, starts_with
-from guide.errors import GuideError, listed
+from guide.errors import GuideError, counted, listed
 from guide.eventlog import check_event_log
 from guide.eventlog import line as event_line
 from guide.files import replace_whole
@@ -147,7 +147,13 @@ class _Source:
 
         rows = scans_from_walk(self.site, self._note_ends(read_walks(a.walks)),
                                RadioModel.preset(a.radio or "museum"), seed=a.seed, rate_hz=a.rate)
+        rows = self._noting_rows(rows)
         return rows if a.no_progress else _counting(rows, f"replay {a.walks.name}")
+
+    def _noting_rows(self, rows: Iterable[tuple[str, float, str, int]]):
+        for row in rows:
+            self.stats.rows += 1
+            yield row
 
     def _note_ends(self, walk: Iterable[tuple[str, float, float, float]]):
         for row in walk:
@@ -180,19 +186,25 @@ def _run(args: argparse.Namespace) -> int:
         elif not ends:
             raise GuideError(f"{args.walks}: has no rows below its header, so there is nothing to "
                              "replay; give a walk that holds positions")
+        elif not stats.rows and policy == policies[0]:
+            from guide.radio import NO_SCANS
+
+            print(f"simulate.py: {args.walks}: the walks gave no scans: {NO_SCANS}", file=sys.stderr)
         if stats.skipped_unknown and policy == policies[0]:
             print(f"simulate.py: skipped {stats.skipped_unknown} scan rows naming beacons "
                   f"not in the zone map: {stats.unknown_names()}", file=sys.stderr)
         if truth is not None and policy == policies[0]:
             absent = sorted({r.visitor for r in truth} - set(ends))
             if absent:
-                print(f"simulate.py: {len(absent)} visitors of {args.truth.name} have no scans "
+                print(f"simulate.py: {counted(len(absent), 'visitor')} of {args.truth.name} "
+                      f"{'has' if len(absent) == 1 else 'have'} no scans "
                       f"({listed(absent)}): their "
                       "listen rows count as missed", file=sys.stderr)
             untold = sorted(set(ends) - {r.visitor for r in truth})
             if untold:
-                print(f"simulate.py: {len(untold)} visitors of the {'scans' if args.scans else 'walks'} "
-                      f"have no rows in {args.truth.name} ({listed(untold)}): every track they "
+                print(f"simulate.py: {counted(len(untold), 'visitor')} of the "
+                      f"{'scans' if args.scans else 'walks'} {'has' if len(untold) == 1 else 'have'} "
+                      f"no rows in {args.truth.name} ({listed(untold)}): every track they "
                       "start counts as a false start", file=sys.stderr)
         if args.events and policy == policies[0]:
             _write_events(args.events, events)
@@ -202,7 +214,8 @@ def _run(args: argparse.Namespace) -> int:
             results[policy] = score(truth, events, durations=started_track_durations(site, events), walk_end=ends)
         else:
             starts = sum(1 for e in events if e["event"] == "start")
-            print(f"{policy}: {len(ends)} visitors, {starts} tracks started", file=sys.stderr)
+            print(f"{policy}: {counted(len(ends), 'visitor')}, {counted(starts, 'track')} started",
+                  file=sys.stderr)
     if results:
         _print(results, args.json)
     return 0

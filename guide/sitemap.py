@@ -18,7 +18,10 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
+import sys
 import textwrap
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -478,7 +481,20 @@ def save_map(fig, path: str | os.PathLike[str]) -> Path:
         raise GuideError(f"{path}: give a file name ending in .png or .svg (the format is "
                          "taken from it)")
     data = io.BytesIO()
-    fig.savefig(data, format=suffix[1:], dpi=DPI)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.filterwarnings("always", message=r"Glyph \d+ .* missing from font")
+        fig.savefig(data, format=suffix[1:], dpi=DPI)
+    missing: set[str] = set()
+    for w in caught:
+        m = re.match(r"Glyph (\d+) ", str(w.message))
+        if m:
+            missing.add(chr(int(m.group(1))))
+        else:  # not ours to hide
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if missing:  # one line for staff, not a library's warning with its source line
+        shown = "".join(sorted(missing)[:12]) + ("..." if len(missing) > 12 else "")
+        print(f"guide map: the font lacks {shown} ({len(missing)} characters of the site's text): "
+              "drawn as boxes", file=sys.stderr)
     try:
         replace_whole(path, [data.getvalue()])
     except OSError as e:

@@ -58,7 +58,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from guide.errors import GuideError, listed
+from guide.errors import GuideError, counted, listed
 from guide.metrics import MIN_LISTEN, Metrics, TruthRow, read_truth, score
 from guide.replay import ScanRow, ScanStats, read_scans, replay, started_track_durations
 from guide.settings import SETTINGS, TriggerSettings
@@ -308,9 +308,12 @@ def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
         for _ in read_scans(scans, site, stats=stats):  # checked once, here, with its line numbers
             pass
         if walks is not None and not stats.rows:
-            raise GuideError(f"{walks}: the walks gave no scans: each visitor needs two positions "
-                             "or more, at different times")
+            from guide.radio import NO_SCANS
+
+            raise GuideError(f"{walks}: the walks gave no scans: {NO_SCANS}")
         stats.check_site(scans, site)
+        if walks is None:
+            walk_end = dict(stats.last_t)  # a walk ends at its last row, known beacon or not
         visitors = set(stats.last_t) & {r.visitor for r in truth_rows}
         if not visitors:
             raise GuideError(f"no visitor of {truth} is in the scans: they are not the same walks")
@@ -565,7 +568,7 @@ def format_result(r: TuneResult) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     fmt = lambda row: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
                                 for i, (c, w) in enumerate(zip(row, widths)))
-    lines = [f"Tuned on {len(r.tune_visitors)} visitors ({listed(r.tune_visitors, 6)}): "
+    lines = [f"Tuned on {counted(len(r.tune_visitors), 'visitor')} ({listed(r.tune_visitors, 6)}): "
              f"{r.evaluations} settings "
              f"tried in {r.seconds:.0f} s. Limits: interruptions <= {MAX_INTERRUPTIONS:g}/h, "
              f"unwanted audio <= {MAX_UNWANTED:g} s/h.", "", fmt(rows[0])]
@@ -577,7 +580,7 @@ def format_result(r: TuneResult) -> str:
         lines.append(f"(On {hours:.1f} visitor-hours, {_poisson_bound(MAX_INTERRUPTIONS * hours, CHANCE)} "
                      "interruption(s) can happen by chance at the limit's own rate: not held against a setting.)")
     if r.held_out_visitors:
-        lines += ["", f"On the {len(r.held_out_visitors)} visitors it did not tune on "
+        lines += ["", f"On the {counted(len(r.held_out_visitors), 'visitor')} it did not tune on "
                       f"({listed(r.held_out_visitors, 6)}):"]
         def held(label: str, c: Candidate) -> list[str]:
             flag = " (over a limit)" if c.held_out_within_limits() is False else ""

@@ -729,8 +729,9 @@ class _Reader:
                 continue
             kind, nullable = _type_of(key)
             setting = f"{where}.{key}"
-            if nullable and isinstance(value_node, ScalarNode) and value_node.tag == _NULL:
-                values[key] = None  # "automatic", e.g. level computed from tx_power
+            if nullable and isinstance(value_node, ScalarNode) and (
+                    value_node.tag == _NULL or value_node.value.strip().lower() == "auto"):
+                values[key] = None  # "automatic" (as `guide settings` shows it): level from tx_power
                 continue
             if kind is bool:
                 if (isinstance(value_node, ScalarNode) and value_node.tag == _BOOL
@@ -764,6 +765,10 @@ class _Reader:
             where = f"wall {n}"
             ends = self.sequence(item, where, example)
             if ends is None:
+                continue
+            if ends and all(isinstance(e, ScalarNode) for e in ends):
+                self.fail(item, f"{where} is a list of {len(ends)} number{'s' * (len(ends) != 1)}: "
+                          f"a wall is a list of its 2 ends, each [x, y], e.g. {example}")
                 continue
             if len(ends) != 2:
                 self.fail(item, f"{where} has {len(ends)} point{'s' * (len(ends) != 1)}: "

@@ -358,6 +358,21 @@ def test_guide_record_force_replaces_only_a_scan_log(site, tmp_path, capsys, no_
     assert notes.read_text() == "the walk of 2 May: start at the dome\n"
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--visitor", "staff\t1"], "holds the control character"),
+    (["--visitor", "a,b"], "without commas"),
+    (["--visitor", " staff"], "without commas or spaces around it"),
+    (["--duration", "inf"], "--duration inf: give a number of seconds, more than 0"),
+    (["--duration", "0"], "--duration 0: give a number of seconds"),
+])
+def test_guide_record_refuses_a_visitor_or_duration_it_could_not_write(site, tmp_path, capsys, no_bluez,
+                                                                        options, message):
+    from guide.cli import main
+
+    assert main(["record", "--zones", str(site.path), "--out", str(tmp_path / "w.csv"), *options]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "w.csv").exists()
+
+
 def test_guide_record_with_an_empty_out_asks_for_a_file_name(site, tmp_path, capsys, no_bluez):
     assert record(site, "--out", "") == 2
     assert "guide: error: --out: give a file name" in capsys.readouterr().err

@@ -200,6 +200,18 @@ def test_a_truth_without_listen_rows_is_a_clear_error(site_dir, capsys):
     assert "nothing to calibrate from: it has no 'listen' rows" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("log, message", [
+    ("visitor,t,beacon,rssi\nstaff-1,0.0,sensor10,-60\n", "scans.csv: none of its 1 rows names a beacon"),
+    ("visitor,t,beacon,rssi\n", "scans.csv: has no rows below its header"),
+])
+def test_a_scan_log_of_another_site_or_empty_is_named_as_the_problem(site_dir, capsys, log, message):
+    scans, truth = write_csvs(site_dir, RECORDING, TRUTH)
+    scans.write_text(log)
+    assert main(["calibrate", "--zones", str(site_dir / "zones.yaml"), "--scans", str(scans),
+                 "--truth", str(truth)]) == 2
+    assert message in capsys.readouterr().err
+
+
 # ------------------------------------------------------------- yamledit
 
 def test_settings_join_an_existing_trigger_in_its_own_style():

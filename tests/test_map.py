@@ -126,6 +126,22 @@ def test_the_map_command_draws_a_visitors_walk_from_walks_and_truth(zones, tmp_p
                  "--visitor", "v1", "--out", str(out)]) == 0
     assert "v1's walk" in capsys.readouterr().out
     assert png_size(out)[0] == 1200
+    # an interleaved walk is drawn (only v1's rows are read); a truth without v1 is refused
+    walks.write_text("visitor,t,x,y\nv1,0,0,0.5\nv2,0,5,5\nv1,10,8,0.5\n")
+    truth.write_text("visitor,start,end,exhibit,intent\nv2,0,60,far,listen\n")
+    assert main(["map", "--zones", str(zones), "--walks", str(walks), "--visitor", "v1",
+                 "--out", str(out)]) == 0
+    assert main(["map", "--zones", str(zones), "--walks", str(walks), "--truth", str(truth),
+                 "--visitor", "v1", "--out", str(out)]) == 2
+    assert "--visitor v1: no rows of that visitor in" in capsys.readouterr().err
+
+
+def test_characters_the_font_lacks_are_named_in_one_line_not_a_library_warning(zones, tmp_path, capfd):
+    zones.write_text(zones.read_text().replace("site: Map test", "site: '東京 Map test'"))
+    assert main(["map", "--zones", str(zones), "--out", str(tmp_path / "m.png"), "--no-lint"]) == 0
+    err = capfd.readouterr().err
+    assert "guide map: the font lacks 京東 (2 characters of the site's text): drawn as boxes" in err
+    assert "UserWarning" not in err
 
 
 @pytest.mark.parametrize("name", [r"Hall $\frac{ $ A", "Tickets $5 or $10"])

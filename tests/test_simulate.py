@@ -228,7 +228,7 @@ def test_truth_visitors_without_scans_are_reported(scenario, capsys, tmp_path):
     truth.write_text((scenario / "truth.csv").read_text() + "v999,10,60,e1,listen\n")
     code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
                        "--truth", truth, "--no-progress")
-    assert code == 0 and "1 visitors of truth.csv have no scans (v999)" in err
+    assert code == 0 and "1 visitor of truth.csv has no scans (v999)" in err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -451,5 +451,12 @@ def test_visitors_of_the_scans_missing_from_the_truth_are_reported(scenario, cap
     code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
                        "--truth", truth, "--no-progress")
     assert code == 0
-    assert "1 visitors of the scans have no rows in truth.csv (v002): every track they start counts " \
+    assert "1 visitor of the scans has no rows in truth.csv (v002): every track they start counts " \
            "as a false start" in err
+
+
+def test_a_walk_that_gives_no_scans_says_why(scenario, capsys, tmp_path):
+    walk = tmp_path / "walk.csv"
+    walk.write_text("visitor,t,x,y\nv1,0,3,2.5\n")  # one position: no walk to hear anything on
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--walks", walk, "--no-progress")
+    assert code == 0 and "walk.csv: the walks gave no scans: no beacon of the site is heard" in err

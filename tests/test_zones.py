@@ -166,6 +166,13 @@ def test_exhibit_trigger_values_override_the_sites_for_that_exhibit_only(load):
     assert isinstance(site.trigger.dwell, float)
 
 
+def test_level_auto_as_guide_settings_shows_it_is_the_default_level(load):
+    text = edit("exhibits:\n", "trigger: {level: -75}\nexhibits:\n")
+    text = edit("    radius: 1.5\n", "    radius: 1.5\n    trigger: {level: auto}\n", text)
+    site = load(text)
+    assert site.trigger.level == -75.0 and site.exhibit("coin-1").trigger.level is None
+
+
 def test_an_exhibit_stands_at_its_beacon_unless_given_x_and_y(load):
     site = load(edit("    radius: 1.5\n", "    radius: 1.5\n    x: 31\n    y: 8.5\n"))
     assert (site.exhibit("dome").x, site.exhibit("dome").y) == (12.0, 30.5)
@@ -847,6 +854,7 @@ def test_a_site_wide_setting_cannot_be_set_per_exhibit(problem):
 @pytest.mark.parametrize("wall,said", [
     ("[[0, 0], [1, 1], [2, 2]]", "has 3 points"),
     ("[[0, 0]]", "has 1 point:"),
+    ("[20, 8, 20, 17]", "wall 1 is a list of 4 numbers: a wall is a list of its 2 ends, each [x, y]"),
     ("[[0, 0], [1]]", "a point is a list of 2 numbers"),
     ("[[0, 0], [1, x]]", "must be a number, not the text 'x'"),
     ("[[0, 0], [0, 0]]", "starts and ends at the same point"),

@@ -90,14 +90,13 @@ def run(args: argparse.Namespace) -> int:
     stats = ScanStats()
     result = calibrate(site, read_scans(args.scans, site, stats=stats), truth, visitors=visitors,
                        tx_power=not args.keep_tx_power)
+    stats.check_site(args.scans, site)  # an empty log, or another site's: its own error
     if not result.changes:
         rows = [r for r in truth if r.intent == "listen" and (visitors is None or r.visitor in visitors)]
         if not rows:
             why = "it has no 'listen' rows for those visitors"
         elif not set(stats.last_t) & {r.visitor for r in rows}:
             why = "its visitors are not in the scan log"
-        elif stats.rows == stats.skipped_unknown:
-            why = f"no row of {args.scans} names a beacon of the zone map"
         elif all(r.start > stats.last_t.get(r.visitor, -1.0) for r in rows):
             why = (f"its listen rows start after the scans of their visitors end: are the times "
                    f"of both in seconds since the walk began?")

@@ -102,6 +102,10 @@ def _walk(site, args, lang):
     from guide.sitemap import walk_from_positions, walk_from_scans
 
     truth = read_truth(args.truth, site.exhibit_ids) if args.truth else None
+    if truth is not None and not any(r.visitor == args.visitor for r in truth):
+        raise GuideError(f"--visitor {args.visitor}: no rows of that visitor in {args.truth}, so every "
+                         "start would count as false; give that visitor's ground truth, or leave "
+                         "out --truth")
     if args.walks:
         from guide.radio import RadioModel, read_walks, scans_from_walk
 

@@ -52,15 +52,19 @@ def run(args: argparse.Namespace) -> int:
     from guide.ble import BeaconParser, BleakSource, describe
     from guide.cli import output_file, site_inputs
     from guide.commands.run import setup_logging, stop_on_signals
+    from guide.csvlog import MAX_T, id_problem
     from guide.errors import GuideError
     from guide.zones import load_zones
 
     setup_logging(args.quiet)
     site = load_zones(args.zones)
-    if not args.visitor or "," in args.visitor:
-        raise GuideError(f"--visitor {args.visitor!r}: give a short id without commas (e.g. staff-1)")
-    if args.duration is not None and not args.duration > 0:
-        raise GuideError(f"--duration {args.duration}: give a positive number of seconds")
+    why = id_problem(args.visitor.strip(), "visitor")
+    if why or "," in args.visitor or args.visitor != args.visitor.strip():
+        raise GuideError(f"--visitor {args.visitor!r}: give a short id without commas or spaces "
+                         f"around it (e.g. staff-1){'; ' + why if why else ''}")
+    if args.duration is not None and not 0 < args.duration <= MAX_T:
+        raise GuideError(f"--duration {args.duration:g}: give a number of seconds, more than 0 and "
+                         f"at most a week ({MAX_T:g})")
     out = output_file(args.out, "--out", inputs=site_inputs(site))
     replacing = out.exists() and out.stat().st_size > 0
     if replacing and not args.force:
