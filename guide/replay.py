@@ -118,7 +118,7 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
                     if why:
                         raise _BadRow(why)
                 if not -127 <= r <= 0:
-                    raise _BadRow(f"rssi={short(str(r))} is not a plausible signal strength; "
+                    raise _BadRow(f"rssi={short(row[ir].strip())} is not a plausible signal strength; "
                                   f"RSSI is a negative dBm value between -127 and 0")
                 prev = t
                 if b not in known:

@@ -200,6 +200,17 @@ def test_a_truth_without_listen_rows_is_a_clear_error(site_dir, capsys):
     assert "nothing to calibrate from: it has no 'listen' rows" in capsys.readouterr().err
 
 
+def test_truth_rows_without_scans_are_named_as_left_out(site_dir, capsys):
+    extra = [TruthRow(visitor="staff-9", start=0, end=40, exhibit="a", intent="listen"),
+             TruthRow(visitor="staff-1", start=9000, end=9040, exhibit="a", intent="listen")]
+    scans, truth = write_csvs(site_dir, RECORDING, TRUTH + extra)
+    assert main(["calibrate", "--zones", str(site_dir / "zones.yaml"), "--scans", str(scans),
+                 "--truth", str(truth), "--dry-run"]) in (0, 1)
+    err = capsys.readouterr().err
+    assert "1 visitor of" in err and "(staff-9): their stays are left out" in err
+    assert "1 listen row of" in err and "(staff-1 at a): left out" in err
+
+
 @pytest.mark.parametrize("log, message", [
     ("visitor,t,beacon,rssi\nstaff-1,0.0,sensor10,-60\n", "scans.csv: none of its 1 rows names a beacon"),
     ("visitor,t,beacon,rssi\n", "scans.csv: has no rows below its header"),

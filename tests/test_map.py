@@ -134,6 +134,8 @@ def test_the_map_command_draws_a_visitors_walk_from_walks_and_truth(zones, tmp_p
     assert main(["map", "--zones", str(zones), "--walks", str(walks), "--truth", str(truth),
                  "--visitor", "v1", "--out", str(out)]) == 2
     assert "--visitor v1: no rows of that visitor in" in capsys.readouterr().err
+    assert main(["map", "--zones", str(zones), "--seed", "3", "--out", str(out)]) == 2
+    assert "--seed is the radio model's, for --walks" in capsys.readouterr().err
 
 
 def test_characters_the_font_lacks_are_named_in_one_line_not_a_library_warning(zones, tmp_path, capfd):

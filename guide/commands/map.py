@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lang", help="the visitor's language (default: the site's first)")
     p.add_argument("--radio", default="museum", choices=("textbook", "museum", "harsh"),
                    help="radio model for lint and for --walks (default: museum)")
-    p.add_argument("--seed", type=seed, default=7, help="with --walks: the radio model's seed")
+    p.add_argument("--seed", type=seed, help="with --walks: the radio model's seed (default: 7)")
     p.add_argument("--no-lint", action="store_true", help="leave out guide lint's findings")
     p.set_defaults(run=run)
 
@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise GuideError("--scans/--walks draw one visitor's walk: say whose with --visitor ID")
     if args.visitor and not has_source:
         raise GuideError("--visitor needs the walk to draw: give --scans or --walks")
+    if args.seed is not None and not args.walks:
+        raise GuideError("--seed is the radio model's, for --walks (a scan log already has its radio)")
     if args.truth and not has_source:
         raise GuideError("--truth marks false starts on a walk: give --scans or --walks and --visitor")
     site = load_zones(args.zones)
@@ -112,7 +114,7 @@ def _walk(site, args, lang):
         positions = [row for row in read_walks(args.walks, grouped=False) if row[0] == args.visitor]
         if not positions:
             raise GuideError(f"--visitor {args.visitor}: not in {args.walks}")
-        rows = list(scans_from_walk(site, positions, RadioModel.preset(args.radio), seed=args.seed))
+        rows = list(scans_from_walk(site, positions, RadioModel.preset(args.radio), seed=7 if args.seed is None else args.seed))
     else:
         stats = ScanStats()
         rows = [r for r in read_scans(args.scans, site, stats=stats) if r[0] == args.visitor]
