@@ -16,10 +16,15 @@ device sees where visitors stand, and reports:
   place enclosed by walls, within sight of another exhibit or a doorway: not
   the outside of the building or solid rock);
 - *behind-wall*: visitors stand on the other side of a wall from their own
-  exhibit's beacon.
+  exhibit's beacon;
+- *setting*: a setting the engine reads otherwise than written (a
+  `dwell_again` below the `dwell`, which the engine waits anyway).
 
 Each finding says what to change (move a beacon, shrink a radius, merge the
-exhibits, raise the dwell or the level of one exhibit), with numbers.
+exhibits, raise the dwell or the level of one exhibit, lower the margin), with
+numbers; a setting is only ever suggested within the range the zone-map loader
+accepts (`guide.settings`, and `guide.zones.MAX_RADIUS` for a radius): where no
+such value would do, the finding says so and suggests what would.
 
     report = lint_site(load_zones("zones.yaml"), model="museum")
     print(format_report(report))
@@ -39,7 +44,9 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from guide.radio import RadioModel, mean_rssi
+from guide.settings import SETTINGS, TriggerSettings
 from guide.site import Exhibit, Site
+from guide.zones import MAX_RADIUS
 
 THRESHOLD = 0.8  # share of visitors that must get a clean lead / enough level
 STAND_RINGS = (0.0, 0.5, 1.0)  # m from the exhibit's spot where visitors stand
@@ -51,7 +58,7 @@ ENCLOSED_RAYS, ENCLOSED_HITS, ENCLOSED_REACH = 16, 13, 25.0  # inside the buildi
 VISIT_REACH = 12.0  # m: a place within sight of an exhibit or a doorway is visited
 MERGE_WITHIN = 2.5  # m: exhibits this close or closer are offered a merge
 DWELL_STEP = 2.0  # s added to the dwell of an exhibit started in passing
-KINDS = ("behind-wall", "overlap", "indistinct", "weak", "doorway", "through-wall")
+KINDS = ("behind-wall", "overlap", "indistinct", "weak", "doorway", "through-wall", "setting")
 
 Point = tuple[float, float]
 
@@ -152,6 +159,21 @@ def _phi(z: float) -> float:
     return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
 
+def _accepts(setting: str, value: float) -> bool:
+    """Would the zone-map loader accept `value` for the trigger `setting`?"""
+    meta = SETTINGS[setting].metadata
+    return ((meta["min"] is None or value >= meta["min"])
+            and (meta["max"] is None or value <= meta["max"]))
+
+
+def _raised_dwell(e: Exhibit) -> float | None:
+    """The dwell to suggest for `e`: DWELL_STEP more, no more than the loader
+    accepts; None when it is there already."""
+    hi = SETTINGS["dwell"].metadata["max"]
+    to = e.trigger.dwell + DWELL_STEP if hi is None else min(e.trigger.dwell + DWELL_STEP, hi)
+    return to if to > e.trigger.dwell else None
+
+
 def enter_level(site: Site, exhibit: Exhibit) -> float:
     """The smoothed RSSI the engine needs to arrive at `exhibit` (engine rule
     2): its `level`, or the level expected at its radius less `slack`."""
@@ -211,6 +233,7 @@ class _Linter:
             out += self.weak(e)
             out += self.doorway(e)
             out += self.through_wall(e)
+        out += self.dwell_again()
         return out
 
     def behind_wall(self, e: Exhibit) -> list[LintFinding]:
@@ -226,6 +249,41 @@ class _Linter:
             suggestions=(f"move beacon {e.beacon} to the visitors' side of the wall",
                          f"or correct {e.id}'s x/y (where visitors stand) in zones.yaml"))]
 
+    def dwell_again(self) -> list[LintFinding]:
+        """A dwell_again below the dwell, for the site or an exhibit that sets
+        either itself: the engine waits the longer of the two for a visitor
+        coming back, so the shorter wait written there never happens."""
+        site = self.site.trigger
+        found: list[tuple[tuple[str, ...], Point, str, str, TriggerSettings]] = []
+        if site.dwell_again < site.dwell:
+            spots = [(e.x, e.y) for e in self.site.exhibits] or [(0.0, 0.0)]
+            middle = (sum(p[0] for p in spots) / len(spots), sum(p[1] for p in spots) / len(spots))
+            found.append(((), middle, "the site", "top-level trigger", site))
+        for e in self.site.exhibits:
+            t = e.trigger
+            if t.dwell_again < t.dwell and (t.dwell, t.dwell_again) != (site.dwell, site.dwell_again):
+                found.append(((e.id,), (e.x, e.y), e.id, f"{e.id}'s trigger", t))
+        out = []
+        for exhibits, at, who, where, t in found:
+            suggestions = []
+            if _accepts("dwell_again", t.dwell):
+                suggestions.append(f"raise the dwell_again of {who} to {t.dwell:g} s ({where}: "
+                                   f"{{dwell_again: {t.dwell:g}}}; now {t.dwell_again:g} s), "
+                                   "what the engine waits anyway")
+            if _accepts("dwell", t.dwell_again):
+                suggestions.append(f"{'or ' if suggestions else ''}lower the dwell of {who} to "
+                                   f"{t.dwell_again:g} s ({where}: {{dwell: {t.dwell_again:g}}}; now "
+                                   f"{t.dwell:g} s), if a visitor coming back should wait only that "
+                                   "long (a first visit then waits that long too)")
+            out.append(LintFinding(
+                kind="setting", exhibits=exhibits, at=at,
+                message=(f"{who}: dwell_again ({t.dwell_again:g} s) is below dwell ({t.dwell:g} s), "
+                         "and the engine never waits less than the dwell: a visitor coming back "
+                         f"waits {t.dwell:g} s, not {t.dwell_again:g} s"),
+                suggestions=tuple(suggestions),
+                figures={"dwell_s": t.dwell, "dwell_again_s": t.dwell_again}))
+        return out
+
     def overlap(self, a: Exhibit, b: Exhibit) -> list[LintFinding]:
         ba, bb = self.site.beacons[a.beacon], self.site.beacons[b.beacon]
         d = math.dist((ba.x, ba.y), (bb.x, bb.y))
@@ -235,7 +293,18 @@ class _Linter:
         suggestions = []
         fit = (d - 0.2) / (a.radius + b.radius)
         ra, rb = a.radius * fit, b.radius * fit
-        if min(ra, rb) >= 0.8:
+        big, small = (a, b) if a.radius >= b.radius else (b, a)
+        alone = d - 0.2 - small.radius
+        if big.radius >= d and alone >= 0.8:
+            # one zone alone reaches past the other beacon: its radius is the fault;
+            # offer the radius that clears every zone, the same in each of its findings
+            clear = self.clearance(big)
+            everywhere = 0.8 <= clear <= alone
+            suggestions.append(f"shrink the radius of {big.id} to {_down(clear if everywhere else alone)} m "
+                               f"(now {big.radius:g} m): it reaches past beacon {small.beacon}, "
+                               f"{d:.1f} m away" + (", and at that it overlaps no other zone"
+                                                    if everywhere else ""))
+        elif min(ra, rb) >= 0.8:
             suggestions.append(f"shrink the radii: {a.id} to {_down(ra)} m and {b.id} to "
                                f"{_down(rb)} m (now {a.radius:g} and {b.radius:g} m; the beacons "
                                f"are {d:.1f} m apart)")
@@ -253,6 +322,13 @@ class _Linter:
                      "between them is 'at' both"),
             suggestions=tuple(suggestions), figures={"overlap_m": over, "distance_m": d})]
 
+    def clearance(self, e: Exhibit) -> float:
+        """The largest radius of `e` that overlaps no other zone (less 0.2 m)."""
+        beacons = self.site.beacons
+        b = beacons[e.beacon]
+        return min((math.dist((b.x, b.y), (beacons[o.beacon].x, beacons[o.beacon].y)) - 0.2 - o.radius
+                    for o in self.site.exhibits if o.id != e.id), default=math.inf)
+
     def indistinct(self, a: Exhibit, b: Exhibit) -> list[LintFinding]:
         if math.dist((a.x, a.y), (b.x, b.y)) > NEIGHBOUR_REACH:
             return []
@@ -264,21 +340,37 @@ class _Linter:
         d = math.dist((ba.x, ba.y), (bb.x, bb.y))
         worse, other = (a, b) if ok_a <= ok_b else (b, a)
         need = self.spacing_needed(a, b, d)
+        lower = self.margin_needed(a, b, d) if need is None else None
         suggestions = []
-        if need is not None:
+        if lower is not None:
+            # no spacing gives the lead the margin asks for: the margin is the fault
+            margin, spaced = lower
+            now = max(a.trigger.margin, b.trigger.margin)
+            high = [e for e in (a, b) if e.trigger.margin > margin]
+            whose = ("the site's margin" if all(e.trigger.margin == self.site.trigger.margin for e in high)
+                     else f"the margin for {' and '.join(e.id for e in high)}")
+            suggestions.append(
+                f"lower {whose} to {margin:g} dB (trigger: {{margin: {margin:g}}}; now {now:g} dB): "
+                f"no spacing would give the radio a {now:g} dB lead here" + (
+                    f"; at {margin:g} dB it tells them apart where they stand" if spaced is None else
+                    f"; at {margin:g} dB, beacons about {spaced:.0f} m apart would (now {d:.1f} m)"))
+        elif need is not None:
             suggestions.append(f"move the beacons apart: {a.beacon} and {b.beacon} are {d:.1f} m "
                                f"apart; about {need:.0f} m would let the radio tell them apart")
         else:
             suggestions.append(f"move the beacons apart: {a.beacon} and {b.beacon} are {d:.1f} m "
                                "apart, too close for this radio at any practical distance")
-        if d <= MERGE_WITHIN or need is None:
+        if d <= MERGE_WITHIN or (need is None and lower is None):
             suggestions.append(f"merge {a.id} and {b.id} into one exhibit (one beacon, one "
                                "narration covering both)")
-        # the one a visitor at the other most often starts by mistake waits longer
+        # the one a visitor at the other most often starts by mistake waits longer (not
+        # when the margin is the fault: it keeps visitors from starting either one)
         started, at_ = (b, a) if false_b >= false_a else (a, b)
-        suggestions.append(f"raise the dwell for {started.id} to {started.trigger.dwell + DWELL_STEP:g} s "
-                           f"(now {started.trigger.dwell:g} s), so a visitor at {at_.id} does not "
-                           "start it in passing")
+        dwell = _raised_dwell(started)
+        if lower is None and dwell is not None:
+            suggestions.append(f"raise the dwell for {started.id} to {dwell:g} s "
+                               f"(now {started.trigger.dwell:g} s), so a visitor at {at_.id} does not "
+                               "start it in passing")
         suggestions.append(f"record staff standing at {a.id} and {b.id} (guide record) and run "
                            "guide calibrate: per-exhibit levels and margins from the real radio")
         mid = ((ba.x + bb.x) / 2, (ba.y + bb.y) / 2)
@@ -316,6 +408,34 @@ class _Linter:
                 return d + shift
         return None
 
+    def margin_needed(self, a: Exhibit, b: Exhibit, d: float) -> tuple[float, float | None] | None:
+        """When no spacing would do: (margin, None) for the highest margin, in
+        whole dB, at which the radio tells a and b apart where they stand, else
+        (the default margin, the spacing that would do at it); None when not
+        even the default would do. Never below the default: a lower margin
+        trades clean starts for wrong ones, which this does not weigh."""
+        floor = SETTINGS["margin"].default
+
+        def at(m: float) -> tuple[Exhibit, Exhibit]:
+            def lowered(e: Exhibit) -> Exhibit:
+                return replace(e, trigger=replace(e.trigger, margin=min(e.trigger.margin, m)))
+            return lowered(a), lowered(b)
+
+        def here(m: float) -> bool:
+            x, y = at(m)
+            return min(self.pair(self.site, x, y)[0], self.pair(self.site, y, x)[0]) >= self.threshold
+
+        low, high = math.ceil(floor), math.ceil(max(a.trigger.margin, b.trigger.margin)) - 1
+        if low <= high and here(low):
+            while low < high:  # here(low) holds
+                mid = (low + high + 1) // 2
+                low, high = (mid, high) if here(mid) else (low, mid - 1)
+            return float(low), None
+        if max(a.trigger.margin, b.trigger.margin) <= floor:
+            return None
+        spaced = self.spacing_needed(*at(floor), d)
+        return None if spaced is None else (floor, spaced)
+
     def weak(self, e: Exhibit) -> list[LintFinding]:
         need = enter_level(self.site, e)
         levels = sorted(self.score(self.site, e, p) + self.site.beacons[e.beacon].tx_power
@@ -329,13 +449,27 @@ class _Linter:
         d = math.dist((e.x, e.y), (b.x, b.y))
         t = e.trigger
         radius = 10 ** ((b.tx_power - t.slack - suggested) / (10 * t.path_loss_exponent))
-        suggestions = [f"lower the level for {e.id} to {math.floor(suggested)} dBm "
-                       f"(trigger: {{level: {math.floor(suggested)}}}; now {need:.0f} dBm)"]
-        if t.level is None:
-            suggestions.append(f"or raise its radius to {_up(radius)} m (now {e.radius:g} m)")
+        highest, lowest = SETTINGS["level"].metadata["max"], SETTINGS["level"].metadata["min"]
+        level = min(math.floor(suggested), highest)
+        # only values the loader accepts; a level is a radius in other units, so
+        # none that reaches further than a radius may
+        fixes = []
+        if _accepts("level", level) and radius <= MAX_RADIUS:
+            fixes.append(f"lower the level for {e.id} to {level} dBm "
+                         f"(trigger: {{level: {level}}}; now {need:.0f} dBm)")
+        if t.level is None and float(_up(radius)) <= MAX_RADIUS:
+            fixes.append(f"raise its radius to {_up(radius)} m (now {e.radius:g} m)")
+        moves = []
         if d > 1.0:
-            suggestions.append(f"or move beacon {e.beacon} closer to where visitors stand "
-                               f"(now {d:.1f} m from ({e.x:g}, {e.y:g}))")
+            moves.append(f"move beacon {e.beacon} closer to where visitors stand "
+                         f"(now {d:.1f} m from ({e.x:g}, {e.y:g}))")
+        if not fixes:
+            why = (f"its zone would have to reach about {radius:.0f} m, and the guide takes "
+                   f"radii up to {MAX_RADIUS:g} m" if radius > MAX_RADIUS else
+                   f"it would need a level below {lowest:g} dBm, the lowest the guide takes")
+            moves.append(f"check {e.id}'s x/y and beacon {e.beacon}'s x/y and tx_power in "
+                         f"zones.yaml: no level or radius would get it started ({why})")
+        suggestions = [s if i == 0 else f"or {s}" for i, s in enumerate(fixes + moves)]
         return [LintFinding(
             kind="weak", exhibits=(e.id,), at=(e.x, e.y),
             message=(f"{e.id}: where visitors stand, its beacon is expected at about {median:.0f} dBm, "
@@ -356,8 +490,10 @@ class _Linter:
             suggestions.append(f"shrink the radius of {e.id} to {_down(dist - 0.5)} m (now {e.radius:g} m)")
         suggestions.append(f"move beacon {e.beacon} at least {_up(e.radius + 1.0 - dist)} m further "
                            "from the doorway")
-        suggestions.append(f"or raise the dwell for {e.id} to {e.trigger.dwell + DWELL_STEP:g} s (now "
-                           f"{e.trigger.dwell:g} s), so people walking through do not start it")
+        dwell = _raised_dwell(e)
+        if dwell is not None:
+            suggestions.append(f"or raise the dwell for {e.id} to {dwell:g} s (now "
+                               f"{e.trigger.dwell:g} s), so people walking through do not start it")
         mx, my = door.middle
         return [LintFinding(
             kind="doorway", exhibits=(e.id,), at=door.middle,
@@ -399,7 +535,7 @@ class _Linter:
         median = standing[len(standing) // 2]
         suggestions = []
         raise_to = math.ceil(level + self.noise.level)
-        if raise_to <= median - self.noise.level:
+        if raise_to <= median - self.noise.level and _accepts("level", raise_to):
             suggestions.append(f"raise the level for {e.id} to {raise_to} dBm (trigger: {{level: "
                                f"{raise_to}}}; visitors at it see about {median:.0f} dBm)")
         suggestions.append(f"move beacon {e.beacon} away from the wall ({d:.1f} m now)")
@@ -538,6 +674,7 @@ _TITLES = {
     "weak": "Signal too weak where visitors stand",
     "doorway": "Zones across a doorway",
     "through-wall": "Beacons heard through a wall",
+    "setting": "Settings the engine reads otherwise",
 }
 
 

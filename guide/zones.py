@@ -244,7 +244,7 @@ _HEX = re.compile(r"[0-9a-f]*\Z")
 # Bounds no real site comes near: further out, a number is a typing slip (or a
 # fuzzer), and the geometry of `guide lint` and `guide map` overflows. Walks
 # share the coordinate bound (guide.csvlog).
-_MAX_RADIUS = 100.0  # m: a BLE beacon is not heard reliably much farther
+MAX_RADIUS = 100.0  # m: a BLE beacon is not heard reliably much farther
 _COORD_WHY = ("site coordinates in metres, from a corner of the site (no site is "
               "100 km across)")
 _RADIUS_WHY = ("the distance in metres within which a visitor is at it (a BLE beacon "
@@ -978,7 +978,7 @@ class _Reader:
                 beacon = None  # declared, but has problems of its own (reported)
 
         radius = (self.number(entries["radius"].value, f"{where} radius", unit="m",
-                              positive=True, hi=_MAX_RADIUS, why=_RADIUS_WHY)
+                              positive=True, hi=MAX_RADIUS, why=_RADIUS_WHY)
                   if "radius" in entries else None)
 
         tracks: dict[str, str] = {}

@@ -5,23 +5,29 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
 from guide.cli import main
 from guide.lint import lint_site, noise_of
 from guide.radio import RadioModel
-from guide.zones import load_zones
+from guide.settings import SETTINGS
+from guide.zones import MAX_RADIUS, load_zones
 
 UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
 
 
-def write_site(tmp_path, make_wav, exhibits, *, walls=(), trigger=None):
+def write_site(tmp_path, make_wav, exhibits, *, walls=(), trigger=None, triggers=None):
     """exhibits: [(id, beacon x, beacon y, radius)] or with a 5th item, the
-    standing spot (x, y) -> zones.yaml path."""
+    standing spot (x, y); trigger: the site's settings, triggers: {id: an
+    exhibit's} -> zones.yaml path."""
+    def settings(values):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in values.items()) + "}"
+
     lines = ["site: Lint test", "languages: [fr]"]
     if trigger:
-        lines.append("trigger: {" + ", ".join(f"{k}: {v}" for k, v in trigger.items()) + "}")
+        lines.append(f"trigger: {settings(trigger)}")
     if walls:
         lines.append("walls:")
         lines += [f"  - [[{a[0]}, {a[1]}], [{b[0]}, {b[1]}]]" for a, b in walls]
@@ -33,8 +39,9 @@ def write_site(tmp_path, make_wav, exhibits, *, walls=(), trigger=None):
     for e, x, y, r, *spot in exhibits:
         make_wav(tmp_path / "tracks" / "fr" / f"{e}.wav", 0.1)
         where = f", x: {spot[0][0]}, y: {spot[0][1]}" if spot else ""
+        own = f", trigger: {settings(triggers[e])}" if triggers and e in triggers else ""
         lines.append(f"  - {{id: {e}, title: {{fr: {e}}}, beacon: b-{e}, radius: {r}{where}, "
-                     f"tracks: {{fr: fr/{e}.wav}}}}")
+                     f"tracks: {{fr: fr/{e}.wav}}{own}}}")
     path = tmp_path / "zones.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -133,6 +140,88 @@ def test_a_standing_spot_far_from_its_beacon_is_weak_with_a_level_to_set(tmp_pat
     level = int(f.suggestions[0].split("to ")[1].split(" dBm")[0])
     assert level < f.figures["level_dbm"]
     assert any("raise its radius" in s for s in f.suggestions)
+
+
+@pytest.mark.parametrize("away", [400, 5000])
+def test_a_spot_beyond_any_zone_from_its_beacon_gets_no_level_or_radius_the_loader_refuses(
+        tmp_path, make_wav, away):
+    # as far as it is, the level or radius it needs are out of zones.yaml's range
+    zones = write_site(tmp_path, make_wav, [("far", 0, 0, 1.5, (away, 0)), ("x", 30, 0, 2)])
+    (f,) = [f for f in lint_site(load_zones(zones)).findings if f.kind == "weak"]
+    level = SETTINGS["level"].metadata
+    for s in f.suggestions:
+        for value in re.findall(r"level: (-?\d+)", s):
+            assert level["min"] <= int(value) <= level["max"]
+        for value in re.findall(r"radius to ([\d.]+) m", s):
+            assert float(value) <= MAX_RADIUS
+    assert not any("lower the level" in s or "raise its radius" in s for s in f.suggestions)
+    assert f.suggestions[0].startswith("move beacon b-far closer to where visitors stand")
+    assert "check far's x/y" in f.suggestions[1] and "no level or radius" in f.suggestions[1]
+
+
+def test_a_dwell_at_its_maximum_is_not_raised_beyond_it(tmp_path, make_wav):
+    # a close pair and a zone across a doorway: both would raise the dwell
+    walls = [((0, 10), (9, 10)), ((11, 10), (20, 10))]
+    exhibits = [("door", 10, 8, 3), ("a", 3, 3, 1.5), ("b", 6, 3, 1.5)]
+    top = SETTINGS["dwell"].metadata["max"]
+    for dwell, raised in ((top - 1, [top]), (top, [])):
+        zones = write_site(tmp_path / str(dwell), make_wav, exhibits, walls=walls,
+                           trigger={"dwell": dwell, "dwell_again": top})
+        found = [f.kind for f in lint_site(load_zones(zones)).findings]
+        assert {"doorway", "indistinct"} <= set(found)
+        values = [float(v) for f in lint_site(load_zones(zones)).findings for s in f.suggestions
+                  for v in re.findall(r"raise the dwell for \S+ to ([\d.]+) s", s)]
+        assert sorted(set(values)) == raised
+
+
+def test_a_zone_far_larger_than_the_spacing_is_told_to_shrink_not_its_neighbours(tmp_path, make_wav):
+    exhibits = [("big", 0, 0, 100), ("near", 7, 0, 2.5), ("far", 30, 0, 2.5)]
+    report = lint_site(load_zones(write_site(tmp_path, make_wav, exhibits)))
+    overlaps = [f for f in report.findings if f.kind == "overlap"]
+    assert [f.exhibits for f in overlaps] == [("big", "far"), ("big", "near")]
+    for f in overlaps:  # one radius, clear of both neighbours, in each finding
+        assert f.suggestions[0].startswith("shrink the radius of big to 4.25 m (now 100 m)")
+        assert not any("move the beacons apart" in s for s in f.suggestions)
+    exhibits[0] = ("big", 0, 0, 4.25)
+    fixed = lint_site(load_zones(write_site(tmp_path / "fixed", make_wav, exhibits)))
+    assert not [f for f in fixed.findings if f.kind == "overlap"]
+
+
+def test_a_margin_no_spacing_can_give_is_named_as_the_fix(tmp_path, make_wav):
+    # 8 m apart is plenty at the usual margin; no spacing gives the radio a 40 dB lead
+    pair = [("a", 0, 0, 1.5), ("b", 8, 0, 1.5)]
+    zones = write_site(tmp_path, make_wav, pair, trigger={"margin": 40})
+    (f,) = [f for f in lint_site(load_zones(zones)).findings if f.kind == "indistinct"]
+    first = f.suggestions[0]
+    assert first.startswith("lower the site's margin to ") and "now 40 dB" in first
+    assert not any("any practical distance" in s or "merge" in s or "raise the dwell" in s
+                   for s in f.suggestions)
+    margin = float(re.search(r"\{margin: ([\d.]+)\}", first).group(1))
+    bounds = SETTINGS["margin"].metadata
+    assert bounds["min"] <= margin < 40 and margin <= bounds["max"]
+    lowered = write_site(tmp_path / "lowered", make_wav, pair, trigger={"margin": margin})
+    assert not [f for f in lint_site(load_zones(lowered)).findings if f.kind == "indistinct"]
+    # too close even at the usual margin: lower it and move them apart
+    close = write_site(tmp_path / "close", make_wav, [("a", 0, 0, 1.5), ("b", 3, 0, 1.5)],
+                       trigger={"margin": 40})
+    (f,) = [f for f in lint_site(load_zones(close)).findings if f.kind == "indistinct"]
+    assert re.match(r"lower the site's margin to [\d.]+ dB .*beacons about \d+ m apart would",
+                    f.suggestions[0])
+
+
+def test_a_dwell_again_below_the_dwell_is_flagged_for_the_site_and_for_an_exhibit(tmp_path, make_wav):
+    grid = [("e1", 0, 0, 2), ("e2", 15, 0, 2), ("e3", 30, 0, 2), ("e4", 45, 0, 2)]
+    own = {"e2": {"dwell": 10}, "e3": {"dwell_again": 9}, "e4": {"dwell": 10, "dwell_again": 12}}
+    zones = write_site(tmp_path, make_wav, grid, trigger={"dwell": 6, "dwell_again": 4}, triggers=own)
+    found = [f for f in lint_site(load_zones(zones)).findings if f.kind == "setting"]
+    assert [f.exhibits for f in found] == [(), ("e2",)]
+    assert all(f.severity == "warning" for f in found)
+    assert "raise the dwell_again of the site to 6 s" in found[0].suggestions[0]
+    assert "raise the dwell_again of e2 to 10 s" in found[1].suggestions[0]
+    own["e2"]["dwell_again"] = 10
+    fixed = write_site(tmp_path / "fixed", make_wav, grid, trigger={"dwell": 6, "dwell_again": 6},
+                       triggers=own)
+    assert lint_site(load_zones(fixed)).findings == ()
 
 
 def test_lint_flags_the_demo_sites_close_clusters(shared_dir):

@@ -24,8 +24,9 @@ example:
 It finds zones that overlap, exhibits the radio cannot tell apart where
 visitors stand (the radio model's expected lead against its noise), signal
 too weak where visitors stand, zones across a doorway, beacons heard through
-a wall, and visitors standing behind a wall from their beacon; each with
-what to change. 'guide map' draws them.
+a wall, visitors standing behind a wall from their beacon, and a dwell_again
+below its dwell (the engine waits the dwell anyway); each with what to change,
+only ever to values zones.yaml accepts. 'guide map' draws them.
 
 Exit status: 0 when there is nothing to report, 1 when there are findings,
 2 on a usage or input error.
