@@ -114,7 +114,8 @@ def _walk(site, args, lang):
         positions = [row for row in read_walks(args.walks, grouped=False) if row[0] == args.visitor]
         if not positions:
             raise GuideError(f"--visitor {args.visitor}: not in {args.walks}")
-        rows = list(scans_from_walk(site, positions, RadioModel.preset(args.radio), seed=7 if args.seed is None else args.seed))
+        seed = 7 if args.seed is None else args.seed  # the default of --seed
+        rows = list(scans_from_walk(site, positions, RadioModel.preset(args.radio), seed=seed))
     else:
         stats = ScanStats()
         rows = [r for r in read_scans(args.scans, site, stats=stats) if r[0] == args.visitor]
