@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from guide.errors import GuideError, ZoneMapError
+from guide.errors import GuideError, ZoneMapError, counted
 from guide.site import Site
 
 SEVERITIES = ("error", "warning", "note")
@@ -290,7 +290,7 @@ def _check_languages(site: Site, findings: list[Finding]) -> None:
                 by_lang[found[0]].append(e.id)
         for played, ids in by_lang.items():
             findings.append(Finding(severity="note", subject=f"language {lang}", message=(
-                f"{len(ids)} exhibit{'s' if len(ids) != 1 else ''} play in {language_name(played)} "
+                f"{counted(len(ids), 'exhibit')} play in {language_name(played)} "
                 f"for visitors choosing {language_name(lang)}: {_listing(ids)}")))
 
 
@@ -374,7 +374,7 @@ def format_report(report: CheckReport, *, tracks: bool = False) -> str:
             ts = per_lang.get(lang, [])
             good = [t.seconds for t in ts if t.seconds is not None]
             bad = len(ts) - len(good)
-            lines.append(f"  {lang}: {len(ts)} track{'s' if len(ts) != 1 else ''}, "
+            lines.append(f"  {lang}: {counted(len(ts), 'track')}, "
                          f"{_duration(sum(good))}" + (f", {bad} unreadable" if bad else ""))
         if tracks:
             width = max(len(t.path) for t in report.tracks)
@@ -385,9 +385,9 @@ def format_report(report: CheckReport, *, tracks: bool = False) -> str:
     lines.append("")
     if site is not None:
         lines.append(f"{len(site.exhibits)} exhibits, {len(site.beacons)} beacons, "
-                     f"{len(report.tracks)} tracks: {_plural(e, 'error')}, {_plural(w, 'warning')}.")
+                     f"{len(report.tracks)} tracks: {counted(e, 'error')}, {counted(w, 'warning')}.")
     else:
-        lines.append(f"{_plural(e, 'error')}.")
+        lines.append(f"{counted(e, 'error')}.")
     lines.append("All is well." if e == 0 and w == 0 else
                  "Fix the errors before visitors use this site." if e else
                  "No errors; read the warnings.")
@@ -399,6 +399,3 @@ def _duration(seconds: float) -> str:
     h, m = divmod(m, 60)
     return f"{h} h {m:02d} min" if h else f"{m} min" if m else f"{seconds:.0f} s"
 
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'s' if n != 1 else ''}"

@@ -43,6 +43,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
+from guide.errors import counted
 from guide.radio import RadioModel, mean_rssi
 from guide.settings import SETTINGS, TriggerSettings
 from guide.site import Exhibit, Site
@@ -683,7 +684,7 @@ def format_report(report: LintReport) -> str:
     lines = [f"guide lint: {site.path} ({site.name})",
              f"radio model '{report.model}': where visitors stand, the lead of one beacon over "
              f"another varies by about {report.noise.lead:.0f} dB and a level by "
-             f"{report.noise.level:.0f} dB (1 sigma); {_count(len(report.doorways), 'doorway')} found in the walls"]
+             f"{report.noise.level:.0f} dB (1 sigma); {counted(len(report.doorways), 'doorway')} found in the walls"]
     if report.clusters:
         lines += ["", "Close clusters (exhibits the radio confuses):"]
         lines += [f"  {', '.join(c)}" for c in report.clusters]
@@ -697,9 +698,6 @@ def format_report(report: LintReport) -> str:
             lines += [f"    - {s}" for s in f.suggestions]
     n = len(report.findings)
     lines += ["", "No findings: all is well." if not n else
-              f"{n} finding{'s' if n != 1 else ''}. After changing zones.yaml, run guide lint again."]
+              f"{counted(n, 'finding')}. After changing zones.yaml, run guide lint again."]
     return "\n".join(lines) + "\n"
 
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}{'s' if n != 1 else ''}"

@@ -67,7 +67,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from guide.csvlog import MAX_COORDINATE
 from guide.csvlog import short as _short
-from guide.errors import Problem, ZoneMapError
+from guide.errors import Problem, ZoneMapError, counted
 from guide.settings import SETTINGS, TriggerSettings
 from guide.site import Beacon, Eddystone, Exhibit, IBeacon, Segment, Site
 
@@ -767,11 +767,11 @@ class _Reader:
             if ends is None:
                 continue
             if ends and all(isinstance(e, ScalarNode) for e in ends):
-                self.fail(item, f"{where} is a list of {len(ends)} number{'s' * (len(ends) != 1)}: "
+                self.fail(item, f"{where} is a list of {counted(len(ends), 'number')}: "
                           f"a wall is a list of its 2 ends, each [x, y], e.g. {example}")
                 continue
             if len(ends) != 2:
-                self.fail(item, f"{where} has {len(ends)} point{'s' * (len(ends) != 1)}: "
+                self.fail(item, f"{where} has {counted(len(ends), 'point')}: "
                           "a wall is a straight "
                           f"segment with 2 ends, e.g. {example} (split a bent wall in two)")
                 continue
