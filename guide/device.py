@@ -89,11 +89,13 @@ class Device:
         resume_t = max(self.saved.t, self.tail.t or 0.0) if self.saved else 0.0
         self._origin = self.loop.time() - resume_t  # the visit clock carries on from there
         self._quiet = asyncio.Event()
-        self.log = EventLog(self.log_path, durable=True)
+        # the player first: a device with no sound card stops before the event
+        # log is created, and leaves no empty log behind
+        self.player = self._make_player(self._from_player_thread)
         try:
-            self.player = self._make_player(self._from_player_thread)
+            self.log = EventLog(self.log_path, durable=True)
         except BaseException:
-            self.log.close()
+            self.player.close()
             raise
         self.player.set_volume(self.volume)
         tasks: list[asyncio.Task] = []

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alsa import file_sink
+from alsa import file_sink, no_device
 from bluez_mock import MockBlueZ, available
 from guide.audio import RATE
 from guide.ble import Backoff, BeaconParser, BleakSource
@@ -731,6 +731,15 @@ def test_guide_run_refuses_an_events_file_that_is_not_an_event_log_and_leaves_it
     assert f"{mine}: is not a guide event log" in err and "give another --events path" in err
     assert mine.read_bytes() == content
     assert not (tmp_path / "f.txt.state.json").exists()  # nothing started
+
+
+def test_guide_run_without_an_audio_device_says_so_and_writes_no_file(zones, tmp_path, capsys):
+    log = tmp_path / "events.jsonl"
+    with no_device(tmp_path / "alsa"):
+        assert guide_main("--zones", zones, "--events", log, "--replay", short_walk(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "no audio output" in err and "Traceback" not in err
+    assert not log.exists() and not (tmp_path / "events.jsonl.state.json").exists()
 
 
 def test_guide_run_resumes_after_a_line_torn_by_a_crash(zones, tmp_path, capsys):
