@@ -290,7 +290,7 @@ def _check_languages(site: Site, findings: list[Finding]) -> None:
                 by_lang[found[0]].append(e.id)
         for played, ids in by_lang.items():
             findings.append(Finding(severity="note", subject=f"language {lang}", message=(
-                f"{counted(len(ids), 'exhibit')} play in {language_name(played)} "
+                f"{counted(len(ids), 'exhibit')} {'plays' if len(ids) == 1 else 'play'} in {language_name(played)} "
                 f"for visitors choosing {language_name(lang)}: {_listing(ids)}")))
 
 
