@@ -141,8 +141,7 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
             elif len(row) < width:
                 why = f"expected {width} fields (visitor,t,beacon,rssi), found {len(row)}"
             else:
-                why = (f"t must be a number of seconds and rssi a number of dBm "
-                       f"(found t={short(row[it])!r}, rssi={short(row[ir])!r})")
+                why = _not_a_number(row[it], row[ir])
             raise ScanLogError(f"{path}:{line}: {why}") from None
         except csv.Error as e:
             raise unreadable(path, reader.line_num, e) from None
@@ -156,6 +155,19 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
 
 class _BadRow(Exception):
     pass
+
+
+def _not_a_number(t: str, rssi: str) -> str:
+    """Which of a row's `t` and `rssi` is not a number (read only on the way out)."""
+    bad = []
+    for name, text, unit in (("t", t, "a number of seconds"), ("rssi", rssi, "a number of dBm")):
+        try:
+            ok = math.isfinite(float(text))
+        except ValueError:
+            ok = False
+        if not ok:
+            bad.append(f"field {name} = {short(text)!r} is not {unit}")
+    return "; ".join(bad) or f"t={short(t)!r} and rssi={short(rssi)!r} are not numbers it can read"
 
 
 class _Progress:

@@ -49,8 +49,8 @@ def test_a_column_the_scan_log_does_not_read_may_be_named_twice(site, tmp_path):
 
 
 @pytest.mark.parametrize("row, message", [
-    (f"v001,1.0,b-tapestry,{DIGITS}", r":3: t must be a number of seconds and rssi a number of dBm "
-                                      r"\(found t='1.0', rssi='9{20}\.\.\. \(5000 characters\)'\)$"),
+    (f"v001,1.0,b-tapestry,{DIGITS}", r":3: field rssi = '9{20}\.\.\. \(5000 characters\)' is not "
+                                      r"a number of dBm$"),
     (f"v001,1.0,b-tapestry,-{DIGITS[:4000]}", r":3: rssi=-9{19}\.\.\. \(4001 characters\) is not "
                                               r"a plausible signal strength"),
     (f"v001,{DIGITS},b-tapestry,-70", r":3: t=9{20}\.\.\. \(5000 characters\) is not a number"),

@@ -127,11 +127,14 @@ def test_walks_are_turned_into_scans_by_the_radio_model_at_one_hertz(scenario, c
 
 @pytest.mark.parametrize("row, message", [
     ("v1,0.5,b-e1", r"scans.csv:3: expected 4 fields"),
-    ("v1,abc,b-e1,-60", r"scans.csv:3: t must be a number of seconds"),
+    ("v1,abc,b-e1,-60", r"scans.csv:3: field t = 'abc' is not a number of seconds$"),
     ("v1,0.1,b-e1,-60", r"scans.csv:3: t=0.1 is earlier than this visitor's previous row"),
     ("v1,0.5,b-e1,12", r"scans.csv:3: rssi=12 is not a plausible signal strength"),
-    ("v1,0.5,b-e1,loud", r"scans.csv:3: t must be a number of seconds and rssi a number of dBm"),
-    ("v1,0.5,b-e1,-inf", r"scans.csv:3: t must be a number of seconds and rssi a number of dBm"),
+    ("v1,0.5,b-e1,loud", r"scans.csv:3: field rssi = 'loud' is not a number of dBm$"),
+    ("v1,0.5,b-e1,-inf", r"scans.csv:3: field rssi = '-inf' is not a number of dBm$"),
+    ("v1,0.5,b-e1,nan", r"scans.csv:3: field rssi = 'nan' is not a number of dBm$"),
+    ("v1,x,b-e1,loud", r"scans.csv:3: field t = 'x' is not a number of seconds; "
+                       r"field rssi = 'loud' is not a number of dBm$"),
     # epoch nanoseconds: this used to spin forever (t + 0.25 == t at 1e16)
     ("v1,1700000000000000000,b-e1,-60", r"scans.csv:3: t=1700000000000000000 is more than a week "
                                          r"after the walk began.*convert epoch or millisecond"),
