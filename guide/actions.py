@@ -32,6 +32,8 @@ class End:
     exhibit: str
     reason: str
     fade: float = 0.0
+    track: str | None = None  # with reason "error": the track that could not be played
+    error: str | None = None  # with reason "error": why, for whoever reads the event log
 
 
 @dataclass(frozen=True, kw_only=True)

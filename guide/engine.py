@@ -236,7 +236,7 @@ class Engine:
         if p is None:
             return []
         self._playing = None
-        out: list[Action] = [End(exhibit=p.exhibit, reason="error")]
+        out: list[Action] = [End(exhibit=p.exhibit, reason="error", track=p.track, error=message or None)]
         chain = self.site.chain(self.lang)
         tracks = self.site.exhibit(p.exhibit).tracks
         later = chain[chain.index(p.lang) + 1:] if p.lang in chain else ()

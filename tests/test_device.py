@@ -475,6 +475,8 @@ def test_a_track_that_cannot_be_played_gives_way_to_the_next_language(site, tmp_
     assert kinds(tmp_path / "events.jsonl") == [
         ("start", "dome", "en"), ("end", "dome", "error"), ("start", "dome", "fr"), ("end", "dome", "finished")]
     assert "not a readable audio file" in caplog.text
+    (error,) = [e for e in events(tmp_path / "events.jsonl") if e.get("reason") == "error"]
+    assert error["track"] == "en/dome.wav" and "not a readable audio file" in error["error"]  # for staff reading the log
 
 
 def test_a_foreign_state_file_stops_the_device_naming_it_and_the_fix(site, tmp_path):

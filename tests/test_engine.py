@@ -287,10 +287,11 @@ def test_an_unplayable_track_falls_back_to_the_next_language():
     v = Visit()
     v.stay(20, AT_A)
     acts = v.engine.failed(v.t, "en/a.ogg: cannot decode")
-    assert acts == [End(exhibit="a", reason="error"),
+    assert acts == [End(exhibit="a", reason="error", track="en/a.ogg", error="en/a.ogg: cannot decode"),
                     Start(exhibit="a", lang="fr", track="fr/a.ogg", wanted="en")]
     acts = v.engine.failed(v.t, "fr/a.ogg: cannot decode")
-    assert acts[0] == End(exhibit="a", reason="error") and v.engine.playing is None
+    assert acts[0] == End(exhibit="a", reason="error", track="fr/a.ogg", error="fr/a.ogg: cannot decode")
+    assert v.engine.playing is None
     assert "a" in v.engine.heard  # nothing left to try: the visit moves on
 
 
