@@ -28,6 +28,10 @@ unwanted audio per visitor-hour; on equal recall the shortest wait. Half the
 visitors (alternately) are kept aside to check the result on walks the search
 never saw. Exhibits with their own value for a setting keep it.
 
+Interruptions are rare single events: on a few visitor-hours, a count the
+limit's own rate would give more than one time in ten (on 2.4 visitor-hours
+at 0.2 an hour, 1) is within the limit; the output says so when it applies.
+
 Exit status: 0 when the chosen settings keep within the limits, on the
 visitors tuned on and on those kept aside, and do at least as well as the
 current ones on the visitors kept aside; 1 otherwise (nothing is written
