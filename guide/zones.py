@@ -110,8 +110,9 @@ def load_zones(path: str | os.PathLike[str], *, intro: bool = True) -> Site:
     path = Path(path)
     file = str(path)  # as the user wrote it: messages should echo their words
     text = _read_text(path, file)
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)  # reads ahead: a control character can stop it here already
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as e:
         raise ZoneMapError([_syntax_problem(file, e)]) from None
@@ -128,7 +129,8 @@ def load_zones(path: str | os.PathLike[str], *, intro: bool = True) -> Site:
             file=file, line=line, column=column, message=f"the control character "
             f"U+{e.character:04X} cannot appear in a YAML file: delete it")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if loader.surrogates:  # the reader's messages would echo them, and no terminal prints them
         raise ZoneMapError([Problem(
             file=file, line=node.start_mark.line + 1, column=node.start_mark.column + 1,

@@ -890,3 +890,14 @@ def test_the_error_message_lists_each_problem_with_file_line_and_column(load, si
     message = str(info.value)
     assert message.startswith("1 problem in the zone map:")
     assert f"{site_dir / 'zones.yaml'}:23:13: exhibit 'dome' radius must be" in message
+
+
+@pytest.mark.parametrize("text, line, column", [
+    ("site: a\x01b\n", 1, 8),  # near the top: PyYAML's reader stops as it is created
+    ("site: Gallery\nlanguages: [en]\n# a note\x07\n", 3, 9),
+    ("\x00" * 64, 1, 1),  # a file of zeros, as a power cut can leave
+])
+def test_a_control_character_is_named_with_its_line_and_column(problem, text, line, column):
+    p = problem(text)
+    assert (p.line, p.column) == (line, column)
+    assert "cannot appear in a YAML file: delete it" in p.message
