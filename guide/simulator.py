@@ -297,7 +297,7 @@ def _lang(site: Site, lang: str | None) -> str:
 def _write_events(path: Path, events: list[dict]) -> None:
     """A replay rewrites its event log whole (`path` passed guide.cli.output_file)."""
     try:
-        replace_whole(path, (event_line(e) for e in events))
+        replace_whole(path, (event_line(e) for e in events), durable=True)
     except OSError as e:
         raise GuideError(f"--events {path}: cannot write it ({e.strerror or e})") from None
 

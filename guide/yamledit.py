@@ -152,18 +152,22 @@ def write_zones(path: str | os.PathLike[str], text: str, *, backup: bool = True)
         text = text.replace("\r\n", "\n").replace("\n", "\r\n")
     data = text.encode("utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8")
     # loaded beside the name it is known by, so tracks_dir resolves as for it
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{given.name}.", suffix=".tmp", dir=given.parent)
-    tmp = Path(tmp_name)
+    tmp = None
     try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{given.name}.", suffix=".tmp", dir=given.parent)
+        tmp = Path(tmp_name)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         load_zones(tmp)
+    except OSError as e:  # a full disk, a read-only folder
+        raise GuideError(f"{given}: cannot write it ({e.strerror or e}); it is as it was") from None
     except ZoneMapError as e:
         raise ZoneMapError([Problem(file=str(given), message=(
             "the edited zone map would not load, so it was not written (a bug in "
             f"the guide; please report it with the file): {p.message}")) for p in e.problems]) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
     try:
         if saved is not None:
             shutil.copy2(real, saved)

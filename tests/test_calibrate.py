@@ -504,3 +504,20 @@ def test_calibrated_tx_power_is_written_and_starts_an_exhibit_a_loud_neighbour_h
     assert [line for line in lines if "b-a:" in line][0].endswith("y: 0}   # by the door")
     assert [line for line in lines if "b-c:" in line][0].split("  # ")[1].startswith("guide calibrate")
     assert (recall(kept, visit, want), recall(site, visit, want)) == (0.0, 1.0)
+
+
+def test_a_full_disk_leaves_the_zone_map_as_it_was_and_says_so(site_dir, monkeypatch):
+    import errno
+    import tempfile
+
+    from guide.errors import GuideError
+    from guide.yamledit import write_zones
+    zones = site_dir / "zones.yaml"
+    zones.write_text(ZONES)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    with pytest.raises(GuideError, match="zones.yaml: cannot write it \\(No space left on device\\); it is as it was"):
+        write_zones(zones, set_trigger(ZONES, site={"dwell": 3.5}, note="calibrated"))
+    assert zones.read_text() == ZONES and list(site_dir.glob(".zones.yaml.*")) == []

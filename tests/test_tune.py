@@ -106,6 +106,25 @@ def test_json_and_a_snippet_file_for_scripts(scenario, capsys):
         assert side["settings"]["dwell_again"] >= side["settings"]["dwell"]
 
 
+def test_a_snippet_that_cannot_be_written_is_an_error_and_the_old_one_stays(scenario, capsys, monkeypatch):
+    import errno
+
+    import guide.files
+
+    out = scenario / "trigger.yaml"
+    out.write_text("trigger:\n  dwell: 4  # guide tune earlier\n")
+    before = out.read_text()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(guide.files, "replace_whole", full)
+    assert main(["tune", "--zones", str(scenario / "zones.yaml"), "--scans", str(scenario / "scans.csv"),
+                 "--truth", str(scenario / "truth.csv"), "--budget", "12", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out}: cannot write it (No space left on device)" in err and "Traceback" not in err
+    assert out.read_text() == before
+
+
 def test_walks_from_other_visitors_than_the_truth_are_a_clear_error(scenario, capsys):
     (scenario / "truth.csv").write_text("visitor,start,end,exhibit,intent\nz9,0,60,a,listen\n")
     assert main(["tune", "--zones", str(scenario / "zones.yaml"), "--scans", str(scenario / "scans.csv"),

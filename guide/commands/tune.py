@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from guide.errors import GuideError
+    from guide.files import replace_whole
     from guide.tune import PARAMETERS, format_result, snippet, tune
     from guide.yamledit import set_trigger, write_zones
     from guide.zones import load_zones
@@ -114,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
                                                 site=result.changes, note=note, file=str(zones)))
         written = f"wrote {', '.join(result.changes)} into {zones} (previous version: {backup})"
     elif writable and out is not None:
-        out.write_text(text, encoding="utf-8")
+        try:  # whole or not at all: a snippet it replaces stays as it was if this fails
+            replace_whole(out, [text.encode("utf-8")], durable=True)
+        except OSError as e:
+            raise GuideError(f"--out {args.out}: cannot write it ({e.strerror or e})") from None
         written = f"wrote the settings to {args.out}"
     if args.json:
         def side(c):
