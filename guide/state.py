@@ -34,6 +34,8 @@ from guide.files import replace_whole, sync_folder
 FORMAT = "guide-device-state"
 VERSION = 1
 _TAIL_BYTES = 1 << 16  # the end of the event log that is read back: hundreds of events
+MAX_T = 366 * 24 * 3600.0  # s: no visit lasts a year; a larger visit clock is damage, or an epoch time
+MAX_POSITION = 24 * 3600.0  # s into a track: no narration lasts a day
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,7 +55,9 @@ class StateFile:
 
     def load(self) -> VisitState | None:
         """The saved visit, or None if there is none. DeviceError (naming the
-        file and the fix) if the file is not a state this program wrote."""
+        file and the fix) if the file is not a state this program wrote, or
+        holds what it never writes (NaN, Infinity, a visit clock past a year,
+        a track position past a day)."""
         self._sweep_temporaries()
         try:
             raw = self.path.read_bytes()
@@ -73,13 +77,20 @@ class StateFile:
             raise DeviceError(
                 f"{self.path}: visit state version {version!r}, this guide reads version "
                 f"{VERSION}; update the guide, or pass --new-visit to start a new visit over it")
-        return VisitState(
+        state = VisitState(
             visitor=self._field(data, "visitor", str),
             site=self._field(data, "site", str),
-            t=self._number(data, "t", 0.0, math.inf),
-            volume=self._number(data, "volume", 0.0, 1.0),
+            t=self._number(data.get("t"), "t", 0.0, MAX_T),
+            volume=self._number(data.get("volume"), "volume", 0.0, 1.0),
             engine=self._field(data, "engine", dict),
         )
+        playing = state.engine.get("playing")
+        if isinstance(playing, dict) and "position" in playing:  # the saved state plays on from here
+            self._number(playing["position"], "engine.playing.position", 0.0, MAX_POSITION)
+        where = _non_finite(data)  # never written (save refuses them): the file was damaged or edited
+        if where is not None:
+            raise self._foreign(f"its {where} is not a finite number")
+        return state
 
     def save(self, state: VisitState) -> None:
         body = {"format": FORMAT, "version": VERSION, **asdict(state)}
@@ -97,8 +108,9 @@ class StateFile:
                               f"{kind.__name__}, not {value!r}; pass --new-visit to start a new visit over it")
         return value
 
-    def _number(self, data: dict, key: str, low: float, high: float) -> float:
-        value = data.get(key)
+    def _number(self, value: Any, key: str, low: float, high: float) -> float:
+        """`value` as a float, or DeviceError unless it is a number from `low`
+        to `high` (never NaN or infinite: they fail the comparison)."""
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise DeviceError(f"{self.path}: the visit state's {key!r} must be a number from "
                               f"{low} to {high}, not {value!r}; pass --new-visit to start a new visit over it")
@@ -111,6 +123,24 @@ class StateFile:
                 leftover.unlink(missing_ok=True)
         except OSError:
             pass  # a read-only directory: the next save will say so clearly
+
+
+def _non_finite(value: Any, where: str = "") -> str | None:
+    """Where in `value` (parsed JSON) a NaN or an infinity is, e.g.
+    "engine.playing.position"; None if nowhere."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where
+    if isinstance(value, dict):
+        children = ((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+    elif isinstance(value, list):
+        children = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for place, child in children:
+        found = _non_finite(child, place)
+        if found is not None:
+            return found
+    return None
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
@@ -146,7 +176,8 @@ def visit_tail(log_path: str | os.PathLike, visitor: str) -> VisitTail:
     """Read the end of the event log for `visitor`'s last event and open track.
 
     Only the last few hundred events are read, so this stays fast however long
-    the log grows. Lines that are not JSON objects are skipped."""
+    the log grows. Lines that are not JSON objects are skipped, and a `t` that
+    is not a visit clock (NaN, Infinity, past a year) is not taken as one."""
     try:
         with open(log_path, "rb") as f:
             size = f.seek(0, os.SEEK_END)
@@ -166,8 +197,9 @@ def visit_tail(log_path: str | os.PathLike, visitor: str) -> VisitTail:
             continue
         if not isinstance(event, dict) or event.get("visitor") != visitor:
             continue
-        if t is None and isinstance(event.get("t"), (int, float)):
-            t = float(event["t"])
+        when = event.get("t")
+        if t is None and isinstance(when, (int, float)) and not isinstance(when, bool) and 0 <= when <= MAX_T:
+            t = float(when)
         kind = event.get("event")
         if kind == "end":
             closed = True

@@ -536,6 +536,30 @@ def test_guide_run_refuses_a_foreign_state_file_and_says_how_to_go_on(zones, tmp
     assert "e.jsonl.state.json" in err and "--new-visit" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("t, position", [(5.0, "Infinity"), (5.0, "NaN"), (5.0, "1e300"), ("1e300", 1.0)])
+def test_a_state_file_with_an_absurd_number_is_refused_at_each_restart_until_a_new_visit(
+        zones, tmp_path, capsys, t, position):
+    """A damaged or hand-edited state file: every restart says which value is
+    wrong and how to go on (it used to be loaded, and the first save crashed)."""
+    state = tmp_path / "events.jsonl.state.json"
+    state.write_text(f"""{{"format": "guide-device-state", "version": 1, "visitor": "visit-1",
+        "site": "Test bunker", "t": {t}, "volume": 0.5, "engine": {{"lang": "en", "heard": [],
+        "playing": {{"exhibit": "tunnel", "lang": "en", "track": "en/tunnel.wav", "position": {position},
+                     "paused": false}}}}}}""")
+    damaged = state.read_bytes()
+    run = ("--zones", zones, "--events", tmp_path / "events.jsonl", "--replay", short_walk(tmp_path))
+    with file_sink(tmp_path / "alsa"):
+        for _ in range(2):
+            assert guide_main(*run) == 2
+            err = capsys.readouterr().err
+            assert str(state) in err and "must be a number from 0.0 to" in err and "--new-visit" in err
+            assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+            assert state.read_bytes() == damaged and not (tmp_path / "events.jsonl").exists()
+        assert guide_main(*run, "--new-visit") == 0
+        assert guide_main(*run) == 0  # and the new visit's state resumes
+    assert StateFile(state).load().engine["heard"] == ["dome"]
+
+
 def test_sigterm_ends_the_device_cleanly_with_the_visit_saved(zones, tmp_path):
     scans = walk_csv(tmp_path / "scans.csv", [(0.5, {"tunnel": (AWAY, AT)}), (10.0, {"tunnel": AT})])
     with file_sink(tmp_path / "alsa", realtime=True):

@@ -54,6 +54,20 @@ def test_saving_again_replaces_the_state_and_leaves_no_temporary_file(tmp_path):
     (b'{"format": "guide-device-state", "version": 1, "visitor": 3}', "'visitor' must be a str"),
     (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1,'
      b' "volume": 7, "engine": {}}', "'volume' must be a number from 0.0 to 1.0"),
+    # json reads NaN and Infinity, and any size of number: a damaged or hand-edited file
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1e300,'
+     b' "volume": 0.5, "engine": {}}', "'t' must be a number from 0.0 to 31622400.0, not 1e+300"),
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": NaN,'
+     b' "volume": 0.5, "engine": {}}', "'t' must be a number from 0.0 to 31622400.0, not nan"),
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1,'
+     b' "volume": 0.5, "engine": {"playing": {"exhibit": "dome", "position": Infinity}}}',
+     "'engine.playing.position' must be a number from 0.0 to 86400.0, not inf"),
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1,'
+     b' "volume": 0.5, "engine": {"playing": {"exhibit": "dome", "position": -1e300}}}',
+     "'engine.playing.position' must be a number from 0.0 to 86400.0, not -1e+300"),
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1,'
+     b' "volume": 0.5, "engine": {"heard": ["dome", -Infinity]}}',
+     "not a visit state written by guide (its engine.heard[1] is not a finite number)"),
 ])
 def test_a_broken_or_foreign_state_file_is_reported_with_the_file_and_the_fix(tmp_path, content, says):
     path = tmp_path / "state.json"
@@ -163,6 +177,17 @@ def test_the_log_tail_of_a_visit_whose_tracks_all_ended_has_none_open(tmp_path):
         f.write('{"visitor": "v1", "t": 99.0, "event": "sta')  # torn by a crash
     tail = visit_tail(path, "v1")
     assert tail.t == 6.5 and tail.open_exhibit is None
+
+
+def test_the_log_tail_takes_no_absurd_time_as_the_visit_clock(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        log.write(Start(exhibit="dome", lang="en", track="en/dome.wav"), visitor="v1", t=3.0)
+    with open(path, "a") as f:  # edited by hand: json reads these, the device never writes them
+        f.write('{"visitor": "v1", "t": 1e300, "event": "end", "exhibit": "dome", "reason": "stopped"}\n')
+        f.write('{"visitor": "v1", "t": Infinity, "event": "coverage", "lang": "en"}\n')
+    tail = visit_tail(path, "v1")
+    assert tail.t == 3.0 and tail.open_exhibit is None
 
 
 def test_the_log_tail_of_a_long_log_is_read_from_its_end(tmp_path):
