@@ -3,21 +3,99 @@
     replace_whole(Path("walks.csv"), (line.encode() for line in lines))
     replace_whole(Path("state.json"), [data], durable=True); sync_folder(Path("state.json"))
     with replacing(Path("visit.wav")) as tmp: write_wav(tmp)
+    with temporary(Path("zones.yaml")) as tmp: check(tmp)   # a scratch copy beside it
 
 The new content is written beside the file and renamed over it, so at any
 instant the file holds its old content or the new one in full, and a failure
 leaves no temporary file behind. A file replaced keeps its permissions; a new
 one is readable by all (0644), not the temporary file's private 0600.
+
+A process killed mid-write (SIGKILL, a power cut) cannot remove its
+temporary file, `.NAME.XXXXXXXX.tmp`. Each writer holds an exclusive flock on
+its temporary for as long as it uses it, and the next write of NAME removes
+the temporaries beside it that it can lock: their writers are dead (the
+kernel drops a dead process's locks), while a live writer's is left alone.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+_RANDOM = "[a-z0-9_]{8}"  # what tempfile.mkstemp puts between the prefix and the suffix
+
+
+@contextmanager
+def temporary(path: Path) -> Iterator[Path]:
+    """A new empty file beside `path`, `.NAME.XXXXXXXX.tmp` (private: 0600),
+    locked for the block and removed after it unless the block renamed it
+    away. Temporaries that dead writers left beside `path` are removed first
+    (`sweep_temporaries`). OSError if it cannot be made."""
+    sweep_temporaries(path)
+    while True:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a sweeper looks at it
+        except OSError:
+            pass  # a file system without locks: no sweeper can lock it either, so none removes it
+        if _is(name, os.fstat(fd)):
+            break
+        os.close(fd)  # a sweeper removed it in the instant before the lock: make another
+    tmp = Path(name)
+    try:
+        yield tmp
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        finally:
+            os.close(fd)  # the lock goes last: until then no sweeper can take the name
+
+
+def sweep_temporaries(path: Path) -> None:
+    """Remove the temporaries of `path` (files named exactly as `temporary`
+    names them, beside it) whose writers are dead: those nobody holds locked.
+    A live writer's, links, folders and anything unreadable are left alone;
+    so is everything when the folder cannot be listed."""
+    mine = re.compile(re.escape(f".{path.name}.") + _RANDOM + re.escape(".tmp"))
+    try:
+        names = [n for n in os.listdir(path.parent) if mine.fullmatch(n)]
+    except OSError:
+        return
+    for name in names:
+        leftover = path.parent / name
+        try:
+            fd = os.open(leftover, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue  # gone already, a link, or not ours to read
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live writer holds it (or locks are not supported: no telling)
+            if _is(leftover, os.fstat(fd)):  # still the file locked, not a new one by that name
+                os.unlink(leftover)
+        except OSError:
+            pass  # a read-only folder: the write that follows says so
+        finally:
+            os.close(fd)
+
+
+def _is(name: str | os.PathLike, st: os.stat_result) -> bool:
+    """Whether `name` is (still) the file `st` describes."""
+    try:
+        now = os.stat(name, follow_symlinks=False)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
 
 
 @contextmanager
@@ -25,19 +103,15 @@ def replacing(path: Path) -> Iterator[Path]:
     """A temporary file beside `path` for the new content, written by the
     block (by any means: a stream, a library given a file name). When the
     block ends without an error it is renamed over `path`; otherwise it is
-    removed and `path` is as it was."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    removed and `path` is as it was. Temporaries a killed writer of `path`
+    left are removed first (`temporary`)."""
+    with temporary(path) as tmp:
         yield tmp
         if path.is_file():
             shutil.copymode(path, tmp)
         else:
             os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def replace_whole(path: Path, chunks: Iterable[bytes], *, durable: bool = False) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from guide.errors import DeviceError
-from guide.files import replace_whole, sync_folder
+from guide.files import replace_whole, sweep_temporaries, sync_folder
 
 FORMAT = "guide-device-state"
 VERSION = 1
@@ -58,7 +58,7 @@ class StateFile:
         file and the fix) if the file is not a state this program wrote, or
         holds what it never writes (NaN, Infinity, a visit clock past a year,
         a track position past a day)."""
-        self._sweep_temporaries()
+        sweep_temporaries(self.path)  # what a crash in the middle of a save left
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -115,14 +115,6 @@ class StateFile:
             raise DeviceError(f"{self.path}: the visit state's {key!r} must be a number from "
                               f"{low} to {high}, not {value!r}; pass --new-visit to start a new visit over it")
         return float(value)
-
-    def _sweep_temporaries(self) -> None:
-        """Remove temporary files that a crash in the middle of a save left."""
-        try:
-            for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-                leftover.unlink(missing_ok=True)
-        except OSError:
-            pass  # a read-only directory: the next save will say so clearly
 
 
 def _non_finite(value: Any, where: str = "") -> str | None:

@@ -45,7 +45,6 @@ import bisect
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from guide.errors import GuideError, Problem, ZoneMapError
-from guide.files import replace_whole, sync_folder
+from guide.files import replace_whole, sync_folder, temporary
 
 __all__ = ["set_trigger", "write_zones", "format_value"]
 
@@ -136,7 +135,8 @@ def write_zones(path: str | os.PathLike[str], text: str, *, backup: bool = True)
     """Replace the zone map at `path` with `text`, once `guide.zones.load_zones`
     accepts it; the old file is kept beside it as NAME.bak (returned) when
     `backup`. The file is swapped in whole: a crash leaves the old or the
-    new one, never half of each. A zone map reached through a symbolic link
+    new one, never half of each (and the next write removes the temporary
+    files a killed one left, `guide.files.temporary`). A zone map reached through a symbolic link
     is replaced where the link points (the link stays a link)."""
     from guide.zones import load_zones
 
@@ -152,22 +152,16 @@ def write_zones(path: str | os.PathLike[str], text: str, *, backup: bool = True)
         text = text.replace("\r\n", "\n").replace("\n", "\r\n")
     data = text.encode("utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8")
     # loaded beside the name it is known by, so tracks_dir resolves as for it
-    tmp = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{given.name}.", suffix=".tmp", dir=given.parent)
-        tmp = Path(tmp_name)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        load_zones(tmp)
+        with temporary(given) as tmp:
+            tmp.write_bytes(data)
+            load_zones(tmp)
     except OSError as e:  # a full disk, a read-only folder
         raise GuideError(f"{given}: cannot write it ({e.strerror or e}); it is as it was") from None
     except ZoneMapError as e:
         raise ZoneMapError([Problem(file=str(given), message=(
             "the edited zone map would not load, so it was not written (a bug in "
             f"the guide; please report it with the file): {p.message}")) for p in e.problems]) from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
     try:
         if saved is not None:
             shutil.copy2(real, saved)

@@ -95,7 +95,7 @@ def test_a_save_that_fails_before_the_rename_leaves_the_old_state(tmp_path, monk
 def test_temporary_files_left_by_a_crash_are_swept_away_on_load(tmp_path):
     store = StateFile(tmp_path / "state.json")
     store.save(state())
-    (tmp_path / ".state.json.abc123.tmp").write_bytes(b'{"format": "guide-dev')
+    (tmp_path / ".state.json.abc123de.tmp").write_bytes(b'{"format": "guide-dev')  # as mkstemp names it
     (tmp_path / "other.tmp").write_text("not ours")
     assert store.load() == state()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.tmp", "state.json"]

@@ -179,6 +179,22 @@ def test_a_folder_in_the_way_of_the_backup_is_refused_before_anything_is_written
     assert (scenario / "zones.yaml").read_text() == ZONES and not any((scenario / "zones.yaml.bak").iterdir())
 
 
+def test_writing_the_zone_map_removes_the_temporaries_of_killed_writes_never_a_live_one(scenario):
+    """A kill during `tune --write` or `calibrate` leaves .zones.yaml.XXXXXXXX.tmp
+    (its lock dies with it); a write in progress holds its temporary locked."""
+    import fcntl
+
+    from guide.yamledit import write_zones
+    stale = scenario / ".zones.yaml.k1lled_x.tmp"
+    stale.write_text(ZONES[:40])
+    live = scenario / ".zones.yaml.running_.tmp"
+    with open(live, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        write_zones(scenario / "zones.yaml", ZONES.replace("margin: 20", "margin: 4"))
+        assert not stale.exists() and live.exists()
+    assert load_zones(scenario / "zones.yaml").trigger.margin == 4
+
+
 def test_site_settings_apply_to_every_exhibit_but_their_own_overrides(scenario):
     site = load_zones(scenario / "zones.yaml")
     tuned = apply_settings(site, {"dwell": 2.5, "margin": 3})
