@@ -12,6 +12,11 @@ lines are JSON objects with an "event", and an unfinished last line looks
 like the start of one of ours. Anything else (a user's other file, binary
 data) is refused with a GuideError and left exactly as it was.
 
+One writer at a time: an EventLog holds an exclusive flock on the file while
+it is open (the kernel drops it when the process dies, however it dies), and
+opening or checking a log that another process holds so is a GuideError
+naming that process.
+
     with EventLog("events.jsonl", durable=True) as log:
         log.write(Start(exhibit="dome", lang="en", track="en/dome.opus"), visitor="device", t=12.5)
 """
@@ -19,6 +24,7 @@ data) is refused with a GuideError and left exactly as it was.
 from __future__ import annotations
 
 import codecs
+import fcntl
 import json
 import os
 import stat
@@ -39,16 +45,22 @@ class EventLog:
         try:
             if self.path.parent != Path(""):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            check_event_log(self.path, repair=True)
+            _regular(self.path)
             # durable: unbuffered, so that a failed write leaves nothing behind to retry later
-            self._f: IO[bytes] = open(self.path, "ab", buffering=0 if durable else -1)
+            self._f: IO[bytes] = open(self.path, "ab+", buffering=0 if durable else -1)
+            try:
+                _lock(self._f, self.path, fcntl.LOCK_EX)  # held until close: one writer at a time
+                _check(self._f, self.path, repair=True)
+                self._good = self._f.seek(0, os.SEEK_END)  # where the last whole line ends
+            except BaseException:
+                self._f.close()
+                raise
         except (FileExistsError, NotADirectoryError):
             raise GuideError(f"{self.path}: cannot open the event log: part of its folder path is a "
                              "file, not a folder; give another --events path") from None
         except OSError as e:
             raise GuideError(f"{self.path}: cannot open the event log ({e.strerror or e}); check that its "
                              "folder exists and is writable, or give another --events path") from None
-        self._good = self._f.tell()  # where the last whole line ends
         self._torn = False  # a failed write left part of a line that could not be taken back
 
     def write(self, action: Action, *, visitor: str, t: float) -> None:
@@ -101,47 +113,89 @@ def line(event: dict) -> bytes:
 
 
 def check_event_log(path: str | os.PathLike, *, repair: bool = False) -> None:
-    """GuideError unless `path` is missing, empty or an event log; with
-    `repair`, a torn last line (no newline: the line a crash interrupted) is
-    cut away. Reads at most the first and last 64 KiB. OSError if the file
-    cannot be read."""
+    """GuideError unless `path` is missing, empty or an event log that no
+    other process is writing (an open EventLog); with `repair`, a torn last
+    line (no newline: the line a crash interrupted) is cut away. Reads at
+    most the first and last 64 KiB. OSError if the file cannot be read."""
     path = Path(path)
+    if not _regular(path):
+        return
+    with open(path, "rb+" if repair else "rb") as f:
+        _lock(f, path, fcntl.LOCK_EX if repair else fcntl.LOCK_SH)
+        _check(f, path, repair=repair)
+
+
+def _regular(path: Path) -> bool:
+    """False if `path` is missing, True if it is a file; GuideError if it is
+    a folder, a device or a pipe (which opening could wait on forever)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return
+        return False
     if stat.S_ISDIR(st.st_mode):
         raise GuideError(f"{path}: is a folder, not an event log; give a file name for --events")
     if not stat.S_ISREG(st.st_mode):
         raise GuideError(f"{path}: is not a regular file (a device or a pipe); give another --events path")
-    with open(path, "rb+" if repair else "rb") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size == 0:
-            return
-        f.seek(0)
-        head = f.read(min(size, _CHECKED))
-        if size > len(head):
-            f.seek(max(len(head), size - _CHECKED))
-            tail = f.read()
-        else:
-            tail = b""
-        data = head + tail if size <= 2 * _CHECKED else None
-        if data is not None:
-            whole, _, torn = data.rpartition(b"\n")
-            _check_lines(path, whole.split(b"\n"), first=1)
-        else:
-            _check_lines(path, head.split(b"\n")[:-1], first=1)  # the last one is cut by the window
-            lines = tail.split(b"\n")
-            torn = lines.pop()
-            _check_lines(path, lines[1:], first=None)  # the first one is cut by the window
-        if not torn:
-            return
-        if not _looks_torn(torn):
-            raise _foreign(path, "its last line is not JSON written by the guide")
-        if repair:
-            f.truncate(size - len(torn))
-            f.flush()
-            os.fsync(f.fileno())
+    return True
+
+
+def _lock(f: IO[bytes], path: Path, how: int) -> None:
+    """flock `f` (LOCK_EX to write, LOCK_SH to read) without waiting;
+    GuideError naming the process that holds it if another does."""
+    try:
+        fcntl.flock(f.fileno(), how | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = _holder(f.fileno())
+        who = "another guide run" + (f" (pid {pid})" if pid else "")
+        raise GuideError(f"{who} is writing {path}; stop it, or give another --events path") from None
+    except OSError:
+        pass  # a file system without locks (some network shares): nothing to check with
+
+
+def _holder(fd: int) -> int | None:
+    """The process holding a flock on the file of `fd`, from /proc/locks
+    (Linux); None if it cannot be told."""
+    st = os.fstat(fd)
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            rows = [line.split() for line in f]
+    except OSError:
+        return None
+    for row in rows:  # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:2367502 0 EOF"; a waiter's has "->"
+        if len(row) >= 6 and row[1] == "FLOCK" and row[5] == device and row[4].isdigit() and int(row[4]) > 0:
+            return int(row[4])
+    return None
+
+
+def _check(f: IO[bytes], path: Path, *, repair: bool) -> None:
+    """`check_event_log` on the open file `f` (readable; writable to repair)."""
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    f.seek(0)
+    head = f.read(min(size, _CHECKED))
+    if size > len(head):
+        f.seek(max(len(head), size - _CHECKED))
+        tail = f.read()
+    else:
+        tail = b""
+    if size <= 2 * _CHECKED:
+        whole, _, torn = (head + tail).rpartition(b"\n")
+        _check_lines(path, whole.split(b"\n"), first=1)
+    else:
+        _check_lines(path, head.split(b"\n")[:-1], first=1)  # the last one is cut by the window
+        lines = tail.split(b"\n")
+        torn = lines.pop()
+        _check_lines(path, lines[1:], first=None)  # the first one is cut by the window
+    if not torn:
+        return
+    if not _looks_torn(torn):
+        raise _foreign(path, "its last line is not JSON written by the guide")
+    if repair:
+        f.truncate(size - len(torn))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _check_lines(path: Path, lines: list[bytes], first: int | None) -> None:

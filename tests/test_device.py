@@ -579,6 +579,38 @@ def test_sigterm_ends_the_device_cleanly_with_the_visit_saved(zones, tmp_path):
     assert kinds(tmp_path / "events.jsonl")[-1] == ("end", "tunnel", "stopped")
 
 
+def test_a_second_guide_run_on_the_same_event_log_is_refused_while_the_first_runs(zones, tmp_path, capsys):
+    """Two runs appending to one log would break its time order and share a
+    state file: the second is refused at start, names the first, and writes
+    nothing; once the first has ended, even killed, the log is free."""
+    log = tmp_path / "events.jsonl"
+    state = tmp_path / "events.jsonl.state.json"
+    scans = walk_csv(tmp_path / "scans.csv", [(0.5, {"tunnel": (AWAY, AT)}), (30.0, {"tunnel": AT})])
+    with file_sink(tmp_path / "alsa", realtime=True):
+        for end in (signal.SIGTERM, signal.SIGKILL):
+            written = log.stat().st_size if log.exists() else 0
+            p = guide_run(zones, tmp_path, "--replay", str(scans))
+            try:
+                deadline = time.monotonic() + 20
+                while not (log.exists() and b"\n" in log.read_bytes()[written:]):  # it has the log open
+                    assert time.monotonic() < deadline and p.poll() is None, p.communicate()
+                    time.sleep(0.05)
+                p.send_signal(signal.SIGSTOP)  # the first run writes nothing more while we look
+                assert os.WIFSTOPPED(os.waitpid(p.pid, os.WUNTRACED)[1])
+                before = log.read_bytes(), state.read_bytes()
+                assert guide_main("--zones", zones, "--events", log, "--replay", short_walk(tmp_path)) == 2
+                err = capsys.readouterr().err
+                assert err.strip() == (f"guide: error: another guide run (pid {p.pid}) is writing {log}; "
+                                       "stop it, or give another --events path")
+                assert (log.read_bytes(), state.read_bytes()) == before
+            finally:
+                p.send_signal(signal.SIGCONT)
+                p.send_signal(end)
+                p.communicate(timeout=20)
+        assert guide_main("--zones", zones, "--events", log, "--replay", short_walk(tmp_path)) == 0
+    assert len({e["visitor"] for e in events(log)}) == 1  # one visit, resumed each time
+
+
 def test_a_device_killed_at_random_instants_always_resumes_its_visit(zones, tmp_path):
     """SIGKILL 50 times at random moments of a visit (some during start-up),
     restarting each time: the state always loads, the visit goes on (what was

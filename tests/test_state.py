@@ -15,7 +15,7 @@ import time
 import pytest
 
 from guide.errors import DeviceError, GuideError
-from guide.eventlog import EventLog
+from guide.eventlog import EventLog, check_event_log
 from guide.actions import End, Start
 from guide.state import StateFile, VisitState, visit_tail, write_atomic
 
@@ -245,6 +245,52 @@ def test_a_line_torn_by_a_crash_is_cut_away_and_the_log_goes_on(tmp_path, before
     assert b"".join(lines[:-1]) == before
     assert json.loads(lines[-1]) == {"visitor": "v1", "t": 4.0, "event": "end", "exhibit": "dome",
                                      "reason": "stopped"}
+
+
+HOLDER = textwrap.dedent("""
+    import sys
+    from guide.eventlog import EventLog
+    log = EventLog(sys.argv[1], durable=True)
+    log.write_event({"visitor": "v1", "t": 1.0, "event": "coverage", "lang": "en"})
+    print("writing", flush=True)
+    sys.stdin.read()  # until the test closes our stdin (or kills us)
+    log.write_event({"visitor": "v1", "t": 2.0, "event": "coverage", "lang": "en"})
+""")
+
+
+def test_an_event_log_another_process_writes_is_refused_until_that_process_ends(tmp_path):
+    """Two writers would interleave their lines out of time order: the second
+    is refused, naming the first, and writes nothing; a writer that was killed
+    holds nothing (the kernel drops its lock)."""
+    path = tmp_path / "events.jsonl"
+    for end in ("exit", "kill"):
+        p = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            assert p.stdout.readline() == "writing\n"
+            before = path.read_bytes()
+            for attempt in (lambda: EventLog(path, durable=True), lambda: check_event_log(path)):
+                with pytest.raises(GuideError) as e:
+                    attempt()
+                assert str(e.value) == (f"another guide run (pid {p.pid}) is writing {path}; "
+                                        "stop it, or give another --events path")
+            assert path.read_bytes() == before
+        finally:
+            if end == "kill":
+                p.kill()
+            p.communicate("")
+        with EventLog(path, durable=True) as log:  # free again
+            log.write_event({"visitor": "v2", "t": 5.0, "event": "coverage", "lang": "en"})
+    assert [e["visitor"] for e in map(json.loads, path.read_text().splitlines())] == ["v1", "v1", "v2", "v1", "v2"]
+
+
+def test_a_log_open_for_writing_cannot_be_opened_twice_and_is_free_once_closed(tmp_path):
+    path = tmp_path / "events.jsonl"
+    first = EventLog(path)
+    with pytest.raises(GuideError, match="is writing .*events.jsonl; stop it, or give another --events path"):
+        EventLog(path)
+    first.close()
+    EventLog(path).close()
 
 
 def test_a_write_that_fails_part_way_takes_its_half_line_back_out(tmp_path, monkeypatch):
