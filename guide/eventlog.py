@@ -3,9 +3,11 @@
 A device appends durably (each line written whole, then fsynced, before
 `write` returns), so a crash or power loss loses at most the line being
 written. A line that cannot be written whole (a full disk) is taken back out
-of the file, so the lines after it never follow half a line. On opening, a
-torn last line (no newline) left by a crash is cut away, so the file is
-always valid JSON Lines. The simulator writes the same lines without fsync.
+of the file, so the lines after it never follow half a line. On opening, what
+a crash leaves at the end is cut away (a torn last line, without its newline;
+NUL bytes, where a power cut grew the file but never wrote its last block),
+saying so, so the file is always valid JSON Lines. The simulator writes the
+same lines without fsync.
 
 An existing file is appended to only if it is an event log: its complete
 lines are JSON objects with an "event", and an unfinished last line looks
@@ -26,6 +28,7 @@ from __future__ import annotations
 import codecs
 import fcntl
 import json
+import logging
 import os
 import stat
 from pathlib import Path
@@ -36,6 +39,8 @@ from guide.errors import GuideError
 
 _CHECKED = 1 << 16  # bytes read at each end of an existing log to tell whether it is one
 _OPENING = b'{"visitor": '  # how every line the guide writes begins (to_event, Device._record)
+
+logger = logging.getLogger("guide.eventlog")
 
 
 class EventLog:
@@ -114,9 +119,10 @@ def line(event: dict) -> bytes:
 
 def check_event_log(path: str | os.PathLike, *, repair: bool = False) -> None:
     """GuideError unless `path` is missing, empty or an event log that no
-    other process is writing (an open EventLog); with `repair`, a torn last
-    line (no newline: the line a crash interrupted) is cut away. Reads at
-    most the first and last 64 KiB. OSError if the file cannot be read."""
+    other process is writing (an open EventLog); with `repair`, what a crash
+    left at its end is cut away (a torn last line: no newline; NUL bytes
+    after it or after the last whole line). Reads at most the first and last
+    64 KiB (and the trailing NULs). OSError if the file cannot be read."""
     path = Path(path)
     if not _regular(path):
         return
@@ -173,14 +179,17 @@ def _check(f: IO[bytes], path: Path, *, repair: bool) -> None:
     size = f.seek(0, os.SEEK_END)
     if size == 0:
         return
+    end = _before_nuls(f, size)
+    if end == 0:
+        end = size  # nothing but NULs: no line of ours to keep, and not a log to empty
     f.seek(0)
-    head = f.read(min(size, _CHECKED))
-    if size > len(head):
-        f.seek(max(len(head), size - _CHECKED))
-        tail = f.read()
+    head = f.read(min(end, _CHECKED))
+    if end > len(head):
+        f.seek(max(len(head), end - _CHECKED))
+        tail = f.read(end - f.tell())
     else:
         tail = b""
-    if size <= 2 * _CHECKED:
+    if end <= 2 * _CHECKED:
         whole, _, torn = (head + tail).rpartition(b"\n")
         _check_lines(path, whole.split(b"\n"), first=1)
     else:
@@ -188,14 +197,30 @@ def _check(f: IO[bytes], path: Path, *, repair: bool) -> None:
         lines = tail.split(b"\n")
         torn = lines.pop()
         _check_lines(path, lines[1:], first=None)  # the first one is cut by the window
-    if not torn:
-        return
-    if not _looks_torn(torn):
+    if torn and not _looks_torn(torn):
         raise _foreign(path, "its last line is not JSON written by the guide")
-    if repair:
-        f.truncate(size - len(torn))
-        f.flush()
-        os.fsync(f.fileno())
+    cut = [what for n, what in ((len(torn), f"a torn last line ({len(torn)} bytes)"),
+                                (size - end, f"{size - end} NUL bytes")) if n]
+    if not cut or not repair:
+        return
+    f.truncate(end - len(torn))
+    f.flush()
+    os.fsync(f.fileno())
+    logger.warning("%s: cut away %s left at its end by a crash or a power cut", path, " and ".join(cut))
+
+
+def _before_nuls(f: IO[bytes], size: int) -> int:
+    """Where the run of NUL bytes that ends the file begins (`size` if it
+    does not end in one)."""
+    end = size
+    while end > 0:
+        n = min(end, _CHECKED)
+        f.seek(end - n)
+        kept = len(f.read(n).rstrip(b"\0"))
+        end -= n - kept
+        if kept:
+            break
+    return end
 
 
 def _check_lines(path: Path, lines: list[bytes], first: int | None) -> None:

@@ -800,15 +800,21 @@ def test_guide_run_without_an_audio_device_says_so_and_writes_no_file(zones, tmp
     assert not log.exists() and not (tmp_path / "events.jsonl.state.json").exists()
 
 
-def test_guide_run_resumes_after_a_line_torn_by_a_crash(zones, tmp_path, capsys):
+@pytest.mark.parametrize("crash, says", [
+    (b'{"visitor": "visit-1", "t": 9.5, "event": "sta', "a torn last line (46 bytes)"),
+    (b"\0" * 97, "97 NUL bytes"),  # a power cut: the file grew, its last block was never written
+], ids=["torn line", "NUL bytes"])
+def test_guide_run_resumes_after_a_line_torn_by_a_crash(zones, tmp_path, capsys, crash, says):
     log = tmp_path / "events.jsonl"
     with file_sink(tmp_path / "alsa"):
         assert guide_main("--zones", zones, "--events", log, "--replay", short_walk(tmp_path)) == 0
         whole = log.read_bytes()
-        log.write_bytes(whole + b'{"visitor": "visit-1", "t": 9.5, "event": "sta')  # the crash
+        log.write_bytes(whole + crash)
+        capsys.readouterr()
         assert guide_main("--zones", zones, "--events", log, "--replay", short_walk(tmp_path)) == 0
     assert log.read_bytes().startswith(whole)
     events(log)  # every line whole JSON again
+    assert f"{log}: cut away {says} left at its end by a crash or a power cut" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("options, says", [

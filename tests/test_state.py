@@ -4,6 +4,7 @@ event log's tail read back after a crash."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -236,7 +237,7 @@ def test_a_file_that_is_not_an_event_log_is_refused_and_left_as_it_was(tmp_path,
     (LINE, '{"visitor": "v1", "t": 3.0, "event": "start", "exhibit": "dôme'.encode()[:-1]),  # mid-character
     (LINE * 3000, b'{"visitor": "v1", "t": 9'),  # at the end of a long log
 ])
-def test_a_line_torn_by_a_crash_is_cut_away_and_the_log_goes_on(tmp_path, before, torn):
+def test_a_line_torn_by_a_crash_is_cut_away_and_the_log_goes_on(tmp_path, caplog, before, torn):
     path = tmp_path / "events.jsonl"
     path.write_bytes(before + torn)
     with EventLog(path, durable=True) as log:
@@ -245,6 +246,43 @@ def test_a_line_torn_by_a_crash_is_cut_away_and_the_log_goes_on(tmp_path, before
     assert b"".join(lines[:-1]) == before
     assert json.loads(lines[-1]) == {"visitor": "v1", "t": 4.0, "event": "end", "exhibit": "dome",
                                      "reason": "stopped"}
+    assert f"{path}: cut away a torn last line ({len(torn)} bytes) left at its end" in caplog.text
+
+
+@pytest.mark.parametrize("before, nuls, says", [
+    (LINE * 2, 60, "60 NUL bytes"),  # the last line's block never reached the disk
+    (LINE, 4096, "4096 NUL bytes"),
+    (LINE * 3000, 200_000, "200000 NUL bytes"),  # more NULs than the window read
+    (LINE + b'{"visitor": "v1", "t": 2', 30, "a torn last line (24 bytes) and 30 NUL bytes"),
+])
+def test_nul_bytes_a_power_cut_left_at_the_end_are_cut_away_and_the_log_goes_on(tmp_path, caplog,
+                                                                                 before, nuls, says):
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(before + b"\0" * nuls)
+    check_event_log(path)  # a log that a repair will mend: accepted, and left as it is
+    assert path.stat().st_size == len(before) + nuls
+    with caplog.at_level(logging.WARNING, logger="guide"):
+        with EventLog(path, durable=True) as log:
+            log.write(End(exhibit="dome", reason="stopped"), visitor="v1", t=4.0)
+    whole = before[:before.rindex(b"\n") + 1]
+    assert path.read_bytes() == whole + b'{"visitor": "v1", "t": 4.0, "event": "end", "exhibit": "dome", ' \
+                                        b'"reason": "stopped"}\n'
+    assert f"{path}: cut away {says} left at its end by a crash or a power cut" in caplog.text
+
+
+@pytest.mark.parametrize("content, says", [
+    (LINE + b"\0" * 8 + b"\n" + LINE, "line 2 is binary data"),  # not at the end
+    (LINE + b"\0" * 8 + LINE, "line 2 is binary data"),
+    (LINE + b"\0\0\1\0", "its last line is not JSON written by the guide"),  # not only NULs
+    (b"\0" * 100, "its last line is not JSON written by the guide"),  # no line of ours before them
+    (b"mine\n" + b"\0" * 100, "line 1 is not JSON"),
+])
+def test_nul_bytes_that_are_not_the_end_of_an_event_log_are_refused(tmp_path, content, says):
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(GuideError, match=f"is not a guide event log \\({says}\\)"):
+        EventLog(path, durable=True)
+    assert path.read_bytes() == content
 
 
 HOLDER = textwrap.dedent("""
