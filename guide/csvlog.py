@@ -7,18 +7,21 @@ problems.
         for row in reader: ...
 
 Accepted (FORMATS.md: accept more, never less): a BOM, columns in any order
-with padding and extra columns, CRLF. A missing file, a binary file, an empty
-one, a header lacking a column or naming one it reads twice raises
-ScanLogError naming the file. Cells and lines echoed in messages go through
-`short`; ids (visitor, exhibit) are checked by `id_problem`.
+with padding and extra columns, CRLF. A missing file, a folder, a pipe or a
+device (`open_input`), a binary file, an empty one, a header lacking a column
+or naming one it reads twice raises ScanLogError naming the file. Cells and
+lines echoed in messages go through `short`; ids (visitor, exhibit) are
+checked by `id_problem`.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import math
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,6 +123,64 @@ def not_utf8(path: str | os.PathLike, what: str) -> ScanLogError:
     return ScanLogError(f"{path}: not UTF-8 text; save the {what} as UTF-8")
 
 
+class NotRegular(OSError):
+    """What `open_input` raises for a pipe, a device or a socket; `kind` says
+    which ("a pipe (FIFO)"), for the message."""
+
+    def __init__(self, path: str | os.PathLike, kind: str):
+        super().__init__(errno.EINVAL, f"is {kind}, not a regular file", os.fspath(path))
+        self.kind = kind
+
+
+def open_input(path: str | os.PathLike, mode: str = "r", **kwargs: Any) -> IO[Any]:
+    """open(path, mode, **kwargs) for reading a file a user named as an input
+    (zone map, scan log, walk, truth), refusing what is not a regular file
+    once a symbolic link is followed: IsADirectoryError for a folder (as
+    open() says it), NotRegular for a pipe, a device or a socket, which a
+    reader would wait on for ever (a FIFO with no writer) or read without end
+    (/dev/zero), never opened. Other OSErrors as open() raises them."""
+    mode_bits = os.stat(path).st_mode
+    if not stat.S_ISREG(mode_bits):
+        if stat.S_ISDIR(mode_bits):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        raise NotRegular(path, _kind(mode_bits))
+    # O_NONBLOCK: should a pipe replace the file since the stat, opening it
+    # does not wait for a writer, and fstat says what it is
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode_bits = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode_bits):
+            raise NotRegular(path, _kind(mode_bits))
+        os.set_blocking(fd, True)
+        return open(fd, mode, **kwargs)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(mode_bits: int) -> str:
+    """What a file that is not a regular one is, for a message."""
+    if stat.S_ISFIFO(mode_bits):
+        return "a pipe (FIFO)"
+    if stat.S_ISCHR(mode_bits) or stat.S_ISBLK(mode_bits):
+        return "a device"
+    return "a socket" if stat.S_ISSOCK(mode_bits) else "a special file"
+
+
+def open_text(path: str | os.PathLike, what: str) -> IO[str]:
+    """`path` opened as UTF-8 text for the csv module (a BOM skipped:
+    spreadsheets write one); ScanLogError naming the file and `what` it is
+    ("ground truth") when it cannot be: missing, a folder, unreadable, or a
+    pipe or a device (see `open_input`)."""
+    try:
+        return open_input(path, newline="", encoding="utf-8-sig")
+    except NotRegular as e:
+        raise ScanLogError(f"{path}: is {e.kind}, not a regular file: the {what} is read from "
+                           f"a file; save it to one and give that file's path") from None
+    except OSError as e:
+        raise ScanLogError(f"{path}: cannot open the {what} ({e.strerror})") from None
+
+
 @contextmanager
 def open_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...]
              ) -> Iterator[tuple[IO[str], Any, tuple[int, ...]]]:
@@ -127,10 +188,7 @@ def open_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...]
     `columns` in it. `what` names the file in errors ("scan log", "walk")."""
     path = Path(path)
     header_line = ",".join(columns)
-    try:
-        f = open(path, newline="", encoding="utf-8-sig")  # -sig: spreadsheets write a BOM
-    except OSError as e:
-        raise ScanLogError(f"{path}: cannot open the {what} ({e.strerror})") from None
+    f = open_text(path, what)
     with f:
         reader = csv.reader(f)
         try:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Iterable, Mapping
 
-from guide.csvlog import check_header, id_problem, not_utf8, short, time_problem, unreadable
+from guide.csvlog import check_header, id_problem, not_utf8, open_text, short, time_problem, unreadable
 from guide.errors import ScanLogError
 
 MIN_LISTEN = 15.0  # s: shorter listen rows do not count for recall
@@ -53,13 +53,11 @@ class TruthRow:
 
 
 def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None) -> list[TruthRow]:
-    """A FORMATS.md ground-truth CSV; ScanLogError naming file:line on a bad
-    row, or on an exhibit not in `exhibits` (the zone map's, when given)."""
+    """A FORMATS.md ground-truth CSV; ScanLogError naming the file when it is
+    not a regular file it can read (`csvlog.open_text`), and file:line on a
+    bad row, or on an exhibit not in `exhibits` (the zone map's, when given)."""
     path = Path(path)
-    try:
-        f = open(path, newline="", encoding="utf-8-sig")  # -sig: spreadsheets write a BOM
-    except OSError as e:
-        raise ScanLogError(f"{path}: cannot open the ground truth ({e.strerror})") from None
+    f = open_text(path, "ground truth")
     rows: list[TruthRow] = []
     with f:
         reader = csv.DictReader(f)

@@ -65,7 +65,7 @@ from typing import Any, NamedTuple
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from guide.csvlog import MAX_COORDINATE
+from guide.csvlog import MAX_COORDINATE, NotRegular, open_input
 from guide.csvlog import short as _short
 from guide.errors import Problem, ZoneMapError, counted
 from guide.settings import SETTINGS, TriggerSettings
@@ -189,7 +189,11 @@ def _read_text(path: Path, file: str) -> str:
     if path.is_dir():
         raise fail("is a directory, not a zone map: give the path of its zones.yaml")
     try:
-        raw = path.read_bytes()
+        with open_input(path, "rb") as f:
+            raw = f.read()
+    except NotRegular as e:
+        raise fail(f"is {e.kind}, not a regular file: the zone map is read from a file; give "
+                   "the path of the zones.yaml file itself") from None
     except FileNotFoundError:
         raise fail("no such file: check the path (the zone map is usually "
                    "zones.yaml beside the tracks/ folder)") from None

@@ -1,12 +1,19 @@
 """What the CSV readers of FORMATS.md share (guide.csvlog), on the scan log:
-headers, the cells echoed in errors, ids."""
+headers, the cells echoed in errors, ids; and what every input reader
+shares: only a regular file is read."""
 
 from __future__ import annotations
+
+import contextlib
+import os
+import threading
 
 import pytest
 
 from guide.csvlog import short
-from guide.errors import ScanLogError
+from guide.errors import GuideError, ScanLogError
+from guide.metrics import read_truth
+from guide.radio import read_walks
 from guide.replay import ScanStats, read_scans
 from guide.zones import load_zones
 
@@ -85,3 +92,77 @@ def test_a_visitor_id_holding_a_control_character_is_refused(site, tmp_path, vis
     with pytest.raises(ScanLogError, match=rf"scans.csv:3: the visitor '.*' holds the control "
                                            rf"character '{char}'; ids are printable text: delete it"):
         list(read_scans(p, site))
+
+
+# Every reader of a file a user names: the file's content, a way to read it,
+# and what the file is called in messages.
+READERS = {
+    "scan log": ("visitor,t,beacon,rssi\nv001,0.5,b-tapestry,-70\n",
+                 lambda path, site: list(read_scans(path, site))),
+    "walk": ("visitor,t,x,y\nv001,0.0,1.5,2.0\n", lambda path, site: list(read_walks(path))),
+    "ground truth": ("visitor,start,end,exhibit,intent\nv001,1,20,tapestry,listen\n",
+                     lambda path, site: read_truth(path, site.exhibit_ids)),
+    "zone map": (None, lambda path, site: load_zones(path)),
+}
+
+
+@contextlib.contextmanager
+def fed_pipe(path, data: bytes):
+    """A FIFO at `path` that a thread fills with `data` should a reader open
+    it, so that a reader that does never waits; left with no thread waiting."""
+    os.mkfifo(path)
+    writer = threading.Thread(target=lambda: path.write_bytes(data), daemon=True)
+    writer.start()  # waits in open() for a reader
+    try:
+        yield path
+    finally:
+        # let the writer through if no reader came: open the other end
+        # without waiting, hold it until the writer is done
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            writer.join()
+        finally:
+            os.close(fd)
+
+
+@pytest.mark.parametrize("what", READERS)
+def test_a_pipe_given_as_an_input_is_refused_unread(site, tmp_path, what):
+    """Reading a FIFO waits for a writer for ever; this one has a writer
+    ready, so a reader that opened it would get a valid file and no error."""
+    text, read = READERS[what]
+    text = text if text is not None else site.path.read_text()
+    with fed_pipe(tmp_path / "input", text.encode()) as pipe:
+        with pytest.raises(GuideError, match=rf"{pipe}: is a pipe \(FIFO\), not a regular file: "
+                                             rf"the {what} is read from a file"):
+            read(pipe, site)
+    with fed_pipe(tmp_path / "input2", text.encode()) as pipe:
+        link = tmp_path / "link"  # followed: what it leads to is judged
+        link.symlink_to(pipe)
+        with pytest.raises(GuideError, match=rf"{link}: is a pipe \(FIFO\), not a regular file"):
+            read(link, site)
+
+
+@pytest.mark.parametrize("what", READERS)
+def test_a_device_given_as_an_input_is_refused_unread(site, tmp_path, what):
+    """/dev/zero would be read without end (gigabytes in seconds); /dev/null,
+    its quiet twin, shows the check holds before any byte is read."""
+    _, read = READERS[what]
+    for device in ("/dev/null", "/dev/zero"):
+        with pytest.raises(GuideError, match=rf"{device}: is a device, not a regular file: "
+                                             rf"the {what} is read from a file"):
+            read(device, site)
+
+
+@pytest.mark.parametrize("what", READERS)
+def test_a_folder_a_missing_file_and_a_link_to_a_file_as_an_input(site, tmp_path, what):
+    text, read = READERS[what]
+    with pytest.raises(GuideError, match=rf"{tmp_path}: (cannot open the {what} \(Is a directory\)"
+                                         rf"|is a directory, not a zone map)"):
+        read(tmp_path, site)
+    with pytest.raises(GuideError, match=rf"{tmp_path / 'none'}: (cannot open the {what} \(No such "
+                                         rf"file or directory\)|no such file)"):
+        read(tmp_path / "none", site)
+    if text is not None:
+        (tmp_path / "input.csv").write_text(text)
+        (tmp_path / "link.csv").symlink_to(tmp_path / "input.csv")
+        assert read(tmp_path / "link.csv", site)
