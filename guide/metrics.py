@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Collection, Iterable, Mapping
 
 from guide.csvlog import check_header, id_problem, not_utf8, open_text, short, time_problem, unreadable
-from guide.errors import ScanLogError
+from guide.errors import ScanLogError, listed
 
 MIN_LISTEN = 15.0  # s: shorter listen rows do not count for recall
 SLACK = 5.0  # s a start may precede its listen row
@@ -55,10 +55,14 @@ class TruthRow:
 def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None) -> list[TruthRow]:
     """A FORMATS.md ground-truth CSV; ScanLogError naming the file when it is
     not a regular file it can read (`csvlog.open_text`), and file:line on a
-    bad row, or on an exhibit not in `exhibits` (the zone map's, when given)."""
+    bad row, on an exhibit not in `exhibits` (the zone map's, when given), on
+    a row written twice, or on two rows of one visitor that overlap in time
+    (naming both lines)."""
     path = Path(path)
     f = open_text(path, "ground truth")
     rows: list[TruthRow] = []
+    lines: list[int] = []  # of each row
+    seen: dict[TruthRow, int] = {}  # row -> its first line
     with f:
         reader = csv.DictReader(f)
         try:
@@ -118,9 +122,54 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
             if intent not in INTENTS:
                 raise ScanLogError(f"{path}:{line}: intent {short(intent)!r} is not one of "
                                    f"{', '.join(INTENTS)}")
-            rows.append(TruthRow(visitor=visitor, start=start, end=end,
-                                 exhibit=exhibit, intent=intent))
+            row = TruthRow(visitor=visitor, start=start, end=end, exhibit=exhibit, intent=intent)
+            first = seen.setdefault(row, line)
+            if first != line:  # a copy-paste slip: scored twice, it would count twice
+                raise ScanLogError(f"{path}:{line}: this row repeats line {first} ({_stay(row)}), "
+                                   "so the stay would be scored twice: delete one of them")
+            rows.append(row)
+            lines.append(line)
+    _check_overlaps(path, rows, lines)
     return rows
+
+
+def _check_overlaps(path: Path, rows: list[TruthRow], lines: list[int]) -> None:
+    """ScanLogError naming both lines when two rows of one visitor overlap in
+    time: a visitor is at one exhibit, with one intent, at a time. Rows may
+    touch (one ends as the next starts, as in FORMATS.md)."""
+    by: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        by[r.visitor].append(i)
+    for order in by.values():
+        order.sort(key=lambda i: (rows[i].start, rows[i].end))
+        reach = order[0]  # of the rows so far, the one that ends last
+        for i in order[1:]:
+            if rows[i].start < rows[reach].end:
+                a, b = sorted((reach, i), key=lines.__getitem__)
+                raise ScanLogError(
+                    f"{path}:{lines[b]}: {_stay(rows[b])} overlaps line {lines[a]} "
+                    f"({_stay(rows[a])}): a visitor is at one exhibit at a time; correct the "
+                    "start or end of one of them (a row may start as the other ends)")
+            if rows[i].end > rows[reach].end:
+                reach = i
+
+
+def _stay(r: TruthRow) -> str:
+    return (f"{short(r.visitor)} {r.intent} at {short(r.exhibit)} from {r.start:.10g} to "
+            f"{r.end:.10g} s")
+
+
+def after_walk(rows: Iterable[TruthRow], ends: Mapping[str, float]) -> list[TruthRow]:
+    """The `rows` that start after their visitor's walk ends (`ends`: visitor
+    -> the end of their walk, or of their scans), which nothing can match:
+    times in another unit or origin, or the truth of a longer walk. Visitors
+    not in `ends` are left out (they have no walk at all: said otherwise)."""
+    return [r for r in rows if r.visitor in ends and r.start > ends[r.visitor]]
+
+
+def rows_named(rows: Iterable[TruthRow]) -> str:
+    """'v001 at dome, v002 at coin-1 ...': truth rows for a message."""
+    return listed(f"{short(r.visitor)} at {short(r.exhibit)}" for r in rows)
 
 
 @dataclass(frozen=True, kw_only=True)

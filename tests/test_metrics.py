@@ -214,3 +214,39 @@ def test_a_truth_id_holding_a_control_character_is_refused(tmp_path, text, messa
     p.write_text(f"visitor,start,end,exhibit,intent\n{text}\n")
     with pytest.raises(ScanLogError, match=message + r"; ids are printable text: delete it$"):
         read_truth(p)
+
+
+def test_a_truth_row_written_twice_is_refused_naming_both_lines(tmp_path):
+    """A copy-paste slip: scored as written, the stay counted twice in recall."""
+    p = tmp_path / "truth.csv"
+    p.write_text("visitor,start,end,exhibit,intent\nv1,10,50,a,listen\nv1,60,90,b,listen\n"
+                 "v1,10.0,50,a,listen\n")
+    with pytest.raises(ScanLogError, match=r"truth.csv:4: this row repeats line 2 \(v1 listen at a "
+                                           r"from 10 to 50 s\), so the stay would be scored twice: "
+                                           r"delete one of them$"):
+        read_truth(p)
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("v1,10,50,a,listen\nv1,40,60,b,glance\n",
+     r":3: v1 glance at b from 40 to 60 s overlaps line 2 \(v1 listen at a from 10 to 50 s\)"),
+    ("v1,10,95,a,listen\nv2,20,30,b,listen\nv1,100,140,a,listen\nv1,90,120,a,wander\n",
+     r":5: v1 wander at a from 90 to 120 s overlaps line 2 \(v1 listen at a from 10 to 95 s\)"),
+    ("v1,10,200,a,listen\nv1,50,60,b,glance\n", r":3: v1 glance at b from 50 to 60 s overlaps line 2 \(v1 listen at a from 10 to 200 s\)"),
+    ("v1,100,110,b,glance\nv1,10,200,a,listen\n", r":3: v1 listen at a from 10 to 200 s overlaps line 2 \(v1 glance at b from 100 to 110 s\)"),
+])
+def test_rows_of_one_visitor_that_overlap_in_time_are_refused_naming_both_lines(tmp_path, rows, message):
+    """A visitor is at one exhibit at a time; scored as written, both rows
+    would judge the same tracks."""
+    p = tmp_path / "truth.csv"
+    p.write_text(f"visitor,start,end,exhibit,intent\n{rows}")
+    with pytest.raises(ScanLogError, match=message + r": a visitor is at one exhibit at a time; "
+                                                     r"correct the start or end of one of them"):
+        read_truth(p)
+
+
+def test_rows_that_touch_and_rows_of_other_visitors_at_the_same_time_are_fine(tmp_path):
+    p = tmp_path / "truth.csv"
+    p.write_text("visitor,start,end,exhibit,intent\nv1,12,95,a,listen\nv1,95,140,a,wander\n"
+                 "v2,12,95,a,listen\nv1,150,150,b,glance\nv1,150,154,b,glance\n")
+    assert len(read_truth(p)) == 5
