@@ -463,3 +463,19 @@ def test_a_walk_that_gives_no_scans_says_why(scenario, capsys, tmp_path):
     walk.write_text("visitor,t,x,y\nv1,0,3,2.5\n")  # one position: no walk to hear anything on
     code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--walks", walk, "--no-progress")
     assert code == 0 and "walk.csv: the walks gave no scans: no beacon of the site is heard" in err
+
+
+def test_listen_rows_after_the_end_of_their_walk_are_reported_once_as_missed(scenario, capsys, tmp_path):
+    """Nothing can match them (times in another unit, or a longer walk's
+    truth): scored silently, they only lowered the recall."""
+    truth = tmp_path / "truth.csv"
+    truth.write_text((scenario / "truth.csv").read_text() + "v002,500000,500060,e1,listen\n"
+                     "v002,500100,500105,e2,listen\n")  # too short to count: not scored, not named
+    code, out, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+                         "--truth", truth, "--policy", "both", "--no-progress")
+    assert code == 0
+    assert err.count("1 listen row of truth.csv starts after the walk of their visitor ends "
+                     "(v002 at e1): it counts as missed") == 1
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+                       "--truth", scenario / "truth.csv", "--no-progress")
+    assert code == 0 and "after the walk" not in err

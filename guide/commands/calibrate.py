@@ -71,14 +71,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import datetime
     import json
-    import math
     import sys
     from pathlib import Path
 
     from guide.calibrate import calibrate, format_result, select_visitors
     from guide.cli import output_file
     from guide.errors import GuideError, counted, listed
-    from guide.metrics import read_truth
+    from guide.metrics import after_walk, read_truth, rows_named
     from guide.replay import ScanStats, read_scans
     from guide.yamledit import set_beacons, set_trigger, write_zones
     from guide.zones import load_zones
@@ -95,14 +94,14 @@ def run(args: argparse.Namespace) -> int:
     stats.check_site(args.scans, site)  # an empty log, or another site's: its own error
     rows = [r for r in truth if r.intent == "listen" and (visitors is None or r.visitor in visitors)]
     unrecorded = sorted({r.visitor for r in rows} - set(stats.last_t))
-    late = [r for r in rows if r.start > stats.last_t.get(r.visitor, math.inf)]
+    late = after_walk(rows, stats.last_t)
     if result.changes and unrecorded:
         print(f"guide calibrate: {counted(len(unrecorded), 'visitor')} of {args.truth} not in "
               f"{args.scans} ({listed(unrecorded)}): their stays are left out", file=sys.stderr)
     if result.changes and late:
-        print(f"guide calibrate: {counted(len(late), 'listen row')} of {args.truth} start after "
-              f"the scans of their visitor end ({listed(f'{r.visitor} at {r.exhibit}' for r in late)}): "
-              "left out", file=sys.stderr)
+        print(f"guide calibrate: {counted(len(late), 'listen row')} of {args.truth} "
+              f"start{'s' if len(late) == 1 else ''} after the scans of their visitor end "
+              f"({rows_named(late)}): left out", file=sys.stderr)
     if not result.changes:
         if not rows:
             why = "it has no 'listen' rows for those visitors"
