@@ -64,6 +64,30 @@ def check_header(path: str | os.PathLike, what: str, cols: list[str], columns: I
                                f"delete all but one")
 
 
+def plain_float(text: str) -> float:
+    """float(text) for a number as FORMATS.md writes them, in plain ASCII:
+    digits, a sign, a decimal point, an exponent (padding allowed; inf and
+    nan too, for the caller to word). ValueError for what else float() would
+    read: '1_0' (10) and the digits of other scripts ('١٠', '１０'), surely
+    not what was meant. The scan-log reader inlines the same test."""
+    if "_" in text or not text.isascii():
+        raise ValueError(f"not a plain ASCII number: {text!r}")
+    return float(text)
+
+
+def number_hint(text: str) -> str:
+    """For a message about a cell: how to write it when float() reads it and
+    `plain_float` does not, else "" (not a number at all, or a plain one)."""
+    try:
+        float(text)
+    except ValueError:
+        return ""
+    if "_" in text:
+        return " (write it without the '_')"
+    odd = next((c for c in text if not c.isascii()), None)
+    return "" if odd is None else f" (write it with the digits 0-9; it holds {odd!r}, U+{ord(odd):04X})"
+
+
 def time_problem(t: float, text: str, name: str = "t") -> str | None:
     """Why `t` (read from `text`) is not a FORMATS.md time, seconds since the
     visitor's walk began; None when it is one."""

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Iterable, Mapping
 
-from guide.csvlog import check_header, id_problem, not_utf8, open_text, short, time_problem, unreadable
+from guide.csvlog import (check_header, id_problem, not_utf8, number_hint, open_text, plain_float, short,
+                          time_problem, unreadable)
 from guide.errors import ScanLogError, listed
 
 MIN_LISTEN = 15.0  # s: shorter listen rows do not count for recall
@@ -100,12 +101,14 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
                                    f"the header ({short(','.join(reader.fieldnames), 80)}), found "
                                    f"{found + len(rec.get(None) or ())}")
             try:
-                start, end = float(rec["start"]), float(rec["end"])
+                start, end = plain_float(rec["start"]), plain_float(rec["end"])
                 if not (math.isfinite(start) and math.isfinite(end)):
                     raise ValueError
             except (TypeError, ValueError):
+                hint = number_hint(rec["start"]) or number_hint(rec["end"])
                 raise ScanLogError(f"{path}:{line}: start and end must be seconds "
-                                   f"(found {short(rec['start'])!r}, {short(rec['end'])!r})") from None
+                                   f"(found {short(rec['start'])!r}, {short(rec['end'])!r}){hint}"
+                                   ) from None
             why = time_problem(start, rec["start"], "start") or time_problem(end, rec["end"], "end")
             if why:
                 raise ScanLogError(f"{path}:{line}: {why}")

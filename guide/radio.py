@@ -45,7 +45,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from guide.csvlog import MAX_COORDINATE, id_problem, not_utf8, open_csv, short, time_problem, unreadable
+from guide.csvlog import (MAX_COORDINATE, id_problem, not_utf8, number_hint, open_csv, plain_float, short,
+                          time_problem, unreadable)
 from guide.errors import GuideError, ScanLogError
 from guide.site import Site
 
@@ -294,9 +295,10 @@ def read_walks(path: str | Path, *, grouped: bool = True) -> Iterator[tuple[str,
 
 def _number(text: str, p: Path, line: int, name: str) -> float:
     try:
-        v = float(text)
+        v = plain_float(text)
     except ValueError:
-        raise ScanLogError(f"{p}:{line}: field {name} = {short(text.strip())!r} is not a number") from None
+        raise ScanLogError(f"{p}:{line}: field {name} = {short(text.strip())!r} is not a "
+                           f"number{number_hint(text)}") from None
     if not math.isfinite(v):
         raise ScanLogError(f"{p}:{line}: field {name} = {short(text.strip())!r} is not a finite number")
     return v

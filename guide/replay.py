@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
 from guide.actions import Action, End, Start, to_event
-from guide.csvlog import MAX_T, id_problem, not_utf8, open_csv, short, time_problem, unreadable
+from guide.csvlog import (MAX_T, id_problem, not_utf8, number_hint, open_csv, plain_float, short,
+                          time_problem, unreadable)
 from guide.engine import Engine
 from guide.errors import ScanLogError, listed
 from guide.naive import NaiveEngine
@@ -94,11 +95,14 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
                 n += 1
                 b = row[ib]
                 v = row[iv]
-                t = float(row[it])
+                tt, rr = row[it], row[ir]
+                t = float(tt)
                 try:
-                    r = int(row[ir])
+                    r = int(rr)
                 except ValueError:
-                    r = round(float(row[ir]))  # some tools write -71.0 or average to -70.5
+                    r = round(float(rr))  # some tools write -71.0 or average to -70.5
+                if "_" in tt or "_" in rr or not tt.isascii() or not rr.isascii():
+                    raise ValueError  # 1_0 or ١٠ read as 10: csvlog.plain_float, inlined
                 if v != cur_v:
                     v = v.strip()  # padded values, as padded headers, are accepted
                     if v != cur_v:
@@ -162,11 +166,11 @@ def _not_a_number(t: str, rssi: str) -> str:
     bad = []
     for name, text, unit in (("t", t, "a number of seconds"), ("rssi", rssi, "a number of dBm")):
         try:
-            ok = math.isfinite(float(text))
+            ok = math.isfinite(plain_float(text))
         except ValueError:
             ok = False
         if not ok:
-            bad.append(f"field {name} = {short(text)!r} is not {unit}")
+            bad.append(f"field {name} = {short(text)!r} is not {unit}{number_hint(text)}")
     return "; ".join(bad) or f"t={short(t)!r} and rssi={short(rssi)!r} are not numbers it can read"
 
 

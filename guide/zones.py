@@ -31,7 +31,8 @@ Choices made here, for staff writing the file:
   in quotes is refused, as are true/false. Unquoted, ``1e3`` and ``1e-9`` are
   numbers (YAML 1.1, hence PyYAML, reads them as text: it wants ``1.0e+3``);
   ``1:40``, a base-60 number to YAML 1.1 (100), is refused as a number, as
-  is ``010`` (octal 8 to YAML 1.1; a beacon's minor written so was never heard).
+  is ``010`` (octal 8 to YAML 1.1; a beacon's minor written so was never heard)
+  and ``1_0`` (10 to YAML 1.1); digits are 0-9, not another script's (``١٠``).
 - Coordinates are within 100 km of the origin and a radius at most 100 m: no
   real site is larger, and a BLE beacon is not heard farther.
 - Fallback: a language with no ``fallback`` entry falls back to every other
@@ -65,7 +66,7 @@ from typing import Any, NamedTuple
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from guide.csvlog import MAX_COORDINATE, NotRegular, open_input
+from guide.csvlog import MAX_COORDINATE, NotRegular, number_hint, open_input, plain_float
 from guide.csvlog import short as _short
 from guide.errors import Problem, ZoneMapError, counted
 from guide.settings import SETTINGS, TriggerSettings
@@ -487,6 +488,11 @@ class _Reader:
                 self.fail(node, f"{where} must be {bounds + unit_s if bounds else wanted}, "
                           f"not {_short(node.value)}{suffix}")
                 return None
+            if "_" in node.value:  # YAML 1.1: 1_0 is 10, 1_2.5 is 12.5
+                self.fail(node, f"{where} {_short(node.value)}: YAML 1.1 reads the '_' as a digit "
+                          f"separator, so this is {_exact(value)}; write {_exact(value)} if that is "
+                          "what you meant")
+                return None
             if plain and ":" in node.value:  # YAML 1.1: 1:40 is 1 * 60 + 40
                 self.fail(node, f"{where} {_short(node.value)} is read as a base-60 number "
                           f"({_exact(value)}) by YAML 1.1: write {_exact(value)} if that is "
@@ -495,15 +501,16 @@ class _Reader:
         elif plain and node.tag == _STR and _looks_numeric(node.value):
             # YAML 1.1 wants a '.' and a signed exponent (1.0e+9), so PyYAML reads
             # 1e9, 1e-9 or 4.0e12 as text; written without quotes, they are numbers
-            value = float(node.value)
+            value = plain_float(node.value)
         elif (isinstance(node, ScalarNode) and node.tag == _STR and node.style in ("'", '"')
               and _looks_numeric(node.value)):
             self.fail(node, f"{where} must be {wanted}, not the text {_short(node.value)!r}: "
                       "remove the quotes")
             return None
         else:
-            if self.scalar_ok(node, where, wanted):  # bool, text, a date...
-                self.fail(node, f"{where} must be {wanted}, not {_kind(node)}{suffix}")
+            if self.scalar_ok(node, where, wanted):  # bool, text (١٠, 1_0e3), a date...
+                hint = number_hint(node.value) if node.tag == _STR else ""
+                self.fail(node, f"{where} must be {wanted}, not {_kind(node)}{hint}{suffix}")
             return None
         if isinstance(value, float):
             if not math.isfinite(value):
@@ -1111,8 +1118,9 @@ _LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+\Z")  # 010, -059, 08: not 0, 0.5 or 0
 
 
 def _looks_numeric(text: str) -> bool:
+    """A plain ASCII number (csvlog.plain_float): not 1_0, nor ١٠."""
     try:
-        float(text)
+        plain_float(text)
     except ValueError:
         return False
     return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 
 import pytest
@@ -166,3 +167,42 @@ def test_a_folder_a_missing_file_and_a_link_to_a_file_as_an_input(site, tmp_path
         (tmp_path / "input.csv").write_text(text)
         (tmp_path / "link.csv").symlink_to(tmp_path / "input.csv")
         assert read(tmp_path / "link.csv", site)
+
+
+UNDERSCORE = " (write it without the '_')"
+
+
+@pytest.mark.parametrize("what, text, message", [
+    # taken as t=10, the next row was blamed for going back in time
+    ("scan log", "visitor,t,beacon,rssi\nv001,0.5,b-tapestry,-70\nv001,1_0,b-tapestry,-70\n"
+                 "v001,2.0,b-tapestry,-70\n",
+     r":3: field t = '1_0' is not a number of seconds" + re.escape(UNDERSCORE) + "$"),
+    ("scan log", "visitor,t,beacon,rssi\nv001,0.5,b-tapestry,-7_0\n",
+     r":2: field rssi = '-7_0' is not a number of dBm" + re.escape(UNDERSCORE) + "$"),
+    ("scan log", "visitor,t,beacon,rssi\nv001,\u0661\u0660,b-tapestry,-\uff17\uff10\n",
+     r":2: field t = '\u0661\u0660' is not a number of seconds \(write it with the digits 0-9; it "
+     r"holds '\u0661', U\+0661\); field rssi = '-\uff17\uff10' is not a number of dBm \(write it "
+     r"with the digits 0-9; it holds '\uff17', U\+FF17\)$"),
+    ("walk", "visitor,t,x,y\nv001,0.0,1_5,2.0\n",
+     r":2: field x = '1_5' is not a number" + re.escape(UNDERSCORE) + "$"),
+    ("walk", "visitor,t,x,y\nv001,\uff10,1.5,2.0\n", r":2: field t = '\uff10' is not a number \(write it "
+                                                    r"with the digits 0-9; it holds '\uff10', U\+FF10\)$"),
+    ("ground truth", "visitor,start,end,exhibit,intent\nv001,1,2_0,tapestry,listen\n",
+     r":2: start and end must be seconds \(found '1', '2_0'\)" + re.escape(UNDERSCORE) + "$"),
+    ("ground truth", "visitor,start,end,exhibit,intent\nv001,\u0661,20,tapestry,listen\n",
+     r":2: start and end must be seconds \(found '\u0661', '20'\) \(write it with the digits 0-9"),
+])
+def test_only_plain_ascii_numbers_are_numbers(site, tmp_path, what, text, message):
+    """Python's float() and int() read 1_0 as 10, and the digits of every
+    script (Arabic-Indic, full-width): nobody writing a CSV by hand meant that."""
+    p = tmp_path / "input.csv"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ScanLogError, match=re.escape(str(p)) + message):
+        READERS[what][1](p, site)
+
+
+def test_plain_numbers_in_every_form_float_reads_are_still_numbers(site, tmp_path):
+    p = scans(tmp_path, "visitor,t,beacon,rssi\nv001, 1e-3 ,b-tapestry,-71.0\nv001,+.5,b-tapestry, -70 \n"
+                        "v001,5.,b-tapestry,-6.9e1\n")
+    assert list(read_scans(p, site)) == [("v001", 0.001, "b-tapestry", -71), ("v001", 0.5, "b-tapestry", -70),
+                                         ("v001", 5.0, "b-tapestry", -69)]

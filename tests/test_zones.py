@@ -470,6 +470,29 @@ def test_yaml_1_1_base_60_and_octal_numbers_are_refused_not_silently_converted(p
 
 
 @pytest.mark.parametrize("old,new,value,said", [
+    ("major: 100, minor: 1}", "major: 100, minor: 1_0}  # <-", "1_0",
+     "ibeacon minor 1_0: YAML 1.1 reads the '_' as a digit separator, so this is 10; write 10 if"),
+    ("    x: 30\n", "    x: 1_2.5  # <-\n", "1_2.5", "x 1_2.5: YAML 1.1 reads the '_' as a digit "
+                                                   "separator, so this is 12.5; write 12.5 if"),
+    ("    radius: 3.0\n", "    radius: !!float 2_5  # <-\n", "!!float", "so this is 25.0; write 25.0"),
+    ("exhibits:\n", "trigger: {dwell: 1_0}  # <-\nexhibits:\n", "1_0", "trigger.dwell 1_0: YAML 1.1"),
+    # not numbers to YAML, but to Python's float(): 10000, 10, 10
+    ("    x: 30\n", "    x: 1_0e3  # <-\n", "1_0e3",
+     "x must be a number, not the text '1_0e3' (write it without the '_')"),
+    ("    x: 30\n", "    x: \u0661\u0660  # <-\n", "\u0661",
+     "x must be a number, not the text '\u0661\u0660' (write it with the digits 0-9; it holds "
+     "'\u0661', U+0661)"),
+    ("    tx_power: -62\n", "    tx_power: -\uff16\uff12  # <-\n", "-\uff16", "(write it with the digits 0-9"),
+])
+def test_numbers_python_or_yaml_1_1_would_read_otherwise_are_refused(problem, old, new, value, said):
+    """Only plain ASCII decimal numbers are numbers: YAML 1.1 reads 1_0 as
+    10, and Python's float() the digits of every script."""
+    text = edit(old, new)
+    p = marked(problem(text), text, value)
+    assert said in p.message
+
+
+@pytest.mark.parametrize("old,new,value,said", [
     ("major: 100, minor: 1}", "major: 100, minor: !!int 1e9}  # <-", "!!int",
      "minor must be between 0 and 65535, not 1e9"),
     ("    x: 30\n", "    x: !!float ten  # <-\n", "!!float",
