@@ -40,15 +40,28 @@ def short(text: str, most: int = 24) -> str:
     return text if len(text) <= most else f"{text[:most - 4]}... ({len(text)} characters)"
 
 
+def control_char(text: str) -> str | None:
+    """The first control character in `text` (NUL, tab, line break, escape,
+    DEL, C1...), which prints raw or garbles a terminal; None when it has none."""
+    c = _CONTROL.search(text)
+    return c.group() if c else None
+
+
+def visible(text: str) -> str:
+    """`text` with each control character written as an escape, as repr()
+    writes it ('dome\\x00x'): for a message that echoes what was written."""
+    return _CONTROL.sub(lambda c: repr(c.group())[1:-1], text)
+
+
 def id_problem(text: str, name: str) -> str | None:
     """Why `text` (stripped) is not an id for column `name` ("visitor",
     "exhibit"): empty, or holding a control character, which would print raw
     (a NUL, an escape) wherever the id is named; None when it is one."""
     if not text:
         return f"the {name} is empty; give the {name}'s id"
-    c = _CONTROL.search(text)
+    c = control_char(text)
     if c:
-        return (f"the {name} {short(text)!r} holds the control character {c.group()!r}; "
+        return (f"the {name} {short(text)!r} holds the control character {c!r}; "
                 f"ids are printable text: delete it")
     return None
 

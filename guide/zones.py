@@ -33,6 +33,10 @@ Choices made here, for staff writing the file:
   ``1:40``, a base-60 number to YAML 1.1 (100), is refused as a number, as
   is ``010`` (octal 8 to YAML 1.1; a beacon's minor written so was never heard)
   and ``1_0`` (10 to YAML 1.1); digits are 0-9, not another script's (``١٠``).
+- Text holds no control character, not even a tab or a line break: ids,
+  names, titles, languages and paths are each shown on one line, where an
+  escape written in double quotes (``"\\e[31m"``, ``"\\0"``) would garble the
+  terminal. The values of ``x-`` keys (below) are not read, so not checked.
 - Coordinates are within 100 km of the origin and a radius at most 100 m: no
   real site is larger, and a BLE beacon is not heard farther.
 - Fallback: a language with no ``fallback`` entry falls back to every other
@@ -66,7 +70,8 @@ from typing import Any, NamedTuple
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from guide.csvlog import MAX_COORDINATE, NotRegular, number_hint, open_input, plain_float
+from guide.csvlog import (MAX_COORDINATE, NotRegular, control_char, number_hint, open_input, plain_float,
+                          visible)
 from guide.csvlog import short as _short
 from guide.errors import Problem, ZoneMapError, counted
 from guide.settings import SETTINGS, TriggerSettings
@@ -351,6 +356,7 @@ class _Reader:
 
     def fail(self, node: Node, message: str) -> None:
         mark = node.start_mark
+        message = visible(message)  # a value echoed as written (`!!int "\e"`): never raw
         self.problems.append(Problem(file=self.file, line=mark.line + 1,
                                      column=mark.column + 1, message=message))
 
@@ -401,6 +407,10 @@ class _Reader:
                           "keys must be plain names")
                 continue
             key = key_node.value
+            c = control_char(key)
+            if c:
+                self.fail(key_node, f"a key in {where} {_echo(key)!r} {_unprintable(c)}")
+                continue
             if key in entries:
                 first = entries[key].key.start_mark.line + 1
                 self.fail(key_node, f"duplicate key '{_echo(key)}' in {where} (first at line "
@@ -442,22 +452,23 @@ class _Reader:
         return False
 
     def text(self, node: Node, where: str, wanted: str = "text") -> str | None:
-        """The scalar exactly as written (see the module docstring)."""
+        """The scalar exactly as written (see the module docstring), holding
+        no control character."""
         if not self.scalar_ok(node, where, wanted):
             return None
         if not node.value.strip():
             self.fail(node, f"{where} is empty: it must be {wanted}")
             return None
+        c = control_char(node.value)
+        if c:
+            self.fail(node, f"{where} {_echo(node.value)!r} {_unprintable(c)}")
+            return None
         return node.value
 
     def path_text(self, node: Node, where: str, wanted: str) -> str | None:
-        """Text naming a file or folder: no NUL, which no file name can hold."""
-        value = self.text(node, where, wanted)
-        if value is not None and "\0" in value:
-            self.fail(node, f"{where} {_echo(value)!r} contains a NUL character (written \\0 or "
-                      "\\x00 in quotes), which no file name can hold: delete it")
-            return None
-        return value
+        """Text naming a file or folder (no NUL, which no file name can hold:
+        `text` refuses every control character)."""
+        return self.text(node, where, wanted)
 
     def number(self, node: Node, where: str, *, unit: str = "", integer: bool = False,
                lo: float | None = None, hi: float | None = None,
@@ -1095,6 +1106,17 @@ def _unlookable(e: OSError, what: str) -> str:
                 f"back to itself): replace the link with the {what} itself, or a link to it")
     return (f"cannot be looked at ({e.strerror or e}): check the path, and the permissions "
             "of the folders on the way")
+
+
+def _unprintable(c: str) -> str:
+    """The end of a message on a text holding the control character `c`
+    (written as an escape in double quotes: "\\e[31m", "\\0", "\\x07")."""
+    if c in "\t\n\r":
+        what = {"\t": "a tab", "\n": "a line break", "\r": "a carriage return"}[c]
+        return (f"holds {what} (U+{ord(c):04X}), and every text of a zone map is shown on one "
+                "line: delete it (or put a space)")
+    return (f"holds the control character U+{ord(c):04X}, which would print raw (garbling the "
+            "terminal) wherever the text is shown: delete it")
 
 
 def _peek_id(node: Node) -> str | None:

@@ -735,16 +735,56 @@ def test_a_track_path_may_not_escape_tracks_dir(problem, path, said):
 
 @pytest.mark.parametrize("old,new,value,said", [
     ("fr/coin-1.wav}", '"fr/coin-1.wav\\0x"}  # <-', '"fr/coin-1.wav',
-     "exhibit 'coin-1' track in 'fr' 'fr/coin-1.wav\\x00x' contains a NUL character"),
+     "exhibit 'coin-1' track in 'fr' 'fr/coin-1.wav\\x00x' holds the control character U+0000"),
     ("fr: fr/dome.wav,", 'fr: "fr/\\x00dome.wav",  # <-\n   ', '"fr/',
-     "exhibit 'dome' track in 'fr' 'fr/\\x00dome.wav' contains a NUL character"),
+     "exhibit 'dome' track in 'fr' 'fr/\\x00dome.wav' holds the control character U+0000"),
     ("languages: [fr, en, de, nl]\n", "languages: [fr, en, de, nl]\ntracks_dir: \"tr\\0acks\"  # <-\n",
-     '"tr', "tracks_dir 'tr\\x00acks' contains a NUL character"),
+     '"tr', "tracks_dir 'tr\\x00acks' holds the control character U+0000"),
 ])
 def test_a_nul_character_in_a_path_is_a_problem_not_a_valueerror(problem, old, new, value, said):
     text = edit(old, new)
     p = marked(problem(text), text, value)
     assert said in p.message and "delete it" in p.message
+
+
+CONTROL_END = "which would print raw (garbling the terminal) wherever the text is shown: delete it"
+
+
+@pytest.mark.parametrize("old,new,value,said", [
+    ("site: Test gallery", 'site: "\\e[31mTest gallery"  # <-', '"',
+     f"site '\\x1b[31mTest gallery' holds the control character U+001B, {CONTROL_END}"),
+    ("title: {fr: Pièce}", 'title: {fr: "Pi\\x07èce"}  # <-', '"Pi',
+     f"exhibit 'coin-1' title in 'fr' 'Pi\\x07èce' holds the control character U+0007, {CONTROL_END}"),
+    ("title: {fr: Pièce}", 'title: {fr: "Pi\\0èce"}  # <-', '"Pi', "'Pi\\x00èce' holds the control"),
+    ("title: {fr: Pièce}", 'title: {fr: "Pi\\tèce"}  # <-', '"Pi',
+     "'Pi\\tèce' holds a tab (U+0009), and every text of a zone map is shown on one line: delete it "
+     "(or put a space)"),
+    ("languages: [fr, en, de, nl]", 'languages: [fr, en, de, "n\\nl"]  # <-', '"n',
+     "each of languages 'n\\nl' holds a line break (U+000A)"),
+    ("  - id: coin-1", '  - id: "coin-1\\x9b"  # <-', '"coin', "id 'coin-1\\x9b' holds the control character U+009B"),
+    ("  b-spare:", '  "b-\\x1bspare":  # <-', '"b-', f"a key in beacons 'b-\\x1bspare' holds the control "
+                                                    f"character U+001B, {CONTROL_END}"),
+])
+def test_a_control_character_in_a_text_or_a_key_is_refused_where_it_is(problem, old, new, value, said):
+    """An escape in double quotes ("\\e[31m", "\\0", "\\x07") was loaded, then
+    printed raw by check, coverage and settings: it garbled the terminal."""
+    text = edit(old, new)
+    p = marked(problem(text), text, value)
+    assert said in p.message
+    assert not re.search(r"[\x00-\x1f\x7f-\x9f]", str(p))  # the message itself prints as it reads
+
+
+def test_no_message_echoes_a_control_character_raw(problems, load):
+    """Values the reader echoes without reading them as text (a number, a
+    tag) are written as escapes; free notes under an x- key are not read."""
+    text = edit("    tx_power: -62\n", '    tx_power: !!int "\\e[2J"\n')
+    text = edit("    x: 30\n", '    x: "\\x07"\n', text)
+    found = problems(text)
+    lines = VALID.splitlines()
+    assert [p.line for p in found] == [lines.index("    tx_power: -62") + 1, lines.index("    x: 30") + 1]
+    assert "not \\x1b[2J" in found[0].message and "'\\x07'" in found[1].message
+    assert not any(re.search(r"[\x00-\x1f\x7f-\x9f]", str(p)) for p in found)
+    assert load(edit("beacons:\n", 'x-notes: "line one\\nline two\\ttabbed"\nbeacons:\n'))
 
 
 def test_a_symlink_out_of_tracks_dir_is_refused(problem, site_dir):
