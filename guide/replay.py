@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 from guide.actions import Action, End, Start, to_event
 from guide.csvlog import (MAX_T, id_problem, not_utf8, number_hint, open_csv, plain_float, short,
-                          time_problem, unreadable)
+                          time_problem, unreadable, visible)
 from guide.engine import Engine
 from guide.errors import ScanLogError, listed
 from guide.naive import NaiveEngine
@@ -55,8 +55,9 @@ class ScanStats:
     last_t: dict[str, float] = field(default_factory=dict)  # visitor -> last scan time
 
     def unknown_names(self, most: int = 10) -> str:
-        """The unknown beacons named, for a message: 'x, y, z ...'."""
-        return listed([short(b) for b in sorted(self.unknown_beacons)], most)
+        """The unknown beacons named, for a message: 'x, y, z ...', each as
+        written, a control character escaped ('dome\\x00x', not 'domex')."""
+        return listed([visible(short(b)) for b in sorted(self.unknown_beacons)], most)
 
     def check_site(self, path: str | os.PathLike, site: Site) -> None:
         """ScanLogError when rows were read and none named a beacon of `site`:

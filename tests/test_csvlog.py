@@ -206,3 +206,14 @@ def test_plain_numbers_in_every_form_float_reads_are_still_numbers(site, tmp_pat
                         "v001,5.,b-tapestry,-6.9e1\n")
     assert list(read_scans(p, site)) == [("v001", 0.001, "b-tapestry", -71), ("v001", 0.5, "b-tapestry", -70),
                                          ("v001", 5.0, "b-tapestry", -69)]
+
+
+def test_an_unknown_beacon_is_named_as_written_its_control_characters_escaped(site, tmp_path):
+    """A NUL or an escape in a beacon cell printed raw: the terminal showed
+    'domex' for 'dome\\0x', a name not in the log."""
+    p = scans(tmp_path, "visitor,t,beacon,rssi\nv001,0.5,dome\0x,-70\nv001,0.6,b-\x1b[2J,-70\n")
+    stats = ScanStats()
+    assert list(read_scans(p, site, stats=stats)) == []
+    assert stats.unknown_names() == r"b-\x1b[2J, dome\x00x"
+    with pytest.raises(ScanLogError, match=re.escape(r"(it names b-\x1b[2J, dome\x00x)")):
+        stats.check_site(p, site)
