@@ -453,17 +453,19 @@ class _Reader:
 
     def text(self, node: Node, where: str, wanted: str = "text") -> str | None:
         """The scalar exactly as written (see the module docstring), holding
-        no control character."""
+        no control character; a block scalar (`>` or `|`, the text on the
+        lines below its key) without the line break YAML keeps at its end."""
         if not self.scalar_ok(node, where, wanted):
             return None
-        if not node.value.strip():
+        value = node.value.rstrip("\n") if node.style in (">", "|") else node.value
+        if not value.strip():
             self.fail(node, f"{where} is empty: it must be {wanted}")
             return None
-        c = control_char(node.value)
+        c = control_char(value)
         if c:
-            self.fail(node, f"{where} {_echo(node.value)!r} {_unprintable(c)}")
+            self.fail(node, f"{where} {_echo(value)!r} {_unprintable(c)}")
             return None
-        return node.value
+        return value
 
     def path_text(self, node: Node, where: str, wanted: str) -> str | None:
         """Text naming a file or folder (no NUL, which no file name can hold:

@@ -774,6 +774,16 @@ def test_a_control_character_in_a_text_or_a_key_is_refused_where_it_is(problem, 
     assert not re.search(r"[\x00-\x1f\x7f-\x9f]", str(p))  # the message itself prints as it reads
 
 
+def test_a_title_written_as_a_block_scalar_is_read_without_its_last_line_break(load, problem):
+    """YAML keeps a line break at the end of a block scalar (`>` or `|`):
+    it is not part of the title, and a title folded over lines is one line."""
+    site = load(edit("title: {fr: La coupole, en: The dome}",
+                     "title:\n      fr: >\n        La\n        coupole\n      en: |\n        The dome\n"))
+    assert site.exhibit("dome").title == {"fr": "La coupole", "en": "The dome"}
+    text = edit("title: {fr: La coupole, en: The dome}", "title:\n      en: |\n        The\n        dome\n")
+    assert "holds a line break" in problem(text).message
+
+
 def test_no_message_echoes_a_control_character_raw(problems, load):
     """Values the reader echoes without reading them as text (a number, a
     tag) are written as escapes; free notes under an x- key are not read."""
