@@ -24,7 +24,6 @@ import importlib
 import os
 import pkgutil
 import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NoReturn
@@ -32,6 +31,7 @@ from typing import NoReturn
 import guide
 import guide.commands
 from guide.errors import GuideError
+from guide.files import temporary
 from guide.site import Site
 
 EPILOG = """\
@@ -159,9 +159,8 @@ def output_file(path: str | os.PathLike[str], option: str, *,
         raise GuideError(f"{option} {text}: {above} is a file, not a folder; give a path in a folder")
     try:
         real.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".probe", dir=real.parent)
-        os.close(fd)
-        os.unlink(probe)
+        with temporary(real):  # made and removed: the folder takes new files
+            pass
     except OSError as e:
         raise GuideError(f"{option} {text}: cannot write in the folder {real.parent} "
                          f"({e.strerror or e}); make that folder writable, or write somewhere else") from None
