@@ -19,8 +19,10 @@ hands back 32-bit integer samples at 48 kHz (which simpleaudio would read as
 float), peaks at 70 MB more memory, and its `set_frame_rate` (audioop) holds
 the GIL for about 70 ms, a stall of every other thread; its `parameters`
 cannot reach ffmpeg's output options (they land after the output name, and
-ffmpeg ignores them). This way a decode costs the result's size, twice at
-most, and leaves the GIL alone.
+ffmpeg ignores them). This way a decode costs the result's size (read from
+ffmpeg's pipe a megabyte at a time into one growing buffer) and leaves the GIL
+alone. `stream` hands over the same samples a chunk at a time, for an analysis
+whose memory must not grow with the track (`guide check`).
 
 A file that is missing, empty, cut short (an Ogg stream without its last page,
 a WAV shorter than its header says) or that ffmpeg cannot read raises
@@ -29,15 +31,17 @@ a WAV shorter than its header says) or that ffmpeg cannot read raises
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import struct
 import subprocess
+import tempfile
 import threading
 import warnings
 from collections import OrderedDict, deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +50,7 @@ import numpy as np
 
 from guide.errors import TrackError
 from guide.site import Site
+from guide import tracks
 from guide.tracks import check_regular, permission_denied
 
 logger = logging.getLogger("guide.audio")
@@ -60,6 +65,7 @@ BYTES_PER_SECOND = RATE * SAMPLE_WIDTH * CHANNELS  # 48 kB/s, 2.9 MB a minute
 DEFAULT_BUDGET = 32 * 2**20
 
 _FAILURES_KEPT = 256  # undecodable files remembered, so a broken track fails at once
+CHUNK = 1 << 20  # bytes of samples read from ffmpeg at a time (22 s of audio)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,7 +78,7 @@ class Pcm:
     """
 
     path: Path
-    samples: bytes  # int16 little-endian mono at RATE
+    samples: bytes | bytearray  # int16 little-endian mono at RATE; never changed
     mtime_ns: int  # the file's, when it was decoded: a changed file is decoded again
     size: int
 
@@ -86,7 +92,9 @@ class Pcm:
 
     def array(self) -> np.ndarray:
         """The samples as a read-only int16 array (no copy)."""
-        return np.frombuffer(self.samples, dtype="<i2")
+        a = np.frombuffer(self.samples, dtype="<i2")
+        a.flags.writeable = False
+        return a
 
 
 def decode(path: str | os.PathLike[str], *, started: Callable[[subprocess.Popen], None] | None = None) -> Pcm:
@@ -96,8 +104,35 @@ def decode(path: str | os.PathLike[str], *, started: Callable[[subprocess.Popen]
     undecodable. `started` receives the ffmpeg process as soon as it runs, for
     a caller that may need to terminate it (the loader, for an urgent track).
     """
-    AudioSegment = audio_segment()  # its converter setting says which ffmpeg to run
     path = Path(path)
+    samples = bytearray()  # grown in place: no list of chunks joined into a second copy
+    st = None
+    with contextlib.closing(_chunks(path, started)) as chunks:  # closed: ffmpeg ends with it
+        for chunk, st in chunks:
+            samples += chunk
+    assert st is not None
+    return Pcm(path=path, samples=samples, mtime_ns=st.st_mtime_ns, size=st.st_size)
+
+
+def stream(path: str | os.PathLike[str], chunk: int = CHUNK) -> Iterator[np.ndarray]:
+    """The samples `decode` would give, as int16 arrays of at most `chunk`
+    bytes, in order, however long the track: the memory of one chunk. Raises
+    TrackError as `decode` does: a damaged file only after its last chunk,
+    when ffmpeg has said so.
+
+        peak = max(int(np.abs(a.astype(np.int32)).max()) for a in stream(path))
+    """
+    with contextlib.closing(_chunks(Path(path), None, chunk)) as chunks:
+        for data, _ in chunks:
+            yield np.frombuffer(data, dtype="<i2")
+
+
+def _chunks(path: Path, started: Callable[[subprocess.Popen], None] | None,
+            chunk: int = CHUNK) -> Iterator[tuple[bytes, os.stat_result]]:
+    """ffmpeg's output for `path`, a whole number of samples at a time, each
+    with the file's stat; the checks and errors of `decode`. Closing the
+    generator early terminates ffmpeg."""
+    AudioSegment = audio_segment()  # its converter setting says which ffmpeg to run
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -109,30 +144,52 @@ def decode(path: str | os.PathLike[str], *, started: Callable[[subprocess.Popen]
     if st.st_size == 0:
         raise TrackError(f"{path}: the file is empty; export the track again")
     _check_complete(path, st.st_size)
+    chunk -= chunk % SAMPLE_WIDTH
     command = [AudioSegment.converter, "-nostdin", "-hide_banner", "-loglevel", "error",
                "-i", str(path), "-map", "0:a:0", "-vn",
                "-ac", str(CHANNELS), "-ar", str(RATE), "-c:a", "pcm_s16le", "-f", "s16le", "pipe:1"]
-    try:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE)
-    except FileNotFoundError:
-        raise TrackError(f"{path}: cannot decode: {AudioSegment.converter!r} (ffmpeg) is not "
-                         "installed; install ffmpeg (./bootstrap does)") from None
-    if started is not None:
-        started(process)
-    samples, errors = process.communicate()
-    message = _ffmpeg_message(errors, path)
+    # ffmpeg's complaints go to a file, not a pipe: nobody has to drain it
+    # while the samples are read, and a flood of them cannot stall ffmpeg
+    with tempfile.TemporaryFile() as errors:
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=errors)
+        except FileNotFoundError:
+            raise TrackError(f"{path}: cannot decode: {AudioSegment.converter!r} (ffmpeg) is not "
+                             "installed; install ffmpeg (./bootstrap does)") from None
+        total = 0
+        try:
+            if started is not None:
+                started(process)
+            assert process.stdout is not None
+            carry = b""  # an odd byte left at the end of a read
+            while True:
+                data = process.stdout.read(chunk)
+                if not data:
+                    break
+                if carry:
+                    data, carry = carry + data, b""
+                if len(data) % SAMPLE_WIDTH:
+                    data, carry = data[:-1], data[-1:]
+                if data:
+                    total += len(data)
+                    yield data, st
+            process.wait()
+        finally:
+            if process.returncode is None:  # the caller stopped early, or an error
+                _terminate(process)
+                process.wait()
+            process.stdout.close()
+        errors.seek(0)
+        message = _ffmpeg_message(errors.read(64 * 1024), path)
     if process.returncode != 0:
         raise TrackError(f"{path}: cannot be decoded ({message or f'ffmpeg exit status {process.returncode}'}); "
                          "export it again as Ogg Opus, Ogg Vorbis, FLAC, MP3 or WAV")
     if message:
         # ffmpeg went on past damaged data: the visitor would hear a glitch or a cut
         raise TrackError(f"{path}: the audio is damaged ({message}); export the track again")
-    if len(samples) < SAMPLE_WIDTH:
+    if total < SAMPLE_WIDTH:
         raise TrackError(f"{path}: contains no audio; export the track again")
-    if len(samples) % SAMPLE_WIDTH:
-        samples = samples[:-(len(samples) % SAMPLE_WIDTH)]
-    return Pcm(path=path, samples=samples, mtime_ns=st.st_mtime_ns, size=st.st_size)
 
 
 def audio_segment() -> type:
@@ -309,8 +366,9 @@ class TrackLoader:
     `load` is for a track wanted now: it goes before any prefetch, and a
     prefetch being decoded is interrupted (and decoded again later) so the
     wanted track does not wait for it. `prefetch` replaces the previous list
-    of likely tracks. Broken files are remembered (until they change) and
-    fail at once the next time.
+    of likely tracks; one too large for the cache's budget is not decoded
+    ahead (it would be thrown away, after costing its size in memory). Broken
+    files are remembered (until they change) and fail at once the next time.
 
         loader = TrackLoader()
         loader.prefetch([a, b, c])          # most likely first
@@ -427,6 +485,15 @@ class TrackLoader:
                     return
                 job = self._urgent.popleft() if self._urgent else self._likely.pop(0)
                 self._running, self._interrupted = job, False
+            if not job.urgent and self._too_big(job.path):
+                with self._cond:
+                    skip = not job.urgent  # else wanted meanwhile: decode it after all
+                    if skip:
+                        self._running = None
+                        self._jobs.pop(_key(job.path), None)
+                if skip:
+                    job.future.cancel()
+                    continue
             try:
                 pcm = self.cache.get(job.path) or self._decode(job.path, started=self._started)
             except TrackError as e:
@@ -463,6 +530,15 @@ class TrackLoader:
                     job.future.set_result(outcome)
             except InvalidStateError:
                 pass  # cancelled by close() meanwhile
+
+    def _too_big(self, path: Path) -> bool:
+        """Whether `path`, decoded, would not fit the cache: a prefetch of it
+        would be thrown away, after costing its size in memory."""
+        try:
+            seconds = tracks.duration(path)  # the header's, cached
+        except TrackError:
+            return False  # the decoder says what is wrong, and it is remembered
+        return seconds * BYTES_PER_SECOND > self.cache.budget
 
     def _started(self, process: subprocess.Popen) -> None:
         with self._cond:

@@ -2,8 +2,9 @@
 
 `guide check` runs this: the zone map's own checks (`guide.zones.load_zones`,
 every problem with its line), then every track decoded in full (the same
-decoder the device plays with, `guide.audio.decode`), its length and whether
-it holds any sound, then the things that load but are probably mistakes:
+ffmpeg conversion the device plays with, streamed a chunk at a time by
+`guide.audio.stream`, so a long track costs no more memory than a short one),
+its length and whether it holds any sound, then the things that load but are probably mistakes:
 
     report = check_site("zones.yaml")
     print(format_report(report))
@@ -21,7 +22,6 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -101,12 +101,9 @@ class CheckReport:
         }
 
 
-def check_site(path: str | os.PathLike[str], *, decode: Callable | None = None,
-               progress: bool = False, jobs: int = 4) -> CheckReport:
-    """Check the zone map at `path` and everything it refers to.
-
-    `decode(path) -> guide.audio.Pcm` is the decoder (default
-    `guide.audio.decode`); tracks are decoded `jobs` at a time."""
+def check_site(path: str | os.PathLike[str], *, progress: bool = False, jobs: int = 4) -> CheckReport:
+    """Check the zone map at `path` and everything it refers to; tracks are
+    decoded `jobs` at a time."""
     from guide.zones import load_zones
 
     zones = str(path)
@@ -118,14 +115,14 @@ def check_site(path: str | os.PathLike[str], *, decode: Callable | None = None,
             Finding(severity="error", subject=_where(p.file, p.line, p.column), message=p.message)
             for p in e.problems))
     findings: list[Finding] = []
-    tracks = _check_tracks(site, decode, progress, jobs, findings)
+    infos = _check_tracks(site, progress, jobs, findings)
     _check_languages(site, findings)
     _check_beacons(site, findings)
     _check_shared_tracks(site, findings)
     _check_stray_files(site, findings)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     findings.sort(key=lambda f: order[f.severity])  # stable: within a severity, as found
-    return CheckReport(zones=zones, site=site, findings=tuple(findings), tracks=tracks)
+    return CheckReport(zones=zones, site=site, findings=tuple(findings), tracks=infos)
 
 
 def _where(file: str, line: int | None, column: int | None) -> str:
@@ -139,16 +136,13 @@ def _where(file: str, line: int | None, column: int | None) -> str:
 
 # --------------------------------------------------------------------- tracks
 
-def _check_tracks(site: Site, decode: Callable | None, progress: bool, jobs: int,
-                  findings: list[Finding]) -> tuple[TrackInfo, ...]:
+def _check_tracks(site: Site, progress: bool, jobs: int, findings: list[Finding]) -> tuple[TrackInfo, ...]:
     users: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for e in site.exhibits:
         for lang, rel in e.tracks.items():
             users[rel].append((e.id, lang))
     for lang, rel in site.intro.items():  # the spoken welcome must decode too
         users[rel].append(("intro", lang))
-    if decode is None:
-        from guide.audio import decode
     paths = sorted(users)
     bar = None
     if progress:
@@ -156,9 +150,9 @@ def _check_tracks(site: Site, decode: Callable | None, progress: bool, jobs: int
         bar = tqdm(total=len(paths), desc="decoding tracks", unit="track", leave=False, disable=None)
 
     def one(rel: str) -> TrackInfo:
+        path = site.track_path(rel)
         try:
-            info = _measure(rel, tuple(users[rel]), decode(site.track_path(rel)))
-            return replace(info, header_seconds=_header(site.track_path(rel)))
+            return replace(_measure(rel, tuple(users[rel]), path), header_seconds=_header(path))
         except GuideError as e:
             return TrackInfo(path=rel, used_by=tuple(users[rel]), error=str(e))
         finally:
@@ -204,25 +198,40 @@ def _check_tracks(site: Site, decode: Callable | None, progress: bool, jobs: int
     return infos
 
 
-def _measure(rel: str, used_by: tuple[tuple[str, str], ...], pcm) -> TrackInfo:
+def _measure(rel: str, used_by: tuple[tuple[str, str], ...], path: Path) -> TrackInfo:
+    """Length, peak and silences of the track at `path`, decoded a chunk at a
+    time (the 50 ms windows run on across chunks)."""
     import numpy as np
 
-    from guide.audio import RATE
+    from guide.audio import RATE, stream
 
-    a = np.abs(pcm.array().astype(np.int32))
-    peak = int(a.max()) if a.size else 0
-    peak_dbfs = 20 * math.log10(peak / 32768) if peak else -math.inf
     n = int(RATE * WINDOW)
-    windows = a.size // n
-    lead = trail = pcm.duration
-    if windows:
-        x = a[:windows * n].astype(np.float64).reshape(windows, n)
-        rms = np.sqrt((x * x).mean(axis=1))
-        loud = np.nonzero(rms >= 32768 * 10 ** (SOUND_DBFS / 20))[0]
-        if loud.size:
-            lead = loud[0] * WINDOW
-            trail = max(0.0, pcm.duration - (loud[-1] + 1) * WINDOW)
-    return TrackInfo(path=rel, used_by=used_by, seconds=pcm.duration, peak_dbfs=peak_dbfs,
+    loudness = 32768 * 10 ** (SOUND_DBFS / 20)
+    frames = peak = windows = 0
+    first = last = None  # the first and last window with sound
+    carry = np.zeros(0, dtype="<i2")  # the start of a window the next chunk completes
+    for chunk in stream(path):
+        frames += len(chunk)
+        if not len(chunk):
+            continue
+        peak = max(peak, int(np.abs(chunk.astype(np.int32)).max()))
+        a = np.concatenate((carry, chunk)) if len(carry) else chunk
+        k = len(a) // n
+        if k:
+            x = a[:k * n].astype(np.float64).reshape(k, n)
+            loud = np.nonzero(np.sqrt((x * x).mean(axis=1)) >= loudness)[0]
+            if loud.size:
+                first = windows + int(loud[0]) if first is None else first
+                last = windows + int(loud[-1])
+            windows += k
+        carry = a[k * n:]
+    seconds = frames / RATE
+    peak_dbfs = 20 * math.log10(peak / 32768) if peak else -math.inf
+    lead = trail = seconds
+    if first is not None and last is not None:
+        lead = first * WINDOW
+        trail = max(0.0, seconds - (last + 1) * WINDOW)
+    return TrackInfo(path=rel, used_by=used_by, seconds=seconds, peak_dbfs=peak_dbfs,
                      leading_silence=lead, trailing_silence=trail)
 
 

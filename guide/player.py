@@ -20,7 +20,10 @@ as it plays, in 0.1 s chunks, never more than about 0.2 s ahead of the ear
 (its ALSA buffer, plus the chunk it is writing). So a fade-out, a pause or a
 volume change is written into the buffer a little ahead of that point
 (`write_ahead`, 0.3 s): a ramp, then silence, and simpleaudio is stopped only
-once the silence has been reached. Nothing is ever cut mid-wave, so there is
+once the silence has been reached. A track therefore costs twice its decoded
+size while it plays (the decoded track, kept for a resume or a volume change,
+and that copy; 2.9 MB a minute each); edits are written in place, never as a
+third copy. Nothing is ever cut mid-wave, so there is
 no click; a pause remembers where its fade began, and `resume` starts there
 again with a short fade-in. One output at a time: a track started while the
 previous one fades out begins when that fade is over (ALSA devices without a
@@ -126,10 +129,18 @@ def _scaled(src: np.ndarray, gain: float) -> np.ndarray:
     if gain == 1.0:
         return src.copy()
     out = np.empty(len(src), dtype="<i2")
+    _scale_into(out, src, gain)
+    return out
+
+
+def _scale_into(out: np.ndarray, src: np.ndarray, gain: float) -> None:
+    """out[:] = src times `gain`, a chunk at a time: no copy of the whole."""
+    if gain == 1.0:
+        out[:] = src
+        return
     g = np.float32(gain)
     for i in range(0, len(src), _CHUNK):
         out[i:i + _CHUNK] = np.rint(src[i:i + _CHUNK] * g)
-    return out
 
 
 def _ramp(n: int, *, down: bool) -> np.ndarray:
@@ -169,12 +180,13 @@ class _Voice:
         old, self.gain = self.gain, gain
         if self.faded or at >= self.end or gain == old:
             return
+        # written in place, nearest the ear first: a second copy of what is
+        # left of a long track would double the player's memory
         src = self.pcm.array()[self.first + at:self.first + self.end]
-        new = _scaled(src, gain)
-        n = min(round(VOLUME_RAMP * RATE), len(new))
+        n = min(round(VOLUME_RAMP * RATE), len(src))
         glide = old + (gain - old) * (np.arange(n, dtype=np.float64) + 1.0) / (n + 1.0)
-        new[:n] = np.rint(src[:n] * glide)
-        self.buf[at:self.end] = new
+        self.buf[at:at + n] = np.rint(src[:n] * glide)
+        _scale_into(self.buf[at + n:self.end], src[n:], gain)
 
 
 # --------------------------------------------------------------------------
@@ -722,7 +734,7 @@ class WavWriter:
                 continue
             stop = min(target, v.end)
             if stop > self._written:
-                self._wav.writeframesraw(v.voice.buf[self._written - v.t0:stop - v.t0].tobytes())
+                self._wav.writeframesraw(v.voice.buf[self._written - v.t0:stop - v.t0])  # no copy
                 self._written = stop
             if self._written >= v.end:
                 self._voices.pop(0)

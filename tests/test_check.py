@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tracemalloc
 
 import pytest
 
@@ -176,3 +177,40 @@ def test_an_unreadable_track_asks_for_its_permissions_to_be_fixed_not_a_new_expo
     assert (f"track en/v2.wav: cannot be played: cannot be read (permission denied); "
             f"make it readable (chmod a+r {track})") in done.stdout
     assert "export" not in done.stdout and "Traceback" not in done.stderr
+
+
+def test_checking_a_long_track_takes_no_more_memory_than_a_short_one(tmp_path, make_wav):
+    def peak(seconds: float) -> int:
+        folder = tmp_path / f"{seconds:g}"
+        make_wav(folder / "tracks/fr/dome.wav", seconds, tone=440)
+        zones = write_site(folder, {"dome": {"fr": "fr/dome.wav"}}, languages=("fr",))
+        tracemalloc.start()
+        try:
+            report = check_site(zones)
+            used = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert report.ok and report.tracks[0].seconds == pytest.approx(seconds)
+        return used
+
+    assert peak(480.0) < 1.5 * peak(60.0)  # 8 minutes, 23 MB decoded: streamed, a chunk at a time
+
+
+def test_the_analysis_of_a_track_runs_on_across_the_chunks_it_is_decoded_in(tmp_path, make_wav):
+    import wave
+
+    make_wav(tmp_path / "tone.wav", 1.0, tone=300)
+    with wave.open(str(tmp_path / "tone.wav")) as w:
+        tone = w.readframes(w.getnframes())
+    path = tmp_path / "tracks/fr/dome.wav"
+    path.parent.mkdir(parents=True)
+    with wave.open(str(path), "wb") as w:  # 30 s of nothing, 1 s of sound, 20 s of nothing
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
+        w.writeframes(bytes(2 * 8000 * 30) + tone + bytes(2 * 8000 * 20))
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav"}}, languages=("fr",))
+    (info,) = check_site(zones).tracks  # 2.4 MB decoded: three chunks
+    assert info.seconds == pytest.approx(51.0)
+    assert info.leading_silence == pytest.approx(30.0, abs=0.06)
+    assert info.trailing_silence == pytest.approx(20.0, abs=0.06)
+    assert info.peak_dbfs == pytest.approx(-6.0, abs=0.1)
+

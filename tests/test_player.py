@@ -7,6 +7,7 @@ import os
 import queue
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from alsa import file_sink, no_device
 from guide.audio import RATE, TrackCache, TrackLoader, audio_segment, decode, likely_next
 from guide.cli import main
 from guide.errors import DeviceError, TrackError
-from guide.player import Failed, Finished, SimpleaudioPlayer
+from guide.player import Failed, Finished, ManualClock, SimpleaudioPlayer, WavWriter
 from guide.zones import load_zones
 
 SECONDS = 3.0
@@ -421,6 +422,62 @@ def test_guide_play_of_a_wav_without_samples_says_the_track_is_empty(site, tmp_p
     err = capsys.readouterr().err
     assert status == 2 and "dome.wav: the track is empty" in err
     assert "--offset" not in err and "Traceback" not in err
+
+
+# ----- memory: a long track ----------------------------------------------------------
+
+def traced_peak(work) -> tuple[object, int]:
+    """work()'s result, and the most memory Python and numpy held at once
+    while it ran, beyond what they held before (bytes)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = work()
+        return result, tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_decoding_holds_the_track_once_not_a_second_copy_to_join(tmp_path, make_wav):
+    path = make_wav(tmp_path / "long.wav", 240.0)  # 11.5 MB decoded
+    pcm, peak = traced_peak(lambda: decode(path))
+    assert pcm.duration == 240.0
+    assert peak < 1.5 * len(pcm.samples)  # ffmpeg's output read into one buffer, not joined
+
+
+def test_a_volume_change_during_a_long_track_is_written_in_place_not_into_a_second_copy(tmp_path, make_wav):
+    path = make_wav(tmp_path / "long.wav", 240.0, tone=300)
+    clock = ManualClock()
+    writer = WavWriter(lambda event: None, tmp_path / "out.wav", clock=clock)
+    try:
+        writer.play(path)
+        clock.now = 1.0
+        size = len(decode(path).samples)
+        _, peak = traced_peak(lambda: writer.set_volume(0.5))
+        assert peak < size / 4
+        clock.now = 2.0
+    finally:
+        writer.close()
+    heard, original = decode(tmp_path / "out.wav").array(), decode(path).array()
+    later = slice(round(1.2 * RATE), round(1.9 * RATE))  # past the glide, before the end's ramp
+    np.testing.assert_allclose(heard[later], original[later] * 0.5, atol=0.51)
+
+
+def test_a_prefetch_of_a_track_too_large_for_the_cache_is_not_decoded(tracks, tmp_path, make_wav):
+    big = make_wav(tmp_path / "big.wav", 30.0)  # 1.4 MB decoded
+    calls: list[Path] = []
+
+    def counting(path, **kw):
+        calls.append(path)
+        return decode(path, **kw)
+
+    with TrackLoader(TrackCache(budget=1 << 20), decoder=counting) as loader:
+        loader.prefetch([big, tracks["wav16"]])
+        deadline = time.monotonic() + 20
+        while loader.cache.get(tracks["wav16"]) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert calls == [tracks["wav16"]]  # decoded, it would have been thrown away
+        assert loader.load(big).result(timeout=20).duration == 30.0  # wanted, it is decoded
 
 
 def test_a_pipe_is_not_decoded_as_a_track(tmp_path):
