@@ -24,6 +24,11 @@ ffmpeg's pipe a megabyte at a time into one growing buffer) and leaves the GIL
 alone. `stream` hands over the same samples a chunk at a time, for an analysis
 whose memory must not grow with the track (`guide check`).
 
+A track longer than `guide.tracks.MAX_SECONDS` is refused (`TrackTooLong`):
+by the length in its WAV or Ogg header before ffmpeg starts, or once that
+much has been decoded when there is no such header (no ffprobe is run: a
+visitor may be waiting for the track).
+
 A file that is missing, empty, cut short (an Ogg stream without its last page,
 a WAV shorter than its header says) or that ffmpeg cannot read raises
 `TrackError` naming the file; truncated MP3s cannot be told from short ones.
@@ -48,10 +53,10 @@ from pathlib import Path
 
 import numpy as np
 
+from guide import tracks
 from guide.errors import TrackError
 from guide.site import Site
-from guide import tracks
-from guide.tracks import check_regular, permission_denied
+from guide.tracks import TrackTooLong, check_regular, permission_denied
 
 logger = logging.getLogger("guide.audio")
 
@@ -100,16 +105,23 @@ class Pcm:
 def decode(path: str | os.PathLike[str], *, started: Callable[[subprocess.Popen], None] | None = None) -> Pcm:
     """Decode an audio file (anything ffmpeg reads) into the output format.
 
-    Raises TrackError naming the file when it is missing, empty, truncated or
-    undecodable. `started` receives the ffmpeg process as soon as it runs, for
-    a caller that may need to terminate it (the loader, for an urgent track).
+    Raises TrackError naming the file when it is missing, empty, truncated,
+    undecodable or longer than `guide.tracks.MAX_SECONDS` (TrackTooLong).
+    `started` receives the ffmpeg process as soon as it runs, for a caller
+    that may need to terminate it (the loader, for an urgent track).
     """
     path = Path(path)
+    seconds = tracks.header_length(path)  # a long WAV or Ogg track is refused before decoding
+    if seconds is not None and seconds > tracks.MAX_SECONDS:
+        raise TrackTooLong(path, seconds)
+    limit = round(tracks.MAX_SECONDS * RATE) * SAMPLE_WIDTH  # when the header is wrong or silent
     samples = bytearray()  # grown in place: no list of chunks joined into a second copy
     st = None
     with contextlib.closing(_chunks(path, started)) as chunks:  # closed: ffmpeg ends with it
         for chunk, st in chunks:
             samples += chunk
+            if len(samples) > limit:
+                raise TrackTooLong(path, None)
     assert st is not None
     return Pcm(path=path, samples=samples, mtime_ns=st.st_mtime_ns, size=st.st_size)
 
@@ -117,8 +129,8 @@ def decode(path: str | os.PathLike[str], *, started: Callable[[subprocess.Popen]
 def stream(path: str | os.PathLike[str], chunk: int = CHUNK) -> Iterator[np.ndarray]:
     """The samples `decode` would give, as int16 arrays of at most `chunk`
     bytes, in order, however long the track: the memory of one chunk. Raises
-    TrackError as `decode` does: a damaged file only after its last chunk,
-    when ffmpeg has said so.
+    TrackError as `decode` does (but no TrackTooLong): a damaged file only
+    after its last chunk, when ffmpeg has said so.
 
         peak = max(int(np.abs(a.astype(np.int32)).max()) for a in stream(path))
     """
@@ -534,11 +546,8 @@ class TrackLoader:
     def _too_big(self, path: Path) -> bool:
         """Whether `path`, decoded, would not fit the cache: a prefetch of it
         would be thrown away, after costing its size in memory."""
-        try:
-            seconds = tracks.duration(path)  # the header's, cached
-        except TrackError:
-            return False  # the decoder says what is wrong, and it is remembered
-        return seconds * BYTES_PER_SECOND > self.cache.budget
+        seconds = tracks.header_length(path)  # None: not known without a decoder; decode it
+        return seconds is not None and seconds * BYTES_PER_SECOND > self.cache.budget
 
     def _started(self, process: subprocess.Popen) -> None:
         with self._cond:

@@ -4,7 +4,8 @@
 every problem with its line), then every track decoded in full (the same
 ffmpeg conversion the device plays with, streamed a chunk at a time by
 `guide.audio.stream`, so a long track costs no more memory than a short one),
-its length and whether it holds any sound, then the things that load but are probably mistakes:
+its length (at most `guide.tracks.MAX_SECONDS`) and whether it holds any
+sound, then the things that load but are probably mistakes:
 
     report = check_site("zones.yaml")
     print(format_report(report))
@@ -26,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from guide import tracks
 from guide.errors import GuideError, ZoneMapError, counted
 from guide.site import Site
 
@@ -62,7 +64,7 @@ class TrackInfo:
     peak_dbfs: float | None = None  # loudest sample (-inf for digital silence)
     leading_silence: float | None = None  # s before the first sound
     trailing_silence: float | None = None  # s after the last sound
-    error: str | None = None  # why it cannot be decoded
+    error: str | None = None  # why it cannot be played (undecodable, or too long: seconds says how long)
 
     def as_dict(self) -> dict:
         def num(x: float | None, nd: int) -> float | None:
@@ -152,12 +154,15 @@ def _check_tracks(site: Site, progress: bool, jobs: int, findings: list[Finding]
     def one(rel: str) -> TrackInfo:
         path = site.track_path(rel)
         try:
-            return replace(_measure(rel, tuple(users[rel]), path), header_seconds=_header(path))
+            info = replace(_measure(rel, tuple(users[rel]), path), header_seconds=_header(path))
         except GuideError as e:
             return TrackInfo(path=rel, used_by=tuple(users[rel]), error=str(e))
         finally:
             if bar is not None:
                 bar.update()
+        if info.seconds is not None and info.seconds > tracks.MAX_SECONDS:
+            info = replace(info, error=str(tracks.TrackTooLong(path, info.seconds)))
+        return info
 
     # each decode is an ffmpeg process: run a few at once
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -236,11 +241,9 @@ def _measure(rel: str, used_by: tuple[tuple[str, str], ...], path: Path) -> Trac
 
 
 def _header(path: Path) -> float | None:
-    """The length the file's header gives (`guide.tracks.duration`), or None."""
-    from guide import tracks
-
+    """The length the file's header gives (`guide.tracks.length`), or None."""
     try:
-        return tracks.duration(path)
+        return tracks.length(path)
     except GuideError:
         return None  # decodes but has no length in its header: ffmpeg coped, so may the device
 
@@ -381,14 +384,16 @@ def format_report(report: CheckReport, *, tracks: bool = False) -> str:
                 per_lang[lang].append(t)
         for lang in site.languages:
             ts = per_lang.get(lang, [])
-            good = [t.seconds for t in ts if t.seconds is not None]
-            bad = len(ts) - len(good)
-            lines.append(f"  {lang}: {counted(len(ts), 'track')}, "
-                         f"{_duration(sum(good))}" + (f", {bad} unreadable" if bad else ""))
+            good = [t.seconds for t in ts if t.error is None and t.seconds is not None]
+            long = sum(1 for t in ts if t.error is not None and t.seconds is not None)
+            bad = len(ts) - len(good) - long
+            lines.append(f"  {lang}: {counted(len(ts), 'track')}, {_duration(sum(good))}"
+                         + (f", {bad} unreadable" if bad else "") + (f", {long} too long" if long else ""))
         if tracks:
             width = max(len(t.path) for t in report.tracks)
             for t in report.tracks:
-                state = "UNREADABLE" if t.error else _seconds(t.seconds)
+                state = (_seconds(t.seconds) if t.error is None else "UNREADABLE" if t.seconds is None
+                         else f"{_seconds(t.seconds)} TOO LONG")
                 lines.append(f"    {t.path.ljust(width)}  {state}")
     e, w = report.count("error"), report.count("warning")
     lines.append("")

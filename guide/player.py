@@ -22,8 +22,8 @@ volume change is written into the buffer a little ahead of that point
 (`write_ahead`, 0.3 s): a ramp, then silence, and simpleaudio is stopped only
 once the silence has been reached. A track therefore costs twice its decoded
 size while it plays (the decoded track, kept for a resume or a volume change,
-and that copy; 2.9 MB a minute each); edits are written in place, never as a
-third copy. Nothing is ever cut mid-wave, so there is
+and that copy; 2.9 MB a minute each), which is why tracks are limited to
+`guide.tracks.MAX_SECONDS`; edits are written in place, never as a third copy. Nothing is ever cut mid-wave, so there is
 no click; a pause remembers where its fade began, and `resume` starts there
 again with a short fade-in. One output at a time: a track started while the
 previous one fades out begins when that fade is over (ALSA devices without a

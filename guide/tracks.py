@@ -7,6 +7,11 @@ asking ffprobe); anything else through ffprobe, which ships with ffmpeg
 (pydub's decoder). Results are cached
 per (path, mtime, size): a simulation asks for the same few tracks thousands
 of times.
+
+A track may last at most `MAX_SECONDS` (an hour): the device holds a track it plays
+decoded in memory, whole (simpleaudio plays from one buffer), so a longer one
+is refused here, by `guide check` and by the player's decoder, naming the
+track, its length and the limit.
 """
 
 from __future__ import annotations
@@ -20,15 +25,51 @@ import subprocess
 import wave
 from pathlib import Path
 
-from guide.errors import TrackError
+from guide.errors import TrackError, counted
+
+# The longest track the guide plays. Decoded (16-bit mono at 24 kHz, 2.9 MB a
+# minute) it is held in memory whole while it plays, twice on the device (the
+# decoded track, and the copy simpleaudio reads, scaled by the volume and
+# faded): a 45-minute planetarium show costs about 260 MB, an hour 350 MB.
+MAX_SECONDS = 60 * 60.0
+
+
+class TrackTooLong(TrackError):
+    """A track that lasts longer than the guide can play (`MAX_SECONDS`);
+    `seconds` is None when only the decoder found out (the header did not say)."""
+
+    def __init__(self, path: str | os.PathLike, seconds: float | None):
+        self.path, self.seconds = Path(path), seconds
+        limit = counted(round(MAX_SECONDS / 60), "minute")
+        lasts = f"lasts {clock(seconds)}" if seconds is not None else f"lasts more than {limit}"
+        super().__init__(f"{path}: the track {lasts}, longer than the {limit} the guide can play "
+                         f"(a track is held in memory whole while it plays); split it into parts "
+                         f"of at most {limit}, one exhibit each")
+
+
+def clock(seconds: float) -> str:
+    """'1:05:00', '45:00', '0:30': a track's length as a player shows it."""
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def duration(path: str | os.PathLike) -> float:
-    """Seconds of audio in `path`; TrackError naming the file if unreadable.
+    """Seconds of audio in `path`; TrackError naming the file if unreadable,
+    TrackTooLong if it lasts more than `MAX_SECONDS`.
 
     >>> duration("tracks/en/dome.opus")  # doctest: +SKIP
     61.3
     """
+    seconds = length(path)
+    if seconds > MAX_SECONDS:
+        raise TrackTooLong(path, seconds)
+    return seconds
+
+
+def length(path: str | os.PathLike) -> float:
+    """Seconds of audio in `path`, however long; TrackError naming the file if
+    unreadable. Use `duration` for a track that is to be played."""
     p = Path(path)
     try:
         st = p.stat()
@@ -65,13 +106,9 @@ def _duration(path: str, _mtime: int, size: int) -> float:
         pass  # the readers below say what is wrong
     no_frames = False  # a WAV header announcing no audio: empty, unless ffprobe finds some
     if path.lower().endswith(".wav"):
-        try:
-            with wave.open(path, "rb") as w:
-                frames, rate = w.getnframes(), w.getframerate()
-                announced = frames * w.getsampwidth() * w.getnchannels()
-        except (wave.Error, EOFError, OSError):
-            pass  # WAV variants `wave` does not know (float, extensible): ask ffprobe
-        else:
+        header = _wav_header(path)  # None: a WAV variant `wave` does not know; ask ffprobe
+        if header is not None:
+            frames, rate, announced = header
             if rate <= 0:
                 raise TrackError(f"{path}: its header gives a sample rate of {rate} Hz, so it "
                                  "cannot be played; re-export it")
@@ -102,6 +139,37 @@ def _duration(path: str, _mtime: int, size: int) -> float:
     if not seconds > 0:
         raise TrackError(f"{path}: the track is empty; re-export it")
     return seconds
+
+
+def header_length(path: str | os.PathLike) -> float | None:
+    """The seconds a WAV or Ogg file's own header gives, read without running
+    a decoder (no ffprobe: for the device's decoder, which must not wait on
+    one); None for other formats, or when the header does not say."""
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None  # opening a pipe would wait for a writer forever
+    if path.lower().endswith(".wav"):
+        header = _wav_header(path)
+        if header is not None and header[1] > 0 and 0 < header[2] <= st.st_size:
+            return header[0] / float(header[1])
+        return None
+    if path.lower().endswith((".opus", ".ogg", ".oga")):
+        return _ogg_duration(path)
+    return None
+
+
+def _wav_header(path: str) -> tuple[int, int, int] | None:
+    """(frames, sample rate, bytes of audio announced) of a WAV header, or
+    None if `wave` cannot read it."""
+    try:
+        with wave.open(path, "rb") as w:
+            return w.getnframes(), w.getframerate(), w.getnframes() * w.getsampwidth() * w.getnchannels()
+    except (wave.Error, EOFError, OSError):
+        return None
 
 
 def _ogg_duration(path: str) -> float | None:

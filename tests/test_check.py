@@ -10,6 +10,7 @@ import tracemalloc
 
 import pytest
 
+from guide import tracks
 from guide.check import check_site, format_report
 from guide.cli import main
 
@@ -214,3 +215,20 @@ def test_the_analysis_of_a_track_runs_on_across_the_chunks_it_is_decoded_in(tmp_
     assert info.trailing_silence == pytest.approx(20.0, abs=0.06)
     assert info.peak_dbfs == pytest.approx(-6.0, abs=0.1)
 
+
+def test_a_track_longer_than_the_guide_can_play_is_an_error_giving_its_length_and_the_limit(
+        tmp_path, make_wav, monkeypatch, capsys):
+    monkeypatch.setattr(tracks, "MAX_SECONDS", 60.0)
+    make_wav(tmp_path / "tracks/fr/dome.wav", 75.0, tone=440)
+    make_wav(tmp_path / "tracks/fr/v2.wav", 59.0, tone=440)
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav"}, "v2": {"fr": "fr/v2.wav"}},
+                       languages=("fr",))
+    report = check_site(zones)
+    (err,) = [f for f in report.findings if f.severity == "error"]
+    assert err.subject == "track fr/dome.wav"
+    assert err.message.startswith("cannot be played: the track lasts 1:15, longer than the 1 minute "
+                                  "the guide can play")
+    assert "split it" in err.message and "dome (fr)" in err.message
+    assert main(["check", "--zones", str(zones), "--no-progress", "--tracks"]) == 1
+    out = capsys.readouterr().out
+    assert "fr: 2 tracks, 1 min, 1 too long" in out and "fr/dome.wav  1:15 TOO LONG" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import subprocess
 import threading
 import time
 import tracemalloc
@@ -14,10 +15,12 @@ import numpy as np
 import pytest
 
 from alsa import file_sink, no_device
-from guide.audio import RATE, TrackCache, TrackLoader, audio_segment, decode, likely_next
+from guide import tracks as track_lengths
+from guide.audio import BYTES_PER_SECOND, RATE, TrackCache, TrackLoader, audio_segment, decode, likely_next
 from guide.cli import main
 from guide.errors import DeviceError, TrackError
 from guide.player import Failed, Finished, ManualClock, SimpleaudioPlayer, WavWriter
+from guide.tracks import TrackTooLong
 from guide.zones import load_zones
 
 SECONDS = 3.0
@@ -424,6 +427,19 @@ def test_guide_play_of_a_wav_without_samples_says_the_track_is_empty(site, tmp_p
     assert "--offset" not in err and "Traceback" not in err
 
 
+def test_guide_play_refuses_a_track_longer_than_the_guide_can_play(site, tmp_path, make_wav, monkeypatch,
+                                                                 capsys):
+    monkeypatch.setattr(track_lengths, "MAX_SECONDS", 60.0)
+    make_wav(tmp_path / "tracks/fr/dome.wav", 61.0)
+    site.write_text(site.read_text().replace("fr/dome.opus", "fr/dome.wav"))
+    with file_sink(tmp_path / "alsa") as sink:
+        status = main(["play", "--zones", str(site), "--exhibit", "dome", "--lang", "fr"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    assert "dome.wav: the track lasts 1:01, longer than the 1 minute the guide can play" in err
+    assert sink.plays() == []
+
+
 # ----- memory: a long track ----------------------------------------------------------
 
 def traced_peak(work) -> tuple[object, int]:
@@ -461,6 +477,37 @@ def test_a_volume_change_during_a_long_track_is_written_in_place_not_into_a_seco
     heard, original = decode(tmp_path / "out.wav").array(), decode(path).array()
     later = slice(round(1.2 * RATE), round(1.9 * RATE))  # past the glide, before the end's ramp
     np.testing.assert_allclose(heard[later], original[later] * 0.5, atol=0.51)
+
+
+def test_a_track_longer_than_the_guide_can_play_is_refused_by_its_length_before_decoding(
+        tmp_path, make_wav, monkeypatch):
+    monkeypatch.setattr(track_lengths, "MAX_SECONDS", 60.0)
+    path = make_wav(tmp_path / "show.wav", 61.0)
+    calls = []
+    monkeypatch.setattr("subprocess.Popen", lambda *a, **k: calls.append(a) or pytest.fail("ffmpeg ran"))
+    with pytest.raises(TrackTooLong) as e:
+        decode(path)
+    assert str(e.value).startswith(f"{path}: the track lasts 1:01, longer than the 1 minute the guide can play")
+    assert not calls
+
+
+def test_a_track_whose_header_gives_no_length_is_refused_once_the_limit_has_been_decoded(
+        tmp_path, make_wav, monkeypatch):
+    monkeypatch.setattr(track_lengths, "MAX_SECONDS", 60.0)
+    wav = make_wav(tmp_path / "show.wav", 90.0)
+    path = tmp_path / "show.flac"  # its length is not read before decoding (that takes ffprobe)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(wav), str(path)], check=True)
+    (pcm, error), peak = traced_peak(lambda: _outcome(lambda: decode(path)))
+    assert pcm is None and isinstance(error, TrackTooLong)
+    assert str(error).startswith(f"{path}: the track lasts more than 1 minute, longer than the 1 minute")
+    assert peak < 1.5 * 61 * BYTES_PER_SECOND  # it stopped there, not at the end
+
+
+def _outcome(work):
+    try:
+        return work(), None
+    except TrackError as e:
+        return None, e
 
 
 def test_a_prefetch_of_a_track_too_large_for_the_cache_is_not_decoded(tracks, tmp_path, make_wav):

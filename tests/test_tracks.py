@@ -93,3 +93,16 @@ def test_an_unreadable_track_says_to_fix_its_permissions_not_to_export_it_again(
         path.chmod(0o644)
     assert "locked.wav: cannot be read (permission denied)" in out
     assert f"chmod a+r {path}" in out and "re-export" not in out
+
+
+def test_a_track_longer_than_the_guide_can_play_has_a_length_but_no_playing_duration(tmp_path, make_wav,
+                                                                                     monkeypatch):
+    from guide import tracks
+    from guide.tracks import TrackTooLong, length
+
+    monkeypatch.setattr(tracks, "MAX_SECONDS", 60.0)
+    path = make_wav(tmp_path / "show.wav", 61.0)
+    assert length(path) == pytest.approx(61.0)
+    with pytest.raises(TrackTooLong, match=r"show.wav: the track lasts 1:01, longer than the 1 minute"):
+        duration(path)
+    assert duration(make_wav(tmp_path / "short.wav", 60.0)) == pytest.approx(60.0)

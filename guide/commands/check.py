@@ -22,8 +22,9 @@ example:
 
 It checks what the guide checks when it loads the zone map (each problem with
 its line), then decodes every track in full: unreadable, silent or truncated
-tracks, long silences, beacons no exhibit uses, exhibits that visitors of a
-language get no narration at, audio files no exhibit uses.
+tracks, tracks longer than the hour the device can play, long silences,
+beacons no exhibit uses, exhibits that visitors of a language get no narration
+at, audio files no exhibit uses.
 
 Exit status: 0 when there are no errors (warnings are allowed), 1 when there
 are errors, 2 when the command itself is misused.
