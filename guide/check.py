@@ -174,7 +174,7 @@ def _check_tracks(site: Site, progress: bool, jobs: int, findings: list[Finding]
         used = ", ".join(f"{e} ({lang})" for e, lang in info.used_by)
         if info.error is not None:
             findings.append(Finding(severity="error", subject=f"track {info.path}", message=(
-                f"cannot be played: {_strip_path(info.error, site.track_path(info.path))}; "
+                f"cannot be played: {tracks.reason(info.error, site.track_path(info.path))}; "
                 f"visitors at {used} would hear nothing")))
             continue
         if info.peak_dbfs is not None and info.peak_dbfs < SILENT_DBFS:
@@ -260,14 +260,6 @@ def _check_header(site: Site, info: TrackInfo, findings: list[Finding]) -> None:
             f"its header says {_seconds(header)} but the audio lasts {_seconds(info.seconds)}; "
             "export it again (lengths shown by guide coverage and used by the simulator "
             "come from the header)")))
-
-
-def _strip_path(message: str, path: Path) -> str:
-    """The decoder's message without the path in front (the finding names it)."""
-    for prefix in (f"{path}: ", f"{path} "):
-        if message.startswith(prefix):
-            return message[len(prefix):]
-    return message
 
 
 def _seconds(s: float | None) -> str:

@@ -12,13 +12,18 @@ has one (`Site.track_for`), else nothing. Coverage counts both sides:
 
 "Minutes of the visit" are the minutes that visitor would hear in all: their
 own language's tracks plus the fallback tracks played instead.
+
+A track that cannot be played (unreadable, or longer than the guide plays)
+counts as the device plays it: not at all, the next language of the chain
+with a track instead (or nothing). Coverage lists every such track the
+visitor would meet in `broken`, so that the figures are honest and staff
+learn of all of them at once.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +31,7 @@ from babel import Locale, UnknownLocaleError
 
 from guide import tracks
 from guide.site import Site
+from guide.tracks import Unplayable
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,7 +42,8 @@ class Coverage:
     seconds: float  # narration in `lang` itself
     total_seconds: float  # narration heard in all: `lang` plus fallbacks
     fallback: Mapping[str, tuple[str, ...]]  # language played instead -> exhibit ids, chain order
-    silent: tuple[str, ...]  # exhibits with no track in `lang` nor in any fallback
+    silent: tuple[str, ...]  # exhibits with no playable track in `lang` nor in any fallback
+    broken: tuple[Unplayable, ...] = ()  # tracks of the chain that cannot be played, passed over
 
     @property
     def complete(self) -> bool:
@@ -48,43 +55,63 @@ class Coverage:
                 "exhibits": self.exhibits, "total_exhibits": self.total_exhibits,
                 "seconds": round(self.seconds, 1), "total_seconds": round(self.total_seconds, 1),
                 "fallback": {k: list(v) for k, v in self.fallback.items()},
-                "silent": list(self.silent), "sentence": sentence(self)}
+                "silent": list(self.silent), "broken": [b.as_dict() for b in self.broken],
+                "sentence": sentence(self)}
 
 
 def coverage(site: Site, lang: str, *,
              duration: Callable[[Path], float] = tracks.duration) -> Coverage:
     """The coverage of the visit for a visitor who chose `lang`.
 
-    Raises TrackError (naming the file) if a track cannot be read: coverage
-    that skipped it would not be honest."""
-    chosen = {e.id: site.track_for(e.id, lang) for e in site.exhibits}
-    paths = sorted({site.track_path(found[1]) for found in chosen.values() if found})
-    # ffprobe takes ~0.1 s a file: ask in parallel (a site has dozens of tracks)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        lengths = dict(zip(paths, pool.map(duration, paths)))
+    A track that cannot be read is passed over as the device passes over it,
+    for the next language of the chain that has a track, and listed in
+    `broken` (with why): a coverage that stopped at it would tell the visitor
+    nothing, one that counted it would not be honest."""
+    chain = site.chain(lang)
+    left = {e.id: [(c, e.tracks[c]) for c in chain if c in e.tracks] for e in site.exhibits}
+    chosen: dict[str, tuple[str, float]] = {}  # exhibit -> (language played, seconds)
+    broken: list[Unplayable] = []
+    lengths: dict[Path, float] = {}
+    errors: dict[Path, Exception] = {}
+    while any(left.values()):
+        # the next candidate of each exhibit not settled yet, read in parallel
+        wanted = [site.track_path(options[0][1]) for options in left.values() if options]
+        found, failed = tracks.durations([p for p in wanted if p not in lengths and p not in errors],
+                                         measure=duration)
+        lengths |= found
+        errors |= failed
+        for exhibit_id, options in left.items():
+            if not options:
+                continue
+            played, relpath = options.pop(0)
+            path = site.track_path(relpath)
+            if path in lengths:
+                chosen[exhibit_id] = played, lengths[path]
+                options.clear()
+            else:
+                broken.append(Unplayable(track=relpath, exhibit=exhibit_id, lang=played,
+                                         reason=tracks.reason(errors[path], path)))
     own = 0
     seconds = total = 0.0
     fallback: dict[str, list[str]] = {}
     silent: list[str] = []
     for exhibit in site.exhibits:
-        found = chosen[exhibit.id]
-        if found is None:
+        if exhibit.id not in chosen:
             silent.append(exhibit.id)
             continue
-        played, relpath = found
-        length = lengths[site.track_path(relpath)]
+        played, length = chosen[exhibit.id]
         total += length
         if played == lang:
             own += 1
             seconds += length
         else:
             fallback.setdefault(played, []).append(exhibit.id)
-    order = {code: i for i, code in enumerate(site.chain(lang))}
+    order = {code: i for i, code in enumerate(chain)}
     return Coverage(
         lang=lang, exhibits=own, total_exhibits=len(site.exhibits),
         seconds=seconds, total_seconds=total,
         fallback={k: tuple(v) for k, v in sorted(fallback.items(), key=lambda kv: order.get(kv[0], len(order)))},
-        silent=tuple(silent))
+        silent=tuple(silent), broken=tuple(sorted(broken, key=lambda b: (b.track, b.exhibit))))
 
 
 def site_coverage(site: Site, *, duration: Callable[[Path], float] = tracks.duration) -> tuple[Coverage, ...]:

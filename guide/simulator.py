@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from guide import tracks
 from guide.cli import guarded, output_file, rate, seed, site_inputs, starts_with
-from guide.errors import GuideError, counted, listed
+from guide.errors import GuideError, TrackError, counted, listed
 from guide.eventlog import check_event_log
 from guide.eventlog import line as event_line
 from guide.files import replace_whole
@@ -172,6 +172,7 @@ def _run(args: argparse.Namespace) -> int:
     site = load_zones(args.zones or DEMO_ZONES)
     _check_outputs(args, site)
     lang = _lang(site, args.lang)
+    _track_durations(site, lang)  # every track the replay may start, before the replay
     policies = POLICIES if args.policy == "both" else (args.policy or "engine",)
     truth = read_truth(args.truth, site.exhibit_ids) if args.truth else None
     results: dict[str, Metrics] = {}
@@ -238,11 +239,7 @@ def _demo(args: argparse.Namespace) -> int:
     site = load_zones(args.zones or DEMO_ZONES)
     _check_outputs(args, site)
     lang = _lang(site, args.lang)
-    durations = {}
-    for ex in site.exhibits:
-        found = site.track_for(ex.id, lang)
-        if found is not None:
-            durations[ex.id] = tracks.duration(site.track_path(found[1]))
+    durations = _track_durations(site, lang)
     walk, truth = generate_visitors(site, n=args.visitors, seed=args.seed,
                                     durations=durations, lang=lang)
     walk_end: dict[str, float] = {}
@@ -290,6 +287,25 @@ def _counting(rows: Iterator, desc: str) -> Iterator:
             n += 1
             if not n & 0xFFFF:
                 bar.update(0x10000)
+
+
+def _track_durations(site: Site, lang: str) -> dict[str, float]:
+    """Seconds of the track each exhibit plays to visitors choosing `lang`
+    (`Site.track_for`), by exhibit id. The replay times every track it starts
+    by its file, so a track that cannot be played stops the run before it
+    begins, with every such track named at once (not the first one met)."""
+    chosen = {ex.id: found for ex in site.exhibits if (found := site.track_for(ex.id, lang)) is not None}
+    lengths, errors = tracks.durations(site.track_path(rel) for _, rel in chosen.values())
+    if errors:
+        bad = sorted({tracks.Unplayable(track=rel, exhibit=ex, lang=played,
+                                        reason=tracks.reason(errors[site.track_path(rel)], site.track_path(rel)))
+                      for ex, (played, rel) in chosen.items() if site.track_path(rel) in errors},
+                     key=lambda u: (u.track, u.exhibit))
+        raise TrackError("\n".join([
+            f"{counted(len(bad), 'track')} the replay would start cannot be played, so the visits "
+            f"cannot be timed; fix {'it' if len(bad) == 1 else 'them'} (guide check --zones "
+            f"{site.path} tells more):", *(f"  {u}" for u in bad)]))
+    return {ex: lengths[site.track_path(rel)] for ex, (_, rel) in chosen.items()}
 
 
 def _lang(site: Site, lang: str | None) -> str:

@@ -12,7 +12,6 @@ import pytest
 
 from guide.cli import main
 from guide.coverage import Coverage, coverage, language_name, sentence, site_coverage
-from guide.errors import TrackError
 from guide.zones import load_zones
 
 RATE = 100  # Hz: silent WAVs of minutes stay small; their length is in the header
@@ -129,12 +128,20 @@ def test_language_names_come_from_their_codes():
     assert [language_name("en", lang) for lang in ("fr", "de", "nl")] == ["anglais", "Englisch", "Engels"]
 
 
-def test_an_unreadable_track_is_an_error_naming_the_file_not_a_silent_gap(coupole):
+def test_every_unreadable_track_is_listed_and_counted_as_the_device_plays_it(coupole):
     site = load_zones(coupole)
-    broken = site.track_path("en/ex-03.wav")
-    broken.write_bytes(b"not audio at all")
-    with pytest.raises(TrackError, match="ex-03.wav"):
-        site_coverage(site)
+    for rel in ("en/ex-03.wav", "en/ex-07.wav", "fr/ex-07.wav"):
+        site.track_path(rel).write_bytes(b"not audio at all")
+    en, fr = site_coverage(site)[1], site_coverage(site)[0]
+    # the device passes over a broken track for the next language of the chain, or plays nothing
+    assert (en.exhibits, en.fallback, en.silent) == (12, {"fr": ("ex-03", "ex-14", "ex-15")}, ("ex-07",))
+    assert (en.seconds, en.total_seconds) == (2280.0 - 160 - 160, 2700.0 - 160 + 150 - 160)
+    assert [(b.track, b.exhibit, b.lang) for b in en.broken] == [
+        ("en/ex-03.wav", "ex-03", "en"), ("en/ex-07.wav", "ex-07", "en"), ("fr/ex-07.wav", "ex-07", "fr")]
+    assert en.broken[0].reason.startswith("not a readable audio file (")
+    assert str(site.track_path("en/ex-03.wav")) not in en.broken[0].reason  # the listing names it
+    assert [b.track for b in fr.broken] == ["en/ex-07.wav", "fr/ex-07.wav"] and fr.silent == ("ex-07",)
+    assert "1 has no narration" in sentence(en)
 
 
 def test_the_coverage_command_prints_a_table_and_the_sentences(coupole, capsys):
@@ -164,15 +171,30 @@ def test_the_coverage_command_reports_a_bad_zone_map_without_a_traceback(tmp_pat
     assert "zones.yaml" in err and "Traceback" not in err
 
 
-def test_a_wav_whose_header_gives_no_sample_rate_is_an_error_naming_it_not_a_traceback(coupole, capsys):
+def test_a_wav_whose_header_gives_no_sample_rate_is_listed_naming_it_not_a_traceback(coupole, capsys):
     fmt = struct.pack("<IHHIIHH", 16, 1, 1, 0, 0, 2, 16)  # 0 Hz
     (coupole.parent / "tracks/en/ex-03.wav").write_bytes(
         b"RIFF" + struct.pack("<I", 2036) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", 2000)
         + bytes(2000))
-    assert main(["coverage", "--zones", str(coupole)]) == 2
-    err = capsys.readouterr().err
-    assert "ex-03.wav: its header gives a sample rate of 0 Hz" in err and "re-export it" in err
+    assert main(["coverage", "--zones", str(coupole)]) == 1
+    out, err = capsys.readouterr()
+    assert "en/ex-03.wav (ex-03, en): its header gives a sample rate of 0 Hz" in out and "re-export it" in out
     assert "Traceback" not in err
+
+
+def test_the_coverage_command_lists_every_unplayable_track_and_exits_1(coupole, capsys):
+    for rel in ("en/ex-03.wav", "en/ex-07.wav"):
+        (coupole.parent / "tracks" / rel).write_bytes(b"not audio at all")
+    assert main(["coverage", "--zones", str(coupole)]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].split() == ["English", "en", "12/16", "33/45", "min", "French", "(4)"]
+    assert "2 tracks cannot be played; visitors hear the next language of the chain instead" in out
+    assert "\n  en/ex-03.wav (ex-03, en): not a readable audio file (" in out
+    assert "\n  en/ex-07.wav (ex-07, en): not a readable audio file (" in out
+    assert main(["coverage", "--zones", str(coupole), "--json"]) == 1
+    en = json.loads(capsys.readouterr().out)["languages"][1]
+    assert [(b["track"], b["exhibit"], b["lang"]) for b in en["broken"]] == [
+        ("en/ex-03.wav", "ex-03", "en"), ("en/ex-07.wav", "ex-07", "en")]
 
 
 def test_an_unreadable_track_asks_for_its_permissions_to_be_fixed(coupole, unprivileged):
@@ -183,6 +205,7 @@ def test_an_unreadable_track_asks_for_its_permissions_to_be_fixed(coupole, unpri
         done = subprocess.run(command, capture_output=True, text=True)
     finally:
         track.chmod(0o644)
-    assert done.returncode == 2, done.stderr
-    assert f"{track}: cannot be read (permission denied); make it readable (chmod a+r {track})" in done.stderr
-    assert "re-export" not in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 1, done.stderr
+    assert (f"en/ex-03.wav (ex-03, en): cannot be read (permission denied); make it readable "
+            f"(chmod a+r {track})") in done.stdout
+    assert "re-export" not in done.stdout and "Traceback" not in done.stderr

@@ -390,6 +390,27 @@ def test_render_audio_begins_with_the_sites_spoken_intro(scenario, capsys, tmp_p
     assert np.abs(heard).max() > 10000  # the tone, not the silence the exhibits' tracks are
 
 
+@pytest.mark.parametrize("source", ["--scans", "demo"])
+def test_every_track_that_cannot_be_played_is_named_at_once_before_the_replay(scenario, capsys, tmp_path,
+                                                                            source):
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(scenario, site)
+    (site / "tracks/en/e3.wav").write_bytes(b"not audio at all")
+    (site / "tracks/en/e9.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVE")
+    args = ["--scans", site / "scans.csv"] if source == "--scans" else ["--visitors", "1"]
+    code, _, err = run(capsys, "--zones", site / "zones.yaml", *args, "--events", tmp_path / "e.jsonl",
+                       "--no-progress")
+    assert code == 2 and "Traceback" not in err
+    lines = err.splitlines()
+    assert lines[0] == (f"simulate.py: error: 2 tracks the replay would start cannot be played, so the visits "
+                        f"cannot be timed; fix them (guide check --zones {site / 'zones.yaml'} tells more):")
+    assert lines[1].startswith("  en/e3.wav (e3, en): not a readable audio file (")
+    assert lines[2].startswith("  en/e9.wav (e9, en): ")
+    assert not (tmp_path / "e.jsonl").exists()  # stopped before the replay, nothing written
+
+
 def test_the_demo_runs_the_rate_and_policy_asked_for_and_writes_their_events(scenario, capsys, tmp_path):
     out = tmp_path / "demo.jsonl"
     code, stdout, _ = run(capsys, "--zones", scenario / "zones.yaml", "--visitors", "2", "--rate", "1",

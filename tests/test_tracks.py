@@ -34,8 +34,9 @@ def test_a_wav_duration_comes_from_its_header(tmp_path, make_wav):
 def test_a_file_that_is_not_audio_is_a_clear_error_naming_it(tmp_path):
     bad = tmp_path / "broken.opus"
     bad.write_bytes(b"OggS but not really" * 10)
-    with pytest.raises(TrackError, match="broken.opus: not a readable audio file"):
+    with pytest.raises(TrackError, match="broken.opus: not a readable audio file") as e:
         duration(bad)
+    assert str(e.value).count(str(bad)) == 1  # ffprobe's own words name it too: said once
 
 
 def test_a_missing_track_is_a_clear_error(tmp_path):

@@ -19,6 +19,15 @@ their language, of their own tracks plus the fallback tracks played instead.
 The device tells each visitor their line before the first exhibit, worded in
 their language, and says it aloud where zones.yaml has an intro track for it
 (tracks/make_tracks.py writes and speaks the demo site's).
+
+A track that cannot be played (unreadable, or longer than an hour) counts as
+the device plays it: the next language of the chain instead, or nothing.
+Every such track is listed under the table, with its exhibit, its language
+and why (guide check tells more about each track).
+
+Exit status: 0 when every track can be played, 1 when some cannot (the
+figures are then those visitors get until they are fixed), 2 when the
+command itself is misused or the zone map does not load.
 """
 
 
@@ -37,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from guide.coverage import coverage, figures, language_name, sentence
-    from guide.errors import GuideError
+    from guide.errors import GuideError, counted
     from guide.zones import load_zones
 
     site = load_zones(args.zones)
@@ -47,10 +56,11 @@ def run(args: argparse.Namespace) -> int:
         raise GuideError(f"--lang {unknown[0]}: {args.zones} offers {', '.join(site.languages)}; "
                          "pick one of those")
     results = [coverage(site, lang) for lang in langs]
+    broken = sorted({b for c in results for b in c.broken}, key=lambda b: (b.track, b.exhibit, b.lang))
     if args.json:
         print(json.dumps({"site": site.name, "languages": [c.as_dict() for c in results]},
                          ensure_ascii=False, indent=2))
-        return 0
+        return 1 if broken else 0
     rows = [("language", "code", "exhibits", "narration", "others play in")]
     for c in results:
         part, whole, unit = figures(c)
@@ -65,4 +75,10 @@ def run(args: argparse.Namespace) -> int:
     print()
     for c in results:
         print(sentence(c))
+    if broken:
+        print(f"\n{counted(len(broken), 'track')} cannot be played; visitors hear the next language "
+              "of the chain instead, or nothing (the figures above count that):")
+        for b in broken:
+            print(f"  {b}")
+        return 1
     return 0
