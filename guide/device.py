@@ -21,6 +21,12 @@ Before the first exhibit of a new visit (and after each change of language)
 the visitor is told how much of the visit exists in their language: on screen
 and in the logs, and aloud when zones.yaml has an `intro` track for it. The
 engine never hears of the intro: an exhibit that starts cuts it short.
+
+A track that cannot be played (broken, or too long) is told apart from one
+never recorded: the coverage counts it as the fallback that plays instead and
+names it (`broken` in its event, a warning each), and a start that falls back
+past it names it too (`broken` in the start event; "en/dome.opus cannot be
+played" on screen, where a missing one reads "no English track").
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from guide.actions import Action, End, Pause, Resume, Start
+from guide.actions import Action, End, Pause, Resume, Start, to_event
 from guide.audio import likely_next
 from guide.ble import Source
 from guide.buttons import Button, Input
@@ -162,7 +168,7 @@ class Device:
             return  # about a track already replaced or stopped
         now = self.now()
         if isinstance(event, Failed):
-            logger.error("cannot play %s: %s", event.path, event.message)
+            logger.error("cannot play: %s", event.message)  # the message names the file
             self._perform(self.engine.failed(now, event.message), now)
         else:
             self._perform(self.engine.finished(now), now)
@@ -195,8 +201,12 @@ class Device:
             self._play(action)
         try:
             for action in actions:
-                self.log.write(action, visitor=self.visitor, t=now)
-                _show(self.site, action)
+                broken = _passed_over(self.site, action)
+                if broken:  # said apart from a track never recorded in the visitor's language
+                    self.log.write_event({**to_event(action, visitor=self.visitor, t=now), "broken": broken})
+                else:
+                    self.log.write(action, visitor=self.visitor, t=now)
+                _show(self.site, action, broken)
             if actions or always_save:
                 self._save(now)
         except (OSError, GuideError) as e:  # a full or failing disk: the visit goes on
@@ -249,7 +259,10 @@ class Device:
             logger.warning("cannot tell the language coverage: %s", e)
         else:
             logger.info("%s", sentence(c, lang))
-            self._record({"event": "coverage", "lang": lang, "text": sentence(c, lang)})
+            for b in c.broken:
+                logger.warning("cannot play %s", b)
+            told = {"event": "coverage", "lang": lang, "text": sentence(c, lang)}
+            self._record(told | {"broken": [b.track for b in c.broken]} if c.broken else told)
         intro = self.site.intro.get(lang)
         if intro is None or self.engine.playing is not None or self.engine.lang != lang:
             return
@@ -333,15 +346,32 @@ class Device:
                     self._unrecorded("close the event log", e)
 
 
-def _show(site: Site, action: Action) -> None:
-    """One line a person can read, for the screen and the system log."""
+def _passed_over(site: Site, action: Action) -> list[str]:
+    """The tracks a start of another language than the visitor's passed over:
+    those of the visitor's chain before the one it plays. The engine passes
+    over a track only when it cannot be played (it starts the first language
+    of the chain with a track, and the next one when that fails)."""
+    if not isinstance(action, Start) or action.wanted is None:
+        return []
+    tracks = site.exhibit(action.exhibit).tracks
+    chain = site.chain(action.wanted)
+    before = chain[:chain.index(action.lang)] if action.lang in chain else chain
+    return [tracks[lang] for lang in before if lang in tracks]
+
+
+def _show(site: Site, action: Action, broken: list[str] = ()) -> None:
+    """One line a person can read, for the screen and the system log;
+    `broken`: the tracks a start passed over because they cannot be played."""
     def title(exhibit: str, lang: str) -> str:
         t = site.exhibit(exhibit).title
         return t.get(lang) or next(iter(t.values()), exhibit)
 
     if isinstance(action, Start):
         where = f" from {action.offset:.0f} s" if action.offset else ""
-        note = f" (no {language_name(action.wanted)} track)" if action.wanted else ""
+        why = [f"{track} cannot be played" for track in broken]
+        if action.wanted and action.wanted not in site.exhibit(action.exhibit).tracks:
+            why.insert(0, f"no {language_name(action.wanted)} track")
+        note = f" ({'; '.join(why)})" if why else ""
         logger.info("> %s, in %s%s%s", title(action.exhibit, action.lang),
                     language_name(action.lang), where, note)
     elif isinstance(action, End):

@@ -23,11 +23,11 @@ import pytest
 
 from alsa import file_sink, no_device
 from bluez_mock import MockBlueZ, available
-from guide.audio import RATE
+from guide.audio import RATE, decode
 from guide.ble import Backoff, BeaconParser, BleakSource
 from guide.buttons import Button, TerminalInput
 from guide.device import INTRO_FADE, Device
-from guide.errors import DeviceError
+from guide.errors import DeviceError, TrackError
 from guide.player import Finished, Recorder, SimpleaudioPlayer
 from guide.state import StateFile, VisitState
 from guide.zones import load_zones
@@ -207,6 +207,40 @@ def test_a_new_visit_is_told_its_language_coverage_before_the_first_exhibit(site
     sentence = "English: 2 of 3 exhibits, 6 of 7 seconds; the others play in French"
     assert log[0]["text"] == sentence and log[0]["t"] <= log[1]["t"]
     assert sentence in caplog.text
+
+
+def test_a_broken_track_in_the_visitors_language_is_named_as_broken_not_as_missing(site, tmp_path, caplog):
+    broken = site.track_path("en/dome.wav")
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 10)
+    with pytest.raises(TrackError) as failure:
+        decode(broken)
+
+    async def script(emit, device):
+        await hold(emit, {"dome": (AWAY, AT)}, 0.5)
+        await until(lambda: device.player.playing == broken)
+        device.player.fail(str(failure.value))  # what the real player reports
+        await until(lambda: device.player.playing == site.track_path("fr/dome.wav"))
+        device.player.finish()
+        await hold(emit, {"dome": AWAY, "rocket": (AWAY, AT)}, 0.5)  # no English track there
+        await hold(emit, {"dome": AWAY, "rocket": AT}, 1.0)
+        await until(lambda: device.player.playing == site.track_path("fr/rocket.wav"))
+        device.player.finish()
+        await asyncio.sleep(0.1)
+
+    with caplog.at_level(logging.INFO, logger="guide.device"):
+        run_device(site, tmp_path, script)
+    log = events(tmp_path / "events.jsonl")
+    coverage, starts = log[0], [e for e in log if e["event"] == "start"]
+    assert coverage["broken"] == ["en/dome.wav"]  # told apart in the coverage, and counted as played
+    assert coverage["text"] == "English: 1 of 3 exhibits, 4 of 7 seconds; the others play in French"
+    assert [(e["track"], e.get("wanted"), e.get("broken")) for e in starts] == [
+        ("en/dome.wav", None, None), ("fr/dome.wav", "en", ["en/dome.wav"]), ("fr/rocket.wav", "en", None)]
+    lines = caplog.text.splitlines()
+    assert "cannot play en/dome.wav (dome, en): not a readable audio file (" in caplog.text
+    assert any(line.endswith(f"cannot play: {failure.value}") for line in lines)
+    assert any(line.endswith("> The dome, in French (en/dome.wav cannot be played)") for line in lines)
+    assert any(line.endswith("> The rocket, in French (no English track)") for line in lines)
+    assert "The dome, in French (no English track)" not in caplog.text
 
 
 def told(path: Path) -> list[tuple]:
