@@ -16,6 +16,8 @@ spoken introduction, which an exhibit starting cuts short with a quick fade
 (as the device does). A track still playing after the last event plays to
 its end. Other kinds of event are passed over.
 A track that cannot be decoded is silence, and one line in `problems`.
+The file is a WAV and its name must say so (`FORMATS`): nothing converts it,
+and a player trusting an .mp3 name would refuse it or play noise.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from guide.files import replacing
 from guide.player import Failed, ManualClock, PlayerEvent, WavWriter
 from guide.site import Site
 
+FORMATS = (".wav",)  # what render_visit writes, by file name
 _RESUME_SLACK = 0.05  # s: a resume this close to where the pause left off just resumes
 INTRO_FADE = 0.3  # s: an exhibit starting during the intro fades it out this fast (device too)
 
@@ -51,10 +54,13 @@ def render_visit(site: Site, events: Iterable[Mapping[str, Any]], out_path: str 
     """Write what the visitor of `events` (FORMATS.md event dicts, one
     visitor, in time order) heard into `out_path` (16-bit mono WAV), replaced
     whole once the visit is rendered: an error or Ctrl-C on the way leaves
-    the file as it was."""
+    the file as it was. GuideError for a name not ending in .wav."""
+    out_path = Path(out_path)
+    if out_path.suffix.lower() not in FORMATS:
+        raise GuideError(f"{out_path}: give a file name ending in .wav (what the visitor heard "
+                         "is written as WAV)")
     events = list(events)
     _check(events)
-    out_path = Path(out_path)
     clock = ManualClock(0.0)
     reported: list[PlayerEvent] = []
     own_loader = loader is None

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--visitors", type=int,
                    help=f"demo only: how many generated visitors (default: {DEMO_VISITORS})")
     p.add_argument("--render-audio", metavar="OUT.wav",
-                   help="write what one visitor (--visitor) would have heard")
+                   help="write what one visitor (--visitor) would have heard, as a WAV file")
     p.add_argument("--visitor", help="with --render-audio: which visitor")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -126,9 +126,16 @@ def _check_outputs(args: argparse.Namespace, site: Site) -> None:
         args.events = output_file(args.events, "--events", inputs=inputs)
         check_event_log(args.events)  # never over a file that is not an event log
     if args.render_audio is not None:
+        from guide.render import FORMATS
+
+        given = args.render_audio
         args.render_audio = output_file(args.render_audio, "--render-audio",
                                         inputs={**inputs, "--events": args.events},
                                         replaces=("a WAV file", starts_with(b"RIFF")))
+        if Path(given).suffix.lower() not in FORMATS:  # WAV data under another name misleads players
+            raise GuideError(f"--render-audio {given}: give a file name ending in .wav "
+                             "(what the visitor heard is written as WAV; convert it afterwards if "
+                             "need be, e.g. ffmpeg -i visit.wav visit.mp3)")
 
 
 class _Source:

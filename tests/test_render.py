@@ -171,6 +171,13 @@ def test_a_broken_track_is_silence_and_a_problem_naming_it_and_the_visit_goes_on
     np.testing.assert_array_equal(heard[at(1.0):], track(site, "short"))
 
 
+def test_a_file_name_that_is_not_a_wav_is_refused_not_given_wav_data(site, tmp_path):
+    events = [ev(0.0, "start", exhibit="short", lang="en", track="en/short.wav")]
+    with pytest.raises(GuideError, match=r"v\.mp3: give a file name ending in \.wav"):
+        render_visit(site, events, tmp_path / "v.mp3")
+    assert list(tmp_path.glob("v.mp3*")) == []
+
+
 def test_events_out_of_time_order_are_refused_saying_which(site, tmp_path):
     events = [ev(5.0, "start", exhibit="long", lang="en", track="en/long.wav"),
               ev(2.0, "end", exhibit="long", reason="finished")]

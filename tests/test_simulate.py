@@ -365,6 +365,20 @@ def test_render_audio_writes_what_one_visitor_heard(scenario, capsys, tmp_path):
         assert w.getnframes() / w.getframerate() >= last  # the silences are kept
 
 
+@pytest.mark.parametrize("name", ["v001.mp3", "v001.ogg", "v001"])
+def test_render_audio_refuses_a_file_name_that_is_not_a_wav_before_the_replay(scenario, capsys, tmp_path, name):
+    out = tmp_path / name
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+                       "--render-audio", out, "--visitor", "v001", "--events", tmp_path / "e.jsonl",
+                       "--no-progress")
+    assert code == 2 and "Traceback" not in err
+    assert f"simulate.py: error: --render-audio {out}: give a file name ending in .wav" in err
+    assert not out.exists() and not (tmp_path / "e.jsonl").exists()  # refused before any work
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+                       "--render-audio", tmp_path / "v001.WAV", "--visitor", "v001", "--no-progress")
+    assert code == 0, err
+
+
 def test_render_audio_needs_a_visitor(scenario, capsys, tmp_path):
     code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
                        "--render-audio", tmp_path / "x.wav", "--no-progress")
