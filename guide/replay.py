@@ -252,6 +252,7 @@ def replay(site: Site, rows: Iterable[ScanRow], *, lang: str, emit: Callable[[di
 
     runs: dict[str, _Run] = {}
     run: _Run | None = None
+    inf = math.inf
     cur = None
     for v, t, b, r in rows:
         if v != cur:
@@ -266,6 +267,10 @@ def replay(site: Site, rows: Iterable[ScanRow], *, lang: str, emit: Callable[[di
         acts = run.engine.observe(b, r, t)
         if acts:
             perform(run, acts, t)
+        elif run.due == inf:  # idle until now: the engine may want a tick again
+            d = run.engine.next_deadline()
+            if d is not None:
+                run.due = d
     ends: dict[str, float] = {}
     for v, run in runs.items():
         end = max(run.last, (walk_end or {}).get(v, run.last))
