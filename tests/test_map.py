@@ -221,3 +221,33 @@ def test_the_overlap_of_two_zones_is_the_lens_inside_both():
     assert min(x for x, _ in pts) == pytest.approx(1.0) and max(x for x, _ in pts) == pytest.approx(2.0)
     assert lens((0, 0, 1), (3, 0, 1)) == []
     assert len(lens((0, 0, 3), (0.5, 0, 1))) == 24  # one inside the other: the smaller circle
+
+
+def _start_mark(svg_path):
+    """Where the walk's first start is drawn: the (x, y) of its marker in the SVG."""
+    for el in ET.parse(svg_path).iter():
+        if el.get("id") == "start-1":
+            use = next(u for u in el.iter() if u.tag == f"{SVG}use")
+            return float(use.get("x")), float(use.get("y"))
+    raise AssertionError("no start drawn")
+
+
+def test_the_walk_is_simulated_at_the_rate_asked_as_simulate_py_does(zones, tmp_path, capsys):
+    walks = tmp_path / "walks.csv"  # towards far at 0.5 m/s: arrives while walking on
+    walks.write_text("visitor,t,x,y\n" + "".join(f"v1,{t},{min(18 + t * 0.5, 30):.2f},0.5\n"
+                                                  for t in range(0, 61)))
+    marks = {}
+    for rate in (None, "10", "1"):
+        out = tmp_path / f"v1-{rate}.svg"
+        assert main(["map", "--zones", str(zones), "--walks", str(walks), "--visitor", "v1",
+                     "--no-lint", "--out", str(out)] + (["--rate", rate] if rate else [])) == 0
+        marks[rate] = _start_mark(out)
+    assert marks["10"] == marks[None]  # the radio model's rate is 10 Hz
+    assert marks["1"] != marks[None]  # at 1 Hz the engine hears far later: started further on
+    for bad in ("0", "nan", "fast"):
+        assert main(["map", "--zones", str(zones), "--walks", str(walks), "--visitor", "v1",
+                     "--rate", bad, "--out", str(tmp_path / "m.png")]) == 2
+        assert "argument --rate: " in capsys.readouterr().err
+    assert main(["map", "--zones", str(zones), "--rate", "1", "--out", str(tmp_path / "m.png")]) == 2
+    assert "--rate is the radio model's, for --walks" in capsys.readouterr().err
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from guide.cli import seed
+from guide.cli import rate, seed
 
 EXAMPLE = """\
 examples:
@@ -44,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lang", help="the visitor's language (default: the site's first)")
     p.add_argument("--radio", default="museum", choices=("textbook", "museum", "harsh"),
                    help="radio model for lint and for --walks (default: museum)")
+    p.add_argument("--rate", type=rate, help="with --walks: advertisements per second per beacon "
+                   "(default: the radio model's, 10; 1 for a phone), as simulate.py --rate")
     p.add_argument("--seed", type=seed, help="with --walks: the radio model's seed (default: 7)")
     p.add_argument("--no-lint", action="store_true", help="leave out guide lint's findings")
     p.set_defaults(run=run)
@@ -67,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise GuideError("--visitor needs the walk to draw: give --scans or --walks")
     if args.seed is not None and not args.walks:
         raise GuideError("--seed is the radio model's, for --walks (a scan log already has its radio)")
+    if args.rate is not None and not args.walks:
+        raise GuideError("--rate is the radio model's, for --walks (a scan log already has its radio)")
     if args.truth and not has_source:
         raise GuideError("--truth marks false starts on a walk: give --scans or --walks and --visitor")
     site = load_zones(args.zones)
@@ -115,7 +119,8 @@ def _walk(site, args, lang):
         if not positions:
             raise GuideError(f"--visitor {args.visitor}: not in {args.walks}")
         seed = 7 if args.seed is None else args.seed  # the default of --seed
-        rows = list(scans_from_walk(site, positions, RadioModel.preset(args.radio), seed=seed))
+        rows = list(scans_from_walk(site, positions, RadioModel.preset(args.radio), seed=seed,
+                                    rate_hz=args.rate))
     else:
         stats = ScanStats()
         rows = [r for r in read_scans(args.scans, site, stats=stats) if r[0] == args.visitor]
