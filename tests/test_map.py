@@ -251,3 +251,16 @@ def test_the_walk_is_simulated_at_the_rate_asked_as_simulate_py_does(zones, tmp_
     assert main(["map", "--zones", str(zones), "--rate", "1", "--out", str(tmp_path / "m.png")]) == 2
     assert "--rate is the radio model's, for --walks" in capsys.readouterr().err
 
+
+def test_every_track_the_walk_cannot_play_is_named_at_once(zones, tmp_path, capsys):
+    for e in ("a", "far"):
+        (tmp_path / "tracks/fr" / f"{e}.wav").write_bytes(b"not a wav")
+    walks = tmp_path / "walks.csv"
+    walks.write_text("visitor,t,x,y\nv1,0,0,0.5\nv1,30,25,0.5\n")
+    out = tmp_path / "v1.png"
+    assert main(["map", "--zones", str(zones), "--walks", str(walks), "--visitor", "v1",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "2 tracks the replay would start cannot be played" in err
+    assert "fr/a.wav (a, fr)" in err and "fr/far.wav (far, fr)" in err and "Traceback" not in err
+    assert not out.exists()
