@@ -188,6 +188,13 @@ class _Linter:
         self.walls = [((float(a[0]), float(a[1])), (float(b[0]), float(b[1]))) for a, b in site.walls]
         self.doorways = _doorways(self.walls)
         self._spots: dict[str, list[Point]] = {}
+        # a beacon's expected score at a point of the site as it is, and each
+        # exhibit's clearance: every pair near an exhibit asks for them again
+        self._scores: dict[tuple[str, Point], float] = {}
+        self._clearance: dict[str, float] = {}
+        # the site without walls and with only the pair being moved apart, for
+        # spacing_needed (a copy of the whole site per step made it quadratic)
+        self._open = replace(site, walls=(), exhibits=(), beacons={})
 
     # -- what visitors see -------------------------------------------------
 
@@ -200,8 +207,16 @@ class _Linter:
         return found
 
     def score(self, site: Site, e: Exhibit, p: Point) -> float:
-        """Expected path-loss score (RSSI - tx_power) of `e`'s beacon at `p`."""
-        return mean_rssi(site, e.beacon, p[0], p[1], self.radio) - site.beacons[e.beacon].tx_power
+        """Expected path-loss score (RSSI - tx_power) of `e`'s beacon at `p`
+        (remembered for the site as it is)."""
+        if site is not self.site:
+            return mean_rssi(site, e.beacon, p[0], p[1], self.radio) - site.beacons[e.beacon].tx_power
+        key = (e.beacon, p)
+        found = self._scores.get(key)
+        if found is None:
+            found = self._scores[key] = (mean_rssi(site, e.beacon, p[0], p[1], self.radio)
+                                         - site.beacons[e.beacon].tx_power)
+        return found
 
     def pair(self, site: Site, a: Exhibit, b: Exhibit) -> tuple[float, float, float]:
         """At `a`'s standing spots: (share of visitors for whom `a` leads `b` by
@@ -325,10 +340,14 @@ class _Linter:
 
     def clearance(self, e: Exhibit) -> float:
         """The largest radius of `e` that overlaps no other zone (less 0.2 m)."""
-        beacons = self.site.beacons
-        b = beacons[e.beacon]
-        return min((math.dist((b.x, b.y), (beacons[o.beacon].x, beacons[o.beacon].y)) - 0.2 - o.radius
-                    for o in self.site.exhibits if o.id != e.id), default=math.inf)
+        found = self._clearance.get(e.id)
+        if found is None:
+            beacons = self.site.beacons
+            b = beacons[e.beacon]
+            found = self._clearance[e.id] = min(
+                (math.dist((b.x, b.y), (beacons[o.beacon].x, beacons[o.beacon].y)) - 0.2 - o.radius
+                 for o in self.site.exhibits if o.id != e.id), default=math.inf)
+        return found
 
     def indistinct(self, a: Exhibit, b: Exhibit) -> list[LintFinding]:
         if math.dist((a.x, a.y), (b.x, b.y)) > NEIGHBOUR_REACH:
@@ -401,8 +420,7 @@ class _Linter:
             shift = k * step
             moved_b = replace(bb, x=bb.x + ux * shift, y=bb.y + uy * shift)
             moved_e = replace(b, x=b.x + ux * shift, y=b.y + uy * shift)
-            site = replace(self.site, walls=(), beacons={**self.site.beacons, b.beacon: moved_b},
-                           exhibits=tuple(moved_e if e.id == b.id else e for e in self.site.exhibits))
+            site = replace(self._open, beacons={a.beacon: ba, b.beacon: moved_b}, exhibits=(a, moved_e))
             ok_a, _, _ = self.pair(site, a, moved_e)
             ok_b, _, _ = self.pair(site, moved_e, a)
             if min(ok_a, ok_b) >= self.threshold:
