@@ -697,7 +697,12 @@ _TITLES = {
 }
 
 
-def format_report(report: LintReport) -> str:
+SHOWN_PER_KIND = 10  # findings of one kind `guide lint` prints unless asked for all
+
+
+def format_report(report: LintReport, *, per_kind: int | None = None) -> str:
+    """The report as text; with `per_kind`, at most that many findings of each
+    kind, followed by how many more there are (the count at the end is of all)."""
     site = report.site
     lines = [f"guide lint: {site.path} ({site.name})",
              f"radio model '{report.model}': where visitors stand, the lead of one beacon over "
@@ -711,9 +716,13 @@ def format_report(report: LintReport) -> str:
         if not items:
             continue
         lines += ["", f"{_TITLES[kind]}:"]
-        for f in items:
+        shown = items if per_kind is None else items[:per_kind]
+        for f in shown:
             lines.append(f"  {'ERROR ' if f.severity == 'error' else ''}{f.message}.")
             lines += [f"    - {s}" for s in f.suggestions]
+        if len(shown) < len(items):
+            lines.append(f"  ... and {len(items) - len(shown)} more of this kind "
+                         "(guide lint --all lists them all, --json too)")
     n = len(report.findings)
     lines += ["", "No findings: all is well." if not n else
               f"{counted(n, 'finding')}. After changing zones.yaml, run guide lint again."]

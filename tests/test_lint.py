@@ -245,3 +245,23 @@ def test_json_lists_findings_with_where_to_mark_them_and_exits_1(tmp_path, make_
     smoothing = load_zones(zones).trigger.smoothing
     assert math.isclose(data["noise_db"]["lead"], noise_of(RadioModel.museum(), smoothing).lead,
                         abs_tol=0.01)
+
+
+def test_many_findings_print_ten_of_each_kind_and_say_how_many_more_all_and_json_list_every_one(
+        tmp_path, make_wav, capsys):
+    row = [(f"e{i}", 1.5 * i, 0, 1.0) for i in range(16)]  # 15 overlapping neighbours, and more
+    zones = write_site(tmp_path, make_wav, row)
+    report = lint_site(load_zones(zones))
+    overlaps = [f for f in report.findings if f.kind == "overlap"]
+    assert len(overlaps) == 15
+    assert main(["lint", "--zones", str(zones)]) == 1
+    out = capsys.readouterr().out
+    section = out[out.index("Zones that overlap:"):].split("\n\n")[0]
+    assert section.count("their zones overlap") == 10
+    assert "  ... and 5 more of this kind (guide lint --all lists them all, --json too)" in section
+    assert f"{len(report.findings)} findings." in out  # the count is of them all
+    assert main(["lint", "--zones", str(zones), "--all"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("their zones overlap") == 15 and "more of this kind" not in out
+    assert main(["lint", "--zones", str(zones), "--json"]) == 1
+    assert len(json.loads(capsys.readouterr().out)["findings"]) == len(report.findings)

@@ -19,7 +19,9 @@ example:
       ...
 
   guide lint --zones zones.yaml --radio harsh     judge with harsher radio (phones, thick walls)
-  guide lint --zones zones.yaml --json
+  guide lint --zones zones.yaml --json          every finding, for scripts
+  guide lint --zones zones.yaml --all           every finding as text (by default
+                                                at most 10 of each kind, then how many more)
 
 It finds zones that overlap, exhibits the radio cannot tell apart where
 visitors stand (the radio model's expected lead against its noise), signal
@@ -43,19 +45,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--zones", required=True, metavar="ZONES", help="the zone map (zones.yaml)")
     p.add_argument("--radio", default="museum", choices=("textbook", "museum", "harsh"),
                    help="the radio model preset to judge with (default: museum)")
-    p.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    p.add_argument("--all", action="store_true",
+                   help="print every finding (by default at most 10 of each kind, then how "
+                        "many more; --json always lists them all)")
+    p.add_argument("--json", action="store_true", help="print JSON, for scripts (every finding)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from guide.lint import format_report, lint_site
+    from guide.lint import SHOWN_PER_KIND, format_report, lint_site
     from guide.zones import load_zones
 
     report = lint_site(load_zones(args.zones), model=args.radio)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
     else:
-        print(format_report(report), end="")
+        print(format_report(report, per_kind=None if args.all else SHOWN_PER_KIND), end="")
     return 0 if report.ok else 1
