@@ -51,6 +51,12 @@ CLUSTER_PX = 80  # and those the radio confuses (with numbered findings) closer 
 INSETS_PER_ROW = 3
 INSET_GAP = 0.55  # inches between two panels (room for their titles and scales)
 INSET_PAD = 1.5  # m around a group's zones in its panel
+ENLARGE = 1.5  # a panel is drawn only if it shows its group at least this much larger than the plan
+MAX_PANELS = 9  # panels at most (those with the first findings first)
+MAX_LISTED = 30  # findings marked and listed at most (the first, most serious, of lint's order)
+LABEL_CHARS = 32  # an exhibit's label is cut (with an ellipsis) past this many characters
+TITLE_CHARS = 80  # and the site's name over the plan past this many
+LABEL_NEAR_PX = 8  # exhibits whose spots are this close on the picture share one label
 FORMATS = (".png", ".svg")
 
 
@@ -246,10 +252,19 @@ def _inside(p: tuple[float, float], region: tuple[float, float, float, float]) -
     return region[0] <= p[0] <= region[1] and region[2] <= p[1] <= region[3]
 
 
+def _short(text: str, n: int) -> str:
+    """`text` cut to `n` characters, the cut shown by an ellipsis."""
+    return text if len(text) <= n else text[:max(n - 1, 1)] + "\u2026"
+
+
 def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | None = None):
     """The plan as a matplotlib Figure (no display, no global state). Exhibits
     too close together to read at the plan's scale are boxed on it, lettered,
-    and drawn again enlarged in panels under it (with their findings)."""
+    and drawn again enlarged in panels under it (with their findings), when a
+    panel does enlarge them (ENLARGE), MAX_PANELS at most. The first
+    MAX_LISTED of lint's findings (the most serious first) are marked and
+    listed under the plan, and how many more there are, so the picture keeps
+    a viewable size however many there are; `guide lint` lists them all."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -273,14 +288,24 @@ def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | No
     width_in = 12.0
     plan_h = max(3.0, min(14.0, width_in * (y1 - y0) / max(x1 - x0, 1e-6)))
     px_per_m = min(0.9 * width_in / max(x1 - x0, 1e-6), plan_h / max(y1 - y0, 1e-6)) * DPI
-    groups = close_groups(site, CLOSE_PX / px_per_m, clusters=lint.clusters if lint else (),
-                          cluster_metres=CLUSTER_PX / px_per_m)
-    regions = [_region(site, g) for g in groups]
-    letters = [chr(ord("A") + k) if k < 26 else f"Z{k - 25}" for k in range(len(groups))]
-    rows = -(-len(groups) // INSETS_PER_ROW)
     panel_in = (0.9 * width_in - (INSETS_PER_ROW - 1) * INSET_GAP) / INSETS_PER_ROW  # square
+    shown = list(lint.findings[:MAX_LISTED]) if lint else []
+    # a panel only where it enlarges (exhibits at one spot, or a group as wide as
+    # the plan, would come out smaller than on the plan), the first findings' first
+    enlarging = []
+    for g in close_groups(site, CLOSE_PX / px_per_m, clusters=lint.clusters if lint else (),
+                          cluster_metres=CLUSTER_PX / px_per_m):
+        region = _region(site, g)
+        if panel_in * DPI / (region[1] - region[0]) >= ENLARGE * px_per_m:
+            first = min((n for n, f in enumerate(shown) if _inside(f.at, region)), default=len(shown))
+            enlarging.append((first, g, region))
+    enlarging.sort(key=lambda x: x[0])  # stable: site order among equals
+    groups = [g for _, g, _ in enlarging[:MAX_PANELS]]
+    regions = [r for _, _, r in enlarging[:MAX_PANELS]]
+    letters = [chr(ord("A") + k) for k in range(len(groups))]
+    rows = -(-len(groups) // INSETS_PER_ROW)
     insets_h = rows * (panel_in + INSET_GAP)
-    notes = _notes(lint, walk, bool(groups))
+    notes = _notes(lint, walk, bool(groups), unboxed=len(enlarging) - len(groups))
     note_lines = sum(len(n) for n in notes) + len(notes)  # a blank line after each block
     below = LABEL_ROOM + LINE * note_lines + 0.2  # inches under the panels
     # whole pixels, so the saved image is exactly the figure (pixel_of relies on it)
@@ -297,12 +322,12 @@ def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | No
     ax.grid(True, color="#eeeeee", linewidth=0.5)
     ax.set_axisbelow(True)
     # text from the site's files is drawn as written: a `$` in a name is no formula
-    fig.suptitle(title or site.name, fontsize=12, parse_math=False)
+    fig.suptitle(_short(title or site.name, TITLE_CHARS), fontsize=12, parse_math=False)
 
     boxed = {i for g in groups for i in g}
-    findings = list(enumerate(lint.findings if lint else (), 1))
+    findings = list(enumerate(shown, 1))
     in_panel = {n for n, f in findings if any(_inside(f.at, r) for r in regions)}
-    _draw_plan(ax, site, lint, walk, label=lambda e: e.id not in boxed)
+    labels = _draw_plan(ax, site, lint, walk, label=lambda e: e.id not in boxed)
     for letter, region in zip(letters, regions):
         box = Rectangle((region[0], region[2]), region[1] - region[0], region[3] - region[2],
                         fill=False, edgecolor="#555555", linewidth=0.9, linestyle=(0, (4, 2)), zorder=8)
@@ -311,7 +336,7 @@ def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | No
         ax.annotate(letter, (region[0], region[3]), xytext=(2, 2), textcoords="offset points",
                     fontsize=9, fontweight="bold", color="#555555", va="bottom", zorder=8,
                     parse_math=False)
-    _draw_findings(ax, [(n, f) for n, f in findings if n not in in_panel])
+    _draw_findings(ax, [(n, f) for n, f in findings if n not in in_panel], avoid=labels)
 
     # the panels: each group enlarged, in rows under the plan
     for k, (letter, group, region) in enumerate(zip(letters, groups, regions)):
@@ -326,11 +351,12 @@ def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | No
         inset.tick_params(labelsize=6)
         inset.grid(True, color="#eeeeee", linewidth=0.5)
         inset.set_axisbelow(True)
-        inset.set_title(f"{letter}: {', '.join(group)} ({region[1] - region[0]:.0f} m across)",
-                        fontsize=8, loc="left", parse_math=False)
-        _draw_plan(inset, site, lint, walk, label=lambda e, g=group: e.id in g, gid=f"{letter}-")
+        across = f" ({region[1] - region[0]:.2g} m across)"
+        inset.set_title(_short(f"{letter}: {', '.join(group)}", int(panel_in * DPI / 6.5) - len(across))
+                        + across, fontsize=8, loc="left", parse_math=False)
+        labels = _draw_plan(inset, site, lint, walk, label=lambda e, g=group: e.id in g, gid=f"{letter}-")
         _draw_findings(inset, [(n, f) for n, f in findings if n in in_panel and _inside(f.at, region)],
-                       gid=f"{letter}-")
+                       gid=f"{letter}-", avoid=labels)
     y = below - LABEL_ROOM
     for block in notes:
         for line in block:
@@ -341,10 +367,11 @@ def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | No
     return fig
 
 
-def _draw_plan(ax, site: Site, lint, walk: Walk | None, *, label, gid: str = "") -> None:
+def _draw_plan(ax, site: Site, lint, walk: Walk | None, *, label, gid: str = "") -> list:
     """Zones, overlaps, walls, doorways, spots, beacons and the walk on one
-    axes; `label(exhibit)` says whether to write its id; every SVG id starts
-    with `gid` (so a panel's elements do not take the plan's ids)."""
+    axes; `label(exhibit)` says whether to write its id (exhibits whose spots
+    fall on one another share one label); every SVG id starts with `gid` (so a
+    panel's elements do not take the plan's ids). Returns the labels drawn."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Circle, Polygon
 
@@ -378,6 +405,8 @@ def _draw_plan(ax, site: Site, lint, walk: Walk | None, *, label, gid: str = "")
                       linestyle=(0, (3, 2)), zorder=3)
         line.set_gid(f"{gid}doorway-{k}")
         ax.add_line(line)
+    shared: list[tuple[tuple[float, float], tuple[float, float], list[str]]] = []  # pixel, spot, ids
+    ax.apply_aspect()
     for e in site.exhibits:
         b = site.beacons[e.beacon]
         if (e.x, e.y) != (b.x, b.y):
@@ -385,27 +414,46 @@ def _draw_plan(ax, site: Site, lint, walk: Walk | None, *, label, gid: str = "")
             spot, = ax.plot([e.x], [e.y], marker="o", markersize=4, color=ZONE_COLOUR, zorder=5)
             spot.set_gid(f"{gid}spot-{e.id}")
         if label(e):
-            ax.annotate(e.id, (e.x, e.y), xytext=(5, 5), textcoords="offset points", fontsize=8,
-                        color="#333333", zorder=8, annotation_clip=True, parse_math=False)
+            px = tuple(ax.transData.transform((e.x, e.y)))
+            near = next((s for s in shared if math.dist(s[0], px) < LABEL_NEAR_PX), None)
+            if near is None:
+                shared.append((px, (e.x, e.y), [e.id]))
+            else:
+                near[2].append(e.id)
+    labels = []
+    for _, at, ids in shared:
+        text = ", ".join(_short(i, LABEL_CHARS) for i in ids)
+        labels.append(ax.annotate(_short(text, 2 * LABEL_CHARS), at, xytext=(5, 5),
+                                  textcoords="offset points", fontsize=8, color="#333333", zorder=8,
+                                  annotation_clip=True, parse_math=False))
     for bid, b in site.beacons.items():
         marker, = ax.plot([b.x], [b.y], marker="s", markersize=7, color=BEACON_COLOUR,
                           linestyle="none", zorder=6)
         marker.set_gid(f"{gid}beacon-{bid}")
     if walk is not None:
         _draw_walk(ax, walk, gid)
+    return labels
 
 
-def _draw_findings(ax, findings: Sequence[tuple[int, object]], gid: str = "") -> None:
+def _draw_findings(ax, findings: Sequence[tuple[int, object]], gid: str = "", avoid: Sequence = ()) -> None:
     """Numbered red rings at each (number, finding); rings that would sit on
-    one another (a cluster's findings share a spot) are fanned out, with a
-    leader line."""
+    one another (a cluster's findings share a spot) or on one of the texts
+    `avoid` (the exhibits' labels) are fanned out, with a leader line."""
     ax.apply_aspect()
+    renderer = ax.figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in avoid]
     placed: list[tuple[float, float]] = []  # pixel positions taken
+    half = RING_PX / 2
+
+    def taken(x: float, y: float) -> bool:
+        return (any(math.hypot(x - qx, y - qy) < RING_PX for qx, qy in placed)
+                or any(b.x0 - half < x < b.x1 + half and b.y0 - half < y < b.y1 + half for b in boxes))
+
     for n, f in findings:
         px, py = ax.transData.transform(f.at)
         k = 0
         ox = oy = 0.0
-        while any(math.hypot(px + ox - qx, py + oy - qy) < RING_PX for qx, qy in placed):
+        while taken(px + ox, py + oy):
             k += 1
             angle = math.radians(45 + 40 * (k - 1))
             ox, oy = RING_PX * 1.1 * math.cos(angle) * (1 + (k - 1) // 9), \
@@ -444,25 +492,33 @@ def _draw_walk(ax, walk: Walk, gid: str = "") -> None:
             mark.set_gid(f"{gid}start-{k}")
 
 
-def _notes(lint, walk: Walk | None, panels: bool = False) -> list[list[str]]:
-    """The text under the plan: the key, and each finding with its first suggestion."""
+def _notes(lint, walk: Walk | None, panels: bool = False, unboxed: int = 0) -> list[list[str]]:
+    """The text under the plan: the key, and each finding marked (the first
+    MAX_LISTED) with its first suggestion, and how many more there are."""
     blocks = []
     key = ("Key: blue square = beacon; circle = zone (radius); orange = exhibits the radio "
            "confuses; hatched = zones overlapping; black = walls; green dashes = doorways")
     if panels:
         key += "; dashed box A, B...: exhibits too close to read at this scale, enlarged under the plan"
+    if unboxed:
+        key += (f"; {unboxed} more group{'s' if unboxed != 1 else ''} of close exhibits not enlarged "
+                f"(the first {MAX_PANELS} with findings are)")
     if walk is not None:
         key += ("; walk of " + walk.visitor + (" (guessed from the radio)" if walk.estimated else "")
                 + ": green triangle = track started, grey square = ended, red cross = false start")
     blocks.append(textwrap.wrap(key, 150))
     if lint is not None and lint.findings:
         lines = []
-        for n, f in enumerate(lint.findings, 1):
+        for n, f in enumerate(lint.findings[:MAX_LISTED], 1):
             first = f"{n:>2}. {f.message}."
             lines += textwrap.wrap(first, 150, subsequent_indent="    ")
             if f.suggestions:
                 lines += textwrap.wrap(f.suggestions[0], 150, initial_indent="    -> ",
                                        subsequent_indent="       ")
+        more = len(lint.findings) - MAX_LISTED
+        if more > 0:
+            lines += textwrap.wrap(f"... and {more} more finding{'s' if more != 1 else ''}, not marked: "
+                                   f"guide lint --zones {lint.site.path} --all lists them all", 150)
         blocks.append(lines)
     if walk is not None:
         false = sum(1 for m in walk.starts if m.false_start)

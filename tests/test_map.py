@@ -4,6 +4,7 @@ valid PNG and SVG files with the beacons, zones, findings and a walk in them."""
 from __future__ import annotations
 
 import math
+import re
 import struct
 import xml.etree.ElementTree as ET
 
@@ -12,8 +13,8 @@ import pytest
 from guide.cli import main
 from guide.lint import lint_site
 from guide.metrics import TruthRow
-from guide.sitemap import (BEACON_COLOUR, close_groups, draw_map, false_starts, lens, pixel_of,
-                           save_map, walk_from_positions)
+from guide.sitemap import (BEACON_COLOUR, LABEL_CHARS, MAX_LISTED, RING_PX, close_groups, draw_map,
+                           false_starts, lens, pixel_of, save_map, walk_from_positions)
 from guide.zones import load_zones
 
 UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
@@ -264,3 +265,67 @@ def test_every_track_the_walk_cannot_play_is_named_at_once(zones, tmp_path, caps
     assert "2 tracks the replay would start cannot be played" in err
     assert "fr/a.wav (a, fr)" in err and "fr/far.wav (far, fr)" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def _row(tmp_path, make_wav, points, radius=1, name="Row"):
+    """zones.yaml with one exhibit e<k> at each (x, y) of `points`."""
+    lines = [f"site: {name}", "languages: [fr]", "beacons:"]
+    lines += [f"  b{k}: {{ibeacon: {{uuid: {UUID}, major: 6, minor: {k + 1}}}, tx_power: -59, x: {x}, y: {y}}}"
+              for k, (x, y) in enumerate(points)]
+    lines.append("exhibits:")
+    for k, _ in enumerate(points):
+        make_wav(tmp_path / "tracks/fr" / f"e{k}.wav", 0.1, rate=100)
+        lines.append(f"  - {{id: e{k}, title: {{fr: E}}, beacon: b{k}, radius: {radius}, "
+                     f"tracks: {{fr: fr/e{k}.wav}}}}")
+    path = tmp_path / "zones.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_plan_with_many_findings_marks_the_first_and_says_how_many_more_at_a_viewable_size(tmp_path, make_wav):
+    zones = _row(tmp_path, make_wav, [(1.5 * k, 0) for k in range(60)])
+    site = load_zones(zones)
+    lint = lint_site(site)
+    assert len(lint.findings) > 2 * MAX_LISTED
+    out = tmp_path / "map.svg"
+    assert main(["map", "--zones", str(zones), "--out", str(out)]) == 0
+    ids = {el.get("id") for el in ET.parse(out).iter() if el.get("id")}
+    marked = {int(i.rsplit("-", 1)[1]) for i in ids if re.fullmatch(r"([A-Z]-)?finding-\d+", i)}
+    assert marked == set(range(1, MAX_LISTED + 1))  # the first (most serious), each once
+    more = len(lint.findings) - MAX_LISTED
+    fig = draw_map(site, lint=lint)
+    notes = " ".join(t.get_text() for t in fig.texts)
+    assert f"... and {more} more findings, not marked: guide lint --zones {zones}" in notes
+    assert notes.rstrip().endswith("--all lists them all")
+    assert fig.get_figheight() < 25  # inches: it grew by a line or two per finding
+
+
+@pytest.mark.parametrize("points, radius", [([(5, 5), (5, 5)], 3), ([(0, 0), (0.002, 0)], 0.001)])
+def test_exhibits_at_one_spot_get_one_readable_label_and_no_panel_smaller_than_the_plan(
+        tmp_path, make_wav, points, radius):
+    site = load_zones(_row(tmp_path, make_wav, points, radius=radius))
+    fig = draw_map(site, lint=lint_site(site))
+    assert len(fig.axes) == 1  # a panel would have shown them smaller than the plan does
+    ax = fig.axes[0]
+    labels = [t for t in ax.texts if "e0" in t.get_text()]
+    assert [t.get_text() for t in labels] == ["e0, e1"]
+    box = labels[0].get_window_extent(fig.canvas.get_renderer())
+    rings = [line for line in ax.lines if (line.get_gid() or "").startswith("finding-")]
+    assert rings
+    for ring in rings:  # no numbered mark sits on the label
+        x, y = ax.transData.transform(ring.get_xydata()[0])
+        assert not (box.x0 - RING_PX / 2 < x < box.x1 + RING_PX / 2
+                    and box.y0 - RING_PX / 2 < y < box.y1 + RING_PX / 2)
+
+
+def test_long_ids_and_site_names_are_cut_with_an_ellipsis(zones, tmp_path):
+    long_id, long_site = "x" * 120, "N" * 200
+    text = zones.read_text().replace("id: far,", f"id: {long_id},").replace("Map test", long_site)
+    zones.write_text(text)
+    fig = draw_map(load_zones(zones))
+    label = next(t.get_text() for t in fig.axes[0].texts if t.get_text().startswith("xxx"))
+    assert label == "x" * (LABEL_CHARS - 1) + "\u2026"
+    title = fig._suptitle.get_text()
+    assert title.endswith("\u2026") and len(title) < 100
+    out = save_map(fig, tmp_path / "m.png")
+    assert png_size(out)[0] == 1200

@@ -11,8 +11,9 @@ examples:
   guide map --zones zones.yaml --out map.png
       the plan: beacons (blue squares), zones (circles; orange where the radio
       confuses exhibits), overlaps (hatched), walls, doorways, and guide lint's
-      findings as numbered red marks, listed under the plan; exhibits too close
-      to read at the plan's scale are boxed (A, B...) and drawn enlarged under it
+      findings as numbered red marks, listed under the plan (the 30 most serious,
+      then how many more: guide lint --all lists them all); exhibits too close to
+      read at the plan's scale are boxed (A, B...) and drawn enlarged under it
 
   guide map --zones zones.yaml --walks walks.csv --truth truth.csv --visitor v003 --out v003.svg
       adds visitor v003's walk: where each track started (green triangle) and
