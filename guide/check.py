@@ -321,12 +321,15 @@ def _check_shared_tracks(site: Site, findings: list[Finding]) -> None:
 
 def _check_stray_files(site: Site, findings: list[Finding]) -> None:
     """Audio files in tracks_dir that no exhibit (nor the intro) uses: often a
-    track recorded for an exhibit and never added to zones.yaml."""
+    track recorded for an exhibit and never added to zones.yaml. A file an
+    exhibit reaches through a symbolic link is used (and so is a link that
+    leads to a used file: deleting it might break the chain)."""
     root = site.tracks_dir
     if not root.is_dir():
         return
     used = {os.path.normpath(rel) for e in site.exhibits for rel in e.tracks.values()}
     used |= {os.path.normpath(rel) for rel in site.intro.values()}
+    reached = {_real(site.track_path(rel)) for rel in used} - {None}
     exhibits = {e.id: e for e in site.exhibits}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -335,7 +338,7 @@ def _check_stray_files(site: Site, findings: list[Finding]) -> None:
             if p.suffix.lower() not in AUDIO_SUFFIXES or name.startswith("."):
                 continue
             rel = os.path.normpath(p.relative_to(root))
-            if rel in used:
+            if rel in used or _real(p) in reached:
                 continue
             hint = "delete it, or add it to an exhibit's tracks"
             parts = Path(rel).parts
@@ -345,6 +348,14 @@ def _check_stray_files(site: Site, findings: list[Finding]) -> None:
                     hint = f"did you mean to add it to {ex.id}'s tracks ({lang}: {Path(rel).as_posix()})?"
             findings.append(Finding(severity="note", subject=f"file {Path(rel).as_posix()}",
                                     message=f"is in tracks_dir but no exhibit uses it: {hint}"))
+
+
+def _real(path: Path) -> Path | None:
+    """Where `path` leads, symbolic links followed; None for a loop of links."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a loop, before Python 3.13
+        return None
 
 
 def _listing(ids: list[str], most: int = 8) -> str:

@@ -133,6 +133,16 @@ def test_an_audio_file_no_exhibit_uses_is_noted_with_where_it_probably_belongs(t
     assert len(notes) == 1 and "add it to dome's tracks (en: en/dome.wav)" in notes[0].message
 
 
+def test_a_file_an_exhibit_plays_through_a_link_is_used_not_advised_for_deletion(tmp_path, make_wav):
+    make_wav(tmp_path / "tracks/fr/dome-take2.wav", 1.0, tone=440)
+    (tmp_path / "tracks/fr/dome.wav").symlink_to("dome-take2.wav")
+    (tmp_path / "tracks/fr/alias.wav").symlink_to("dome.wav")  # a link on the way is used too
+    make_wav(tmp_path / "tracks/fr/old.wav", 1.0, tone=440)
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/alias.wav"}}, languages=("fr",))
+    notes = [f.subject for f in check_site(zones).findings if "no exhibit uses it" in f.message]
+    assert notes == ["file fr/old.wav"]
+
+
 def test_json_output_has_the_findings_and_every_track(good, capsys):
     (good.parent / "tracks/en/v2.wav").write_bytes(b"not audio at all")
     assert main(["check", "--zones", str(good), "--json"]) == 1
