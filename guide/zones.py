@@ -1067,6 +1067,13 @@ class _Reader:
         except OSError as e:
             self.fail(node, f"{where} '{_echo(rel)}' {_unlookable(e, 'file')}")
             return None
+        if found is None and resolved != Path(inside):
+            # a link leads there: name the link and the missing file, wherever it would be
+            fix = ("put the file there or fix the link" if resolved.is_relative_to(tracks_dir)
+                   else "replace the link with the audio file itself, copied into tracks_dir")
+            self.fail(node, f"{where} '{_echo(rel)}' is a broken link: it points at "
+                      f"{_short(str(resolved), 200)}, which does not exist: {fix}")
+            return None
         if not resolved.is_relative_to(tracks_dir):
             self.fail(node, f"{where} '{_echo(rel)}' is a link to {resolved}, outside tracks_dir "
                       f"({tracks_dir}): copy the file into tracks_dir instead")

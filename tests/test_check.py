@@ -143,6 +143,19 @@ def test_a_file_an_exhibit_plays_through_a_link_is_used_not_advised_for_deletion
     assert notes == ["file fr/old.wav"]
 
 
+@pytest.mark.parametrize("target, fix", [
+    ("/nonexistent/guide-test/dome.wav", "replace the link with the audio file itself"),
+    ("gone.wav", "put the file there or fix the link")])
+def test_a_broken_link_as_a_track_is_called_broken_naming_the_missing_file(tmp_path, make_wav, target, fix):
+    (tmp_path / "tracks/fr").mkdir(parents=True)
+    (tmp_path / "tracks/fr/dome.wav").symlink_to(target)
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav"}}, languages=("fr",))
+    (err,) = check_site(zones).findings
+    missing = tmp_path.resolve() / "tracks/fr" / target
+    assert f"'fr/dome.wav' is a broken link: it points at {missing}, which does not exist: {fix}" in err.message
+    assert "outside tracks_dir" not in err.message and err.severity == "error"
+
+
 def test_json_output_has_the_findings_and_every_track(good, capsys):
     (good.parent / "tracks/en/v2.wav").write_bytes(b"not audio at all")
     assert main(["check", "--zones", str(good), "--json"]) == 1
