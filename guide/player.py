@@ -47,7 +47,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from guide.audio import CHANNELS, RATE, SAMPLE_WIDTH, Pcm, TrackLoader
-from guide.errors import DeviceError, TrackError
+from guide.errors import DeviceError, GuideError, TrackError
+from guide.tracks import clock
 
 logger = logging.getLogger("guide.player")
 
@@ -121,6 +122,10 @@ def _check_volume(volume: float) -> float:
 # --------------------------------------------------------------------------
 # The samples one output reads, and the edits made ahead of the ear
 
+# A WAV file says its size in 32 bits (the RIFF header, 36 bytes, counted in):
+# 4 GiB, 24 h 51 min of 16-bit mono at RATE. WavWriter writes no more.
+WAV_MAX_FRAMES = (0xFFFFFFFF - 36) // (SAMPLE_WIDTH * CHANNELS)
+WAV_MAX_SECONDS = WAV_MAX_FRAMES // RATE
 _CHUNK = 1 << 18  # frames scaled at a time: the float copy stays small
 
 
@@ -526,7 +531,10 @@ class WavWriter:
     that fade ends, as on the device. Time moves when the writer is called;
     with the real clock (`clock=None`) a timer also reports `Finished` on
     time. The file appears, complete, when `close` writes up to the clock's
-    now; until then it is `PATH.part`.
+    now; until then it is `PATH.part`. A time line longer than a WAV file
+    can hold (`WAV_MAX_SECONDS`) is refused with a GuideError when the writer
+    would pass it, and the part file removed, where `wave` wrote 4 GiB and
+    then failed; `guide.render` refuses such a visit before it starts.
     """
 
     def __init__(self, on_event: OnEvent, path: str | os.PathLike[str], *,
@@ -726,6 +734,10 @@ class WavWriter:
     def _advance(self, until: int | None = None) -> int:
         """Write the time line up to `until` (default: now); returns it."""
         target = self._frame() if until is None else until
+        if target > WAV_MAX_FRAMES:
+            raise GuideError(f"{self.path}: what is to be written lasts {clock(target / RATE)}, "
+                             f"longer than a WAV file can hold ({clock(WAV_MAX_SECONDS)}): "
+                             "write a shorter stretch of time")
         while self._written < target:
             v = self._voices[0] if self._voices else None
             if v is None or self._written < v.t0:

@@ -16,6 +16,9 @@ spoken introduction, which an exhibit starting cuts short with a quick fade
 (as the device does). A track still playing after the last event plays to
 its end. Other kinds of event are passed over.
 A track that cannot be decoded is silence, and one line in `problems`.
+A visit longer than a WAV file can hold (`guide.player.WAV_MAX_SECONDS`,
+24 h 51 min) is refused before anything is written: the rendering stays
+true to time, silences included, so a shorter walk is the way to hear it.
 The file is a WAV and its name must say so (`FORMATS`): nothing converts it,
 and a player trusting an .mp3 name would refuse it or play noise.
 """
@@ -29,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from guide.audio import TrackLoader
-from guide.errors import GuideError
+from guide import tracks
+from guide.errors import GuideError, TrackError
 from guide.files import replacing
-from guide.player import Failed, ManualClock, PlayerEvent, WavWriter
+from guide.player import WAV_MAX_SECONDS, Failed, ManualClock, PlayerEvent, WavWriter
 from guide.site import Site
 
 FORMATS = (".wav",)  # what render_visit writes, by file name
@@ -54,13 +58,19 @@ def render_visit(site: Site, events: Iterable[Mapping[str, Any]], out_path: str 
     """Write what the visitor of `events` (FORMATS.md event dicts, one
     visitor, in time order) heard into `out_path` (16-bit mono WAV), replaced
     whole once the visit is rendered: an error or Ctrl-C on the way leaves
-    the file as it was. GuideError for a name not ending in .wav."""
+    the file as it was. GuideError for a name not ending in .wav, and for a
+    visit too long for a WAV file (before anything is decoded or written)."""
     out_path = Path(out_path)
     if out_path.suffix.lower() not in FORMATS:
         raise GuideError(f"{out_path}: give a file name ending in .wav (what the visitor heard "
                          "is written as WAV)")
     events = list(events)
     _check(events)
+    seconds = _length(site, events)
+    if seconds > WAV_MAX_SECONDS:
+        raise GuideError(f"{out_path}: the visit lasts {tracks.clock(seconds)}, longer than a WAV file "
+                         f"can hold ({tracks.clock(WAV_MAX_SECONDS)}, 4 GiB): render a shorter walk, "
+                         "e.g. the stretch of the scan log to listen to")
     clock = ManualClock(0.0)
     reported: list[PlayerEvent] = []
     own_loader = loader is None
@@ -111,6 +121,28 @@ def _perform(site: Site, events: list[Mapping[str, Any]], writer: WavWriter, clo
     # a track still playing plays out to its end; a fade or pause under way ends
     clock.now = max(clock.now, writer.ends_at() or clock.now)
     return starts
+
+
+def _length(site: Site, events: list[Mapping[str, Any]]) -> float:
+    """Seconds the rendering lasts, at least, and a little more when a pause
+    is still under way: to the last event, and on to the end of what plays
+    then (from its start's offset or resume's position; header length)."""
+    last, playing = 0.0, None  # (track, where it plays from) after the last event
+    for event in events:
+        last = float(event["t"])
+        kind = event.get("event")
+        if kind in ("start", "intro"):
+            playing = (str(event["track"]), float(event.get("offset", 0.0)))
+        elif kind == "end":
+            playing = None
+        elif kind == "resume" and playing is not None:
+            playing = (playing[0], float(event.get("position", playing[1])))
+    if playing is None:
+        return last
+    try:
+        return last + max(0.0, tracks.duration(site.track_path(playing[0])) - playing[1])
+    except TrackError:
+        return last  # it cannot be played: silence, one of the problems
 
 
 def _check(events: list[Mapping[str, Any]]) -> None:

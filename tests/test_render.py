@@ -12,7 +12,7 @@ import pytest
 
 from guide.audio import RATE, TrackLoader, decode
 from guide.errors import GuideError
-from guide.player import Failed, Finished, ManualClock, Player, Recorder, WavWriter
+from guide.player import WAV_MAX_SECONDS, Failed, Finished, ManualClock, Player, Recorder, WavWriter
 from guide.render import INTRO_FADE, render_visit
 from guide.zones import load_zones
 
@@ -191,6 +191,38 @@ def test_events_of_two_visitors_are_refused(site, tmp_path):
               {**ev(1.0, "end", exhibit="long", reason="finished"), "visitor": "v002"}]
     with pytest.raises(GuideError, match="2 visitors"):
         render_visit(site, events, tmp_path / "v.wav")
+
+
+@pytest.mark.parametrize("last", [
+    [ev(WAV_MAX_SECONDS + 5.0, "end", exhibit="short", reason="finished")],
+    # the last event is within the limit, but the track it starts plays on past it
+    [ev(WAV_MAX_SECONDS - 1.0, "start", exhibit="long", lang="en", track="en/long.wav")]])
+def test_a_visit_too_long_for_a_wav_file_is_refused_before_anything_is_written(site, tmp_path, last):
+    events = [ev(0.0, "start", exhibit="short", lang="en", track="en/short.wav"), *last]
+    with pytest.raises(GuideError, match=r"v\.wav: the visit lasts 24:51:2\d, longer than a WAV "
+                                         r"file can hold \(24:51:18, 4 GiB\): render a shorter walk"):
+        render_visit(site, events, tmp_path / "v.wav")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tracks", "zones.yaml"]
+
+
+def test_a_visit_that_just_fits_a_wav_file_is_not_refused(site):
+    from guide.render import _length
+
+    events = [ev(0.0, "start", exhibit="long", lang="en", track="en/long.wav", offset=1.0),
+              ev(WAV_MAX_SECONDS - 2.5, "pause", exhibit="long"),
+              ev(WAV_MAX_SECONDS - 2.2, "resume", exhibit="long", position=1.5)]
+    assert _length(site, events) == pytest.approx(WAV_MAX_SECONDS - 0.7)
+
+
+def test_the_wav_writer_refuses_to_pass_what_a_wav_file_holds_and_leaves_no_part(site, tmp_path):
+    clock = ManualClock(0.0)
+    writer = WavWriter([].append, tmp_path / "w.wav", clock=clock)
+    clock.now = WAV_MAX_SECONDS + 60.0
+    with pytest.raises(GuideError, match=r"w\.wav: what is to be written lasts 24:52:18, longer than a WAV"):
+        writer.advance()
+    with pytest.raises(GuideError):
+        writer.close()
+    assert list(tmp_path.glob("w.wav*")) == []
 
 
 def test_a_render_cut_short_leaves_the_file_there_as_it_was(site, tmp_path):
