@@ -283,3 +283,24 @@ def test_tuning_on_one_visitor_says_nothing_was_kept_aside(scenario, capsys):
     main(["tune", "--zones", str(scenario / "zones.yaml"), "--scans", str(scenario / "scans.csv"),
           "--truth", str(scenario / "truth.csv"), "--budget", "6", "--no-progress"])
     assert "No visitors were kept aside" in capsys.readouterr().out
+
+
+def test_settings_with_more_false_starts_on_unseen_walks_all_else_equal_do_not_hold_up():
+    """On the visitors kept aside the chosen settings tie the current ones on
+    recall and latency but start more tracks nobody wanted: that is worse,
+    and the exit status is 1 (tune --help: 'at least as well')."""
+    values = {k: 1.0 for k in PARAMETERS}
+
+    def held(false_starts, latency=5.0):
+        return Metrics(visitors=3, hours=1.235, listen_rows=22, hits=1, latencies=(latency,),
+                       false_starts=false_starts, interruptions=0, unwanted=350.0)
+
+    current = Candidate(values=values, tuned=metrics(1), held_out=held(3))
+    for chosen_held, holds in ((held(4), False), (held(3), True), (held(4, latency=3.5), True),
+                               (held(2, latency=6.5), False), (held(2, latency=5.9), True)):
+        chosen = Candidate(values={**values, "dwell": 7.0}, tuned=metrics(3), held_out=chosen_held)
+        result = TuneResult(current=current, chosen=chosen, best=(chosen,), evaluations=2,
+                            seconds=1.0, tune_visitors=("v1",), held_out_visitors=("v2",))
+        assert result.holds_up is holds and result.ok is holds, chosen_held
+        if not holds:
+            assert "do worse than the current ones on the walks they were not tuned on" in format_result(result)
