@@ -18,6 +18,10 @@ shows.
     result = tune("zones.yaml", scans="scans.csv", truth="truth.csv", budget=200, jobs=2)
     print(format_result(result))
 
+What no setting can change is in the result for the caller to warn about:
+`unheard`, the exhibits stood at whose beacon the scans never hear there,
+and `late`, the listen rows starting after their visitor's scans end.
+
 A few walks are a small sample, and a search picks whatever got lucky on
 them. Measured on the gallery sample (3 visitors tuned on, 3 kept aside),
 three things made the choice hold on the unseen half:
@@ -59,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from guide.errors import GuideError, counted, listed
-from guide.metrics import MIN_LISTEN, Metrics, TruthRow, read_truth, score
+from guide.metrics import MIN_LISTEN, Metrics, TruthRow, after_walk, read_truth, score
 from guide.replay import ScanRow, ScanStats, read_scans, replay, started_track_durations
 from guide.settings import SETTINGS, TriggerSettings
 from guide.site import Site
@@ -234,6 +238,9 @@ class TuneResult:
     seconds: float
     tune_visitors: tuple[str, ...]
     held_out_visitors: tuple[str, ...]
+    # what the walks cannot show, whatever the settings (see `heard_at`):
+    unheard: tuple[str, ...] = ()  # exhibits stood at, but their beacon never heard there
+    late: tuple[TruthRow, ...] = ()  # listen rows starting after their visitor's scans end
 
     @property
     def improved(self) -> bool:
@@ -309,8 +316,7 @@ def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
             scans = _scans_from_walks(site, Path(walks), Path(tmp) / "scans.csv", radio, rate,
                                       seed, walk_end)
         stats = ScanStats()
-        for _ in read_scans(scans, site, stats=stats):  # checked once, here, with its line numbers
-            pass
+        heard = heard_at(site, read_scans(scans, site, stats=stats), truth_rows)  # checked once, here
         if walks is not None and not stats.rows:
             from guide.radio import NO_SCANS
 
@@ -322,6 +328,10 @@ def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
         if not visitors:
             raise GuideError(f"no visitor of {truth} is in the scans: they are not the same walks")
         tune_on, held = split_visitors(visitors, holdout)
+        late = after_walk((r for r in truth_rows if r.counted), walk_end)
+        stood = {r.exhibit for r in truth_rows if r.intent == "listen" and r.visitor in walk_end
+                 and r.start <= walk_end[r.visitor]}
+        unheard = tuple(e.id for e in site.exhibits if e.id in stood and e.id not in heard)
         if not any(r.counted and r.visitor in tune_on for r in truth_rows):
             raise GuideError(f"{truth}: no `listen` row of {MIN_LISTEN:g} s or more for the visitors "
                              f"tuned on ({listed(tune_on, 6)}): recall cannot be measured, so there "
@@ -347,7 +357,25 @@ def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
         chosen = cur  # nothing beat the current settings
     return TuneResult(current=cur, chosen=chosen, best=best, evaluations=search.evaluated,
                       seconds=time.monotonic() - started, tune_visitors=tune_on,
-                      held_out_visitors=held)
+                      held_out_visitors=held, unheard=unheard, late=tuple(late))
+
+
+def heard_at(site: Site, rows: Iterable[ScanRow], truth: Iterable[TruthRow]) -> set[str]:
+    """The exhibits whose beacon was heard (one packet is enough) during a
+    `listen` row at them of `truth`, over `rows` (read once). An exhibit
+    stood at but missing here was never heard where visitors listened (a
+    flat battery, a wrong id in zones.yaml): no setting can start it."""
+    beacon = {e.id: e.beacon for e in site.exhibits}
+    windows: dict[tuple[str, str], list[tuple[float, float, str]]] = defaultdict(list)
+    for r in truth:
+        if r.intent == "listen" and r.exhibit in beacon:
+            windows[(r.visitor, beacon[r.exhibit])].append((r.start, r.end, r.exhibit))
+    heard: set[str] = set()
+    for v, t, b, _ in rows:
+        for start, end, exhibit in windows.get((v, b), ()):
+            if start <= t <= end:
+                heard.add(exhibit)
+    return heard
 
 
 def _scans_from_walks(site: Site, walks: Path, out: Path, radio: str, rate: float | None,

@@ -304,3 +304,33 @@ def test_settings_with_more_false_starts_on_unseen_walks_all_else_equal_do_not_h
         assert result.holds_up is holds and result.ok is holds, chosen_held
         if not holds:
             assert "do worse than the current ones on the walks they were not tuned on" in format_result(result)
+
+
+def test_exhibits_never_heard_where_visitors_listened_and_listen_rows_after_the_scans_are_warned(
+        scenario, capsys):
+    """Whatever the settings, these count as missed: tune says so, as guide
+    calibrate (an unheard beacon) and simulate.py (rows after the walk) do."""
+    scans = scenario / "scans.csv"
+    lines = scans.read_text().splitlines(keepends=True)
+    scans.write_text("".join(line for line in lines if ",b-b," not in line))  # b's beacon is dead
+    with open(scenario / "truth.csv", "a") as f:
+        f.write("v1,300,330,a,listen\n")  # after v1's scans end (135 s)
+    base = ["tune", "--zones", str(scenario / "zones.yaml"), "--scans", str(scans),
+            "--truth", str(scenario / "truth.csv"), "--budget", "6", "--no-progress"]
+    main(base)
+    err = capsys.readouterr().err
+    assert ("guide tune: stood at, but their beacon was never heard (flat battery? wrong id in "
+            "zones.yaml?): b; their listen rows count as missed") in err
+    assert (f"guide tune: 1 listen row of {scenario / 'truth.csv'} starts after the scans of their "
+            "visitor end (v1 at a): it counts as missed") in err
+    main(base + ["--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["unheard"] == ["b"] and data["late_listen_rows"] == [
+        {"visitor": "v1", "exhibit": "a", "start": 300.0}]
+
+
+def test_no_warning_when_every_exhibit_stood_at_was_heard(scenario, capsys):
+    main(["tune", "--zones", str(scenario / "zones.yaml"), "--scans", str(scenario / "scans.csv"),
+          "--truth", str(scenario / "truth.csv"), "--budget", "6", "--no-progress"])
+    err = capsys.readouterr().err
+    assert "never heard" not in err and "after the scans" not in err

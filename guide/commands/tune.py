@@ -81,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from guide.errors import GuideError
+    from guide.errors import GuideError, counted, listed
     from guide.files import replace_whole
+    from guide.metrics import rows_named
     from guide.tune import PARAMETERS, format_result, snippet, tune
     from guide.yamledit import set_trigger, write_zones
     from guide.zones import load_zones
@@ -105,6 +106,16 @@ def run(args: argparse.Namespace) -> int:
                   budget=args.budget, jobs=args.jobs, holdout=not args.no_holdout,
                   progress=not args.no_progress and not args.json)
     source = Path(args.scans or args.walks).name
+    if result.unheard:  # as guide calibrate words it
+        print(f"guide tune: stood at, but their beacon was never heard (flat battery? wrong id in "
+              f"zones.yaml?): {listed(result.unheard)}; their listen rows count as missed "
+              "whatever the settings", file=sys.stderr)
+    if result.late:  # as simulate.py and guide calibrate, with metrics.after_walk
+        late = result.late
+        print(f"guide tune: {counted(len(late), 'listen row')} of {args.truth} "
+              f"start{'s' if len(late) == 1 else ''} after the {'scans' if args.scans else 'walk'} "
+              f"of their visitor end ({rows_named(late)}): "
+              f"{'it counts' if len(late) == 1 else 'they count'} as missed", file=sys.stderr)
     note = f"guide tune {datetime.date.today().isoformat()} on {source}"
     chosen = {k: result.chosen.values[k] for k in PARAMETERS}
     text = snippet(chosen, comment=note)
@@ -133,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
                           "held_out_visitors": list(result.held_out_visitors),
                           "current": side(result.current), "chosen": side(result.chosen),
                           "best": [side(c) for c in result.best], "changes": result.changes,
+                          "unheard": list(result.unheard),
+                          "late_listen_rows": [{"visitor": r.visitor, "exhibit": r.exhibit,
+                                                "start": r.start} for r in result.late],
                           "snippet": text, "written": written}, indent=2))
     else:
         print(format_result(result), end="")
