@@ -64,6 +64,7 @@ from typing import Any
 
 from guide.errors import GuideError, counted, listed
 from guide.metrics import MIN_LISTEN, Metrics, TruthRow, after_walk, read_truth, score
+from guide.metrics import _fmt as cell  # the metrics' own cells: n/a for nothing measured
 from guide.replay import ScanRow, ScanStats, read_scans, replay, started_track_durations
 from guide.settings import SETTINGS, TriggerSettings
 from guide.site import Site
@@ -583,8 +584,10 @@ def format_result(r: TuneResult) -> str:
     def cells(m: Metrics | None) -> list[str]:
         if m is None:
             return ["-"] * 5
-        return [f"{m.recall:.3f}", f"{m.latency_median:.1f}", f"{m.per_hour(m.false_starts):.1f}",
-                f"{m.per_hour(m.interruptions):.2f}", f"{m.per_hour(m.unwanted):.0f}"]
+        # nothing to measure (no hit: no latency) reads n/a, as in simulate.py's table
+        return [cell(m.recall, ".3f"), cell(m.latency_median, ".1f"),
+                cell(m.per_hour(m.false_starts), ".1f"), cell(m.per_hour(m.interruptions), ".2f"),
+                cell(m.per_hour(m.unwanted), ".0f")]
 
     head = ["", *PARAMETERS, "recall", "latency s", "false/h", "interr./h", "unwanted s/h"]
     rows = [head]

@@ -334,3 +334,15 @@ def test_no_warning_when_every_exhibit_stood_at_was_heard(scenario, capsys):
           "--truth", str(scenario / "truth.csv"), "--budget", "6", "--no-progress"])
     err = capsys.readouterr().err
     assert "never heard" not in err and "after the scans" not in err
+
+
+def test_a_setting_with_no_hit_reads_n_a_for_its_latency_not_nan():
+    values = {k: 1.0 for k in PARAMETERS}
+    current = Candidate(values=values, tuned=metrics(0), held_out=metrics(0))  # no hit: no latency
+    chosen = Candidate(values={**values, "margin": 2.0}, tuned=metrics(6), held_out=metrics(5))
+    result = TuneResult(current=current, chosen=chosen, best=(chosen,), evaluations=2, seconds=1.0,
+                        tune_visitors=("v1",), held_out_visitors=("v2",))
+    text = format_result(result)
+    assert "nan" not in text
+    tuned, held = [line.split() for line in text.splitlines() if line.startswith("current")]
+    assert tuned[7:9] == ["0.000", "n/a"] and held[1:3] == ["0.000", "n/a"]
