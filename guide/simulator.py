@@ -32,6 +32,10 @@ from guide.zones import load_zones
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_ZONES = ROOT / "zones.yaml"
 DEMO_VISITORS = 12
+# The demo's most generated visitors: a run costs about 3 minutes and 150 MB per
+# 100 visitors on 2 cores (12: 24 s, 240 MB; 100: 175 s, 420 MB), so 500 is
+# a quarter of an hour and about 1 GB; a million filled memory without a word.
+MAX_DEMO_VISITORS = 500
 DEMO_RATES = (10.0, 1.0)
 
 EXAMPLES = """\
@@ -74,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=7, help="random seed of the radio model and "
                    "the demo's visitors (default: 7)")
     p.add_argument("--visitors", type=int,
-                   help=f"demo only: how many generated visitors (default: {DEMO_VISITORS})")
+                   help=f"demo only: how many generated visitors, at most {MAX_DEMO_VISITORS} "
+                        f"(about 3 minutes per 100; default: {DEMO_VISITORS})")
     p.add_argument("--render-audio", metavar="OUT.wav",
                    help="write what one visitor (--visitor) would have heard, as a WAV file")
     p.add_argument("--visitor", help="with --render-audio: which visitor")
@@ -101,6 +106,10 @@ def _check_options(args: argparse.Namespace) -> None:
                                  "generated visitors")
         if args.visitors is not None and args.visitors < 1:
             raise GuideError(f"--visitors {args.visitors}: give 1 or more")
+        if args.visitors is not None and args.visitors > MAX_DEMO_VISITORS:
+            raise GuideError(f"--visitors {args.visitors}: give at most {MAX_DEMO_VISITORS} (each 100 "
+                             "visitors cost about 3 minutes and 150 MB); for more, run it again with "
+                             "another --seed")
     else:
         if args.zones is None:
             raise GuideError(f"{'--scans' if args.scans is not None else '--walks'} needs --zones, the "

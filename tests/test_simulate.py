@@ -238,6 +238,7 @@ def test_truth_visitors_without_scans_are_reported(scenario, capsys, tmp_path):
     (["--truth", "t.csv"], "--truth goes with --scans or --walks"),
     (["--render-audio", "x.wav", "--visitor", "v1"], "--render-audio goes with --scans or --walks"),
     (["--visitors", "0"], "--visitors 0: give 1 or more"),
+    (["--visitors", "1000000"], "--visitors 1000000: give at most 500 (each 100 visitors cost about"),
     (["--scans", "{scans}", "--rate", "1"], "--rate and --radio apply to --walks and the demo"),
     (["--scans", "{scans}", "--radio", "harsh"], "--rate and --radio apply to --walks"),
     (["--scans", "{scans}", "--visitors", "3"], "--visitors is for the demo"),
