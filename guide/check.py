@@ -276,8 +276,18 @@ def _dbfs(x: float | None) -> str:
 # --------------------------------------------------------------------- the map
 
 def _check_languages(site: Site, findings: list[Finding]) -> None:
-    from guide.coverage import language_name
+    from guide.coverage import WORDED, language_name, worded_in
 
+    unworded = [lang for lang in site.languages if not worded_in(lang)]
+    if unworded:
+        # the device tells each visitor at the start how much exists in their language
+        names = ", ".join(lang if language_name(lang) == lang else f"{language_name(lang)} ({lang})"
+                          for lang in unworded)
+        findings.append(Finding(severity="warning", subject="languages", message=(
+            f"the coverage told to visitors as their visit begins is worded in "
+            f"{', '.join(language_name(w) for w in WORDED)} only: visitors choosing {names} "
+            "will be told it in English; "
+            "add a wording for their language to guide/coverage.py")))
     for lang in site.languages:
         none = [e.id for e in site.exhibits if site.track_for(e.id, lang) is None]
         chain = site.chain(lang)[1:]

@@ -246,6 +246,13 @@ def _dutch(c: Coverage) -> str:
 _WORDINGS: dict[str, Callable[[Coverage], str]] = {
     "en": _english, "fr": _french, "de": _german, "nl": _dutch}
 
+WORDED = tuple(_WORDINGS)  # the languages `sentence` is worded in; any other is told in English
+
+
+def worded_in(lang: str) -> bool:
+    """Whether `sentence` has a wording of its own for `lang` (else English)."""
+    return lang.split("-")[0] in _WORDINGS
+
 
 def _named(c: Coverage, lang: str, one: str, each: str, and_: str) -> str:
     """The languages played instead, in `lang`: 'French', or with several,

@@ -156,6 +156,17 @@ def test_a_broken_link_as_a_track_is_called_broken_naming_the_missing_file(tmp_p
     assert "outside tracks_dir" not in err.message and err.severity == "error"
 
 
+def test_languages_the_coverage_sentence_is_not_worded_in_are_one_warning_naming_them(tmp_path, make_wav):
+    langs = ("fr", "es", "zh", "de-AT", "en")
+    for lang in langs:
+        make_wav(tmp_path / "tracks" / lang / "dome.wav", 1.0, tone=440)
+    zones = write_site(tmp_path, {"dome": {lang: f"{lang}/dome.wav" for lang in langs}}, languages=langs)
+    (w,) = [f for f in check_site(zones).findings if f.subject == "languages"]
+    assert w.severity == "warning"
+    assert ("worded in English, French, German, Dutch only: visitors choosing Spanish (es), "
+            "Chinese (zh) will be told it in English") in w.message
+
+
 def test_json_output_has_the_findings_and_every_track(good, capsys):
     (good.parent / "tracks/en/v2.wav").write_bytes(b"not audio at all")
     assert main(["check", "--zones", str(good), "--json"]) == 1
