@@ -234,7 +234,8 @@ def _json(value: float, digits: int) -> float | None:
     return None if math.isnan(value) else round(value, digits)
 
 
-def _fmt(value: float, spec: str) -> str:
+def cell(value: float, spec: str) -> str:
+    """A figure for a table (`format(value, spec)`), "n/a" when nothing was measured (NaN)."""
     return "n/a" if math.isnan(value) else format(value, spec)
 
 
@@ -336,15 +337,15 @@ def format_table(results: Mapping[str, Metrics]) -> str:
         lines.append((label, *(f(results[n]) for n in names)))
 
     row("visitors (visitor-hours)", lambda m: f"{m.visitors} ({m.hours:.2f} h)")
-    row("recall", lambda m: f"{_fmt(m.recall, '.3f')} ({m.hits}/{m.listen_rows})")
-    row("latency median (s)", lambda m: _fmt(m.latency_median, ".1f"))
-    row("latency p90 (s)", lambda m: _fmt(m.latency_p90, ".1f"))
+    row("recall", lambda m: f"{cell(m.recall, '.3f')} ({m.hits}/{m.listen_rows})")
+    row("latency median (s)", lambda m: cell(m.latency_median, ".1f"))
+    row("latency p90 (s)", lambda m: cell(m.latency_p90, ".1f"))
     row("false starts / visitor-hour",
-        lambda m: f"{_fmt(m.per_hour(m.false_starts), '.1f')} ({m.false_starts})")
+        lambda m: f"{cell(m.per_hour(m.false_starts), '.1f')} ({m.false_starts})")
     row("interruptions / visitor-hour",
-        lambda m: f"{_fmt(m.per_hour(m.interruptions), '.2f')} ({m.interruptions})")
+        lambda m: f"{cell(m.per_hour(m.interruptions), '.2f')} ({m.interruptions})")
     row("unwanted audio s / visitor-hour",
-        lambda m: f"{_fmt(m.per_hour(m.unwanted), '.0f')} ({m.unwanted:.0f} s)")
+        lambda m: f"{cell(m.per_hour(m.unwanted), '.0f')} ({m.unwanted:.0f} s)")
     widths = [max(len(str(l[i])) for l in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
                                for i, (c, w) in enumerate(zip(l, widths))) for l in lines)

@@ -188,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
     site = load_zones(args.zones or DEMO_ZONES)
     _check_outputs(args, site)
     lang = _lang(site, args.lang)
-    _track_durations(site, lang)  # every track the replay may start, before the replay
+    track_durations(site, lang)  # every track the replay may start, before the replay
     policies = POLICIES if args.policy == "both" else (args.policy or "engine",)
     truth = read_truth(args.truth, site.exhibit_ids) if args.truth else None
     results: dict[str, Metrics] = {}
@@ -255,7 +255,7 @@ def _demo(args: argparse.Namespace) -> int:
     site = load_zones(args.zones or DEMO_ZONES)
     _check_outputs(args, site)
     lang = _lang(site, args.lang)
-    durations = _track_durations(site, lang)
+    durations = track_durations(site, lang)
     walk, truth = generate_visitors(site, n=args.visitors, seed=args.seed,
                                     durations=durations, lang=lang)
     walk_end: dict[str, float] = {}
@@ -305,7 +305,7 @@ def _counting(rows: Iterator, desc: str) -> Iterator:
                 bar.update(0x10000)
 
 
-def _track_durations(site: Site, lang: str) -> dict[str, float]:
+def track_durations(site: Site, lang: str) -> dict[str, float]:
     """Seconds of the track each exhibit plays to visitors choosing `lang`
     (`Site.track_for`), by exhibit id. The replay times every track it starts
     by its file, so a track that cannot be played stops the run before it

@@ -64,7 +64,7 @@ from typing import Any
 
 from guide.errors import GuideError, counted, listed
 from guide.metrics import MIN_LISTEN, Metrics, TruthRow, after_walk, read_truth, score
-from guide.metrics import _fmt as cell  # the metrics' own cells: n/a for nothing measured
+from guide.metrics import cell  # the metrics' own cells: n/a for nothing measured
 from guide.replay import ScanRow, ScanStats, read_scans, replay, started_track_durations
 from guide.settings import SETTINGS, TriggerSettings
 from guide.site import Site

@@ -106,7 +106,7 @@ def _walk(site, args, lang):
     from guide.errors import GuideError
     from guide.metrics import read_truth
     from guide.replay import ScanStats, read_scans, replay
-    from guide.simulator import _track_durations
+    from guide.simulator import track_durations
     from guide.sitemap import walk_from_positions, walk_from_scans
 
     truth = read_truth(args.truth, site.exhibit_ids) if args.truth else None
@@ -130,7 +130,7 @@ def _walk(site, args, lang):
         if not rows:
             raise GuideError(f"--visitor {args.visitor}: no scans of that visitor in {args.scans}")
     # every track the replay may start, named at once if some cannot be played
-    _track_durations(site, lang)
+    track_durations(site, lang)
     events: list[dict] = []
     replay(site, rows, lang=lang, emit=events.append)
     if args.walks:
