@@ -61,9 +61,7 @@ def render_visit(site: Site, events: Iterable[Mapping[str, Any]], out_path: str 
     the file as it was. GuideError for a name not ending in .wav, and for a
     visit too long for a WAV file (before anything is decoded or written)."""
     out_path = Path(out_path)
-    if out_path.suffix.lower() not in FORMATS:
-        raise GuideError(f"{out_path}: give a file name ending in .wav (what the visitor heard "
-                         "is written as WAV)")
+    check_name(out_path)
     events = list(events)
     _check(events)
     seconds = _length(site, events)
@@ -121,6 +119,15 @@ def _perform(site: Site, events: list[Mapping[str, Any]], writer: WavWriter, clo
     # a track still playing plays out to its end; a fade or pause under way ends
     clock.now = max(clock.now, writer.ends_at() or clock.now)
     return starts
+
+
+def check_name(path: str | os.PathLike[str], option: str = "") -> None:
+    """GuideError unless `path` ends in .wav (`FORMATS`), named after
+    `option` when given: WAV data under another name misleads players."""
+    if Path(path).suffix.lower() not in FORMATS:
+        raise GuideError(f"{option + ' ' if option else ''}{path}: give a file name ending in .wav "
+                         "(what the visitor heard is written as WAV; convert it afterwards if need "
+                         "be, e.g. ffmpeg -i visit.wav visit.mp3)")
 
 
 def _length(site: Site, events: list[Mapping[str, Any]]) -> float:

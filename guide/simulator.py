@@ -135,16 +135,13 @@ def _check_outputs(args: argparse.Namespace, site: Site) -> None:
         args.events = output_file(args.events, "--events", inputs=inputs)
         check_event_log(args.events)  # never over a file that is not an event log
     if args.render_audio is not None:
-        from guide.render import FORMATS
+        from guide.render import check_name
 
         given = args.render_audio
         args.render_audio = output_file(args.render_audio, "--render-audio",
                                         inputs={**inputs, "--events": args.events},
                                         replaces=("a WAV file", starts_with(b"RIFF")))
-        if Path(given).suffix.lower() not in FORMATS:  # WAV data under another name misleads players
-            raise GuideError(f"--render-audio {given}: give a file name ending in .wav "
-                             "(what the visitor heard is written as WAV; convert it afterwards if "
-                             "need be, e.g. ffmpeg -i visit.wav visit.mp3)")
+        check_name(given, "--render-audio")
 
 
 class _Source:
