@@ -188,10 +188,14 @@ def _chunks(path: Path, started: Callable[[subprocess.Popen], None] | None,
                     yield data, st
             process.wait()
         finally:
+            process.stdout.close()  # first: an ffmpeg blocked writing to a full pipe then fails at once
             if process.returncode is None:  # the caller stopped early, or an error
                 _terminate(process)
-                process.wait()
-            process.stdout.close()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:  # it ignored the SIGTERM
+                    process.kill()
+                    process.wait()
         errors.seek(0)
         message = _ffmpeg_message(errors.read(64 * 1024), path)
     if process.returncode != 0:
