@@ -35,6 +35,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from guide import tracks  # noqa: E402
+from guide.cli import number, seed  # noqa: E402
 from guide.errors import GuideError  # noqa: E402
 from guide.radio import PRESETS, RadioModel, scans_from_walk  # noqa: E402
 from guide.walks import HABITS, WALK_DT, generate_visitors, plan_visitors, write_truth, write_walks  # noqa: E402
@@ -405,11 +406,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, type=Path, help="folder to write (created; must be empty)")
-    ap.add_argument("--seed", required=True, type=int, help="the same seed makes the same scenario")
-    ap.add_argument("--rate", type=float, default=10.0, choices=(10.0, 1.0),
+    ap.add_argument("--seed", required=True, type=seed, help="the same seed makes the same scenario")
+    ap.add_argument("--rate", type=number("10 (scanner) or 1 (phone)"), default=10.0, choices=(10.0, 1.0),
                     help="advertisements per second per beacon: 10 (scanner) or 1 (phone)")
     ap.add_argument("--radio", default="museum", choices=PRESETS, help="radio model preset")
-    ap.add_argument("--visitors", type=int, default=8, help="how many visitors walk (default 8)")
+    ap.add_argument("--visitors", type=number("a whole number, 1 or more", whole=True, low=1), default=8, help="how many visitors walk (default 8)")
     ap.add_argument("--layout", default="random", choices=LAYOUTS, help="kind of floor plan")
     ap.add_argument("--habits", default="lingering", choices=HABITS,
                     help="how visitors rest between exhibits: lingering (often, long, near "
@@ -420,8 +421,6 @@ def main(argv: list[str] | None = None) -> int:
                          "(like the shared gallery sample)")
     ap.add_argument("--force", action="store_true", help="write into a folder that is not empty")
     a = ap.parse_args(argv)
-    if a.visitors < 1:
-        ap.error("--visitors must be 1 or more")
     if a.out.exists() and any(a.out.iterdir()) and not a.force:
         print(f"make_scenario: {a.out} is not empty; choose another --out or add --force",
               file=sys.stderr)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from guide.cli import number  # noqa: E402
 from guide.metrics import Metrics, format_table, read_truth, score  # noqa: E402
 from guide.replay import POLICIES, ScanStats, read_scans, replay, started_track_durations  # noqa: E402
 from guide.zones import load_zones  # noqa: E402
@@ -45,8 +46,10 @@ def run(job: tuple[str, str, float, int]) -> Metrics:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folders", nargs="+")
-    ap.add_argument("--rate-keep", type=float, default=1.0)
-    ap.add_argument("--subsamples", type=int, default=1)
+    ap.add_argument("--rate-keep", default=1.0,
+                    type=number("a share of the packets kept, from 0.01 to 1", low=0.01, high=1))
+    ap.add_argument("--subsamples", default=1,
+                    type=number("a whole number, 1 or more", whole=True, low=1))
     ap.add_argument("--quiet", action="store_true", help="only the pooled table")
     args = ap.parse_args()
     seeds = range(1, args.subsamples + 1) if args.rate_keep < 1.0 else [0]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import pkgutil
 import sys
@@ -97,15 +98,38 @@ def guarded(prog: str, run: Callable[[], int | None]) -> int:
         return 2
 
 
-def seed(text: str) -> int:
-    """argparse type of a random seed: a whole number, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative; a seed is 0 or more")
-    return value
+def number(accepted: str, *, whole: bool = False, low: float | None = None,
+           high: float | None = None) -> Callable[[str], float]:
+    """The argparse type of a numeric option: a number as FORMATS.md writes
+    them (csvlog.plain_float: ASCII digits, a sign, a point, an exponent; no
+    '_', no other script's digits, no spaces), finite, a whole number (digits
+    alone) when `whole`, from `low` to `high` where given. Anything else is a
+    usage error (exit 2) that argparse prefixes with the option's name and
+    that ends with `accepted`, the form wanted ("a whole number, 0 or more")."""
+    from guide.csvlog import number_hint, plain_float
+
+    def parse(text: str) -> float:
+        shown = repr(text) if text != text.strip() or not text else text
+        try:
+            if text != text.strip():
+                raise ValueError("padded")
+            value = plain_float(text)
+            if whole and not text.lstrip("+-").isdigit():
+                raise ValueError("not whole")
+        except ValueError:
+            hint = number_hint(text) or (" (without the spaces)" if text.strip() and text != text.strip()
+                                         else "")
+            raise argparse.ArgumentTypeError(f"{shown} is not {'a whole number' if whole else 'a number'}"
+                                             f"{hint}; give {accepted}") from None
+        if not math.isfinite(value) or (low is not None and value < low) \
+                or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{shown} is out of range; give {accepted}")
+        return int(text) if whole else value
+    return parse
+
+
+seed = number("a seed: a whole number, 0 or more", whole=True, low=0)
+"""argparse type of a random seed: a whole number, 0 or more."""
 
 
 def rate(text: str) -> float:
@@ -114,15 +138,8 @@ def rate(text: str) -> float:
     from guide.radio import RadioModel
 
     meta = RadioModel.__dataclass_fields__["rate_hz"].metadata
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not meta["min"] <= value <= meta["max"]:  # also refuses nan
-        raise argparse.ArgumentTypeError(
-            f"{text} is out of range; advertisements per second per beacon, from "
-            f"{meta['min']:g} to {meta['max']:g} (10 on a scanner, 1 on a phone)")
-    return value
+    return number(f"advertisements per second per beacon, from {meta['min']:g} to {meta['max']:g} "
+                  "(10 on a scanner, 1 on a phone)", low=meta["min"], high=meta["max"])(text)
 
 
 def output_file(path: str | os.PathLike[str], option: str, *,

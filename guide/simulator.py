@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 from tqdm import tqdm
 
 from guide import tracks
-from guide.cli import guarded, output_file, rate, seed, site_inputs, starts_with
+from guide.cli import guarded, number, output_file, rate, seed, site_inputs, starts_with
 from guide.errors import GuideError, TrackError, counted, listed
 from guide.eventlog import check_event_log
 from guide.eventlog import line as event_line
@@ -77,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --walks or the demo: radio model preset (default: museum)")
     p.add_argument("--seed", type=seed, default=7, help="random seed of the radio model and "
                    "the demo's visitors (default: 7)")
-    p.add_argument("--visitors", type=int,
+    p.add_argument("--visitors", type=number(f"a whole number from 1 to {MAX_DEMO_VISITORS} (each 100 "
+                                             "visitors cost about 3 minutes and 150 MB; for more, run "
+                                             "it again with another --seed)",
+                                             whole=True, low=1, high=MAX_DEMO_VISITORS),
                    help=f"demo only: how many generated visitors, at most {MAX_DEMO_VISITORS} "
                         f"(about 3 minutes per 100; default: {DEMO_VISITORS})")
     p.add_argument("--render-audio", metavar="OUT.wav",
@@ -104,12 +107,6 @@ def _check_options(args: argparse.Namespace) -> None:
             if given is not None:
                 raise GuideError(f"{name} goes with --scans or --walks: the demo scores its own "
                                  "generated visitors")
-        if args.visitors is not None and args.visitors < 1:
-            raise GuideError(f"--visitors {args.visitors}: give 1 or more")
-        if args.visitors is not None and args.visitors > MAX_DEMO_VISITORS:
-            raise GuideError(f"--visitors {args.visitors}: give at most {MAX_DEMO_VISITORS} (each 100 "
-                             "visitors cost about 3 minutes and 150 MB); for more, run it again with "
-                             "another --seed")
     else:
         if args.zones is None:
             raise GuideError(f"{'--scans' if args.scans is not None else '--walks'} needs --zones, the "

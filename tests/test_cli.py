@@ -187,3 +187,48 @@ def test_output_file_refuses_what_cannot_be_a_file_and_makes_missing_folders(tmp
     link = tmp_path / "link.csv"
     link.symlink_to(tmp_path / "new" / "deep" / "out.csv")
     assert output_file(link, "--out") == tmp_path / "new" / "deep" / "out.csv"
+
+
+def _numeric_options(parser: argparse.ArgumentParser):
+    """(parser, option, type) of every option taking a number, subcommands included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _numeric_options(sub)
+        elif action.type is not None and action.type not in (str, Path) and action.option_strings:
+            yield parser, action.option_strings[-1], action.type
+
+
+# run, record and play are still being moved to guide.cli.number by their owner
+NOT_YET = {"guide run", "guide record", "guide play"}
+
+
+@pytest.mark.parametrize("text, why", [
+    ("1_0", "write it without the '_'"), ("١٠", "write it with the digits 0-9"), ("１０", "digits 0-9"),
+    (" 7", "without the spaces"), ("7\n", "without the spaces"), ("", "give "),
+    ("nan", "give "), ("inf", "give "), ("-inf", "give "), ("1e999", "give "),
+])
+def test_every_numeric_option_takes_a_plain_number_as_the_files_do(text, why):
+    """Python's float() and int() read '1_0' as 10, Arabic-Indic or full-width
+    digits, padding, 'nan' and 'inf'; a numeric option, like a cell of a
+    file (csvlog.plain_float), refuses them, naming the form it wants."""
+    from guide.simulator import build_parser as simulate_parser
+
+    found = [(p, o, t) for parser in (build_parser(), simulate_parser())
+             for p, o, t in _numeric_options(parser) if p.prog not in NOT_YET]
+    assert {o for _, o, _ in found} >= {"--seed", "--rate", "--budget", "--jobs", "--visitors"}
+    for parser, option, type_ in found:
+        with pytest.raises(argparse.ArgumentTypeError) as e:
+            type_(text)
+        assert "give " in str(e.value) and why in str(e.value), (parser.prog, option, str(e.value))
+
+
+def test_a_numeric_option_out_of_its_range_is_a_usage_error_naming_it(capsys):
+    assert main(["tune", "--zones", "z", "--truth", "t", "--scans", "s", "--seed", "1_0"]) == 2
+    assert "argument --seed: 1_0 is not a whole number (write it without the '_'); give a seed: " \
+           "a whole number, 0 or more" in capsys.readouterr().err
+    for option, value in (("--seed", "-1"), ("--budget", "0"), ("--jobs", "0"), ("--rate", "nan")):
+        assert main(["tune", "--zones", "z", "--truth", "t", "--walks", "s", option, value]) == 2
+        assert f"argument {option}: {value} is out of range; give " in capsys.readouterr().err
+    assert main(["tune", "--zones", "z", "--truth", "t", "--scans", "s", "--seed", "7.0"]) == 2
+    assert "7.0 is not a whole number" in capsys.readouterr().err

@@ -81,3 +81,16 @@ def test_the_listened_exhibit_leads_by_more_on_textbook_radio_than_on_harsh(scen
 def test_leads_reports_a_missing_scenario_without_a_traceback(tmp_path, capsys):
     assert leads.main([str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--rate", "1_0", "argument --rate: 1_0 is not a number (write it without the '_'); give 10"),
+    ("--seed", "-3", "argument --seed: -3 is out of range; give a seed: a whole number, 0 or more"),
+    ("--visitors", "0", "argument --visitors: 0 is out of range; give a whole number, 1 or more"),
+])
+def test_make_scenario_refuses_a_number_the_files_would_refuse(tmp_path, capsys, option, value, message):
+    args = ["--out", str(tmp_path / "s"), "--seed", "1", option, value]
+    with pytest.raises(SystemExit) as exit_:
+        make_scenario.main(args)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

@@ -237,8 +237,6 @@ def test_truth_visitors_without_scans_are_reported(scenario, capsys, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--truth", "t.csv"], "--truth goes with --scans or --walks"),
     (["--render-audio", "x.wav", "--visitor", "v1"], "--render-audio goes with --scans or --walks"),
-    (["--visitors", "0"], "--visitors 0: give 1 or more"),
-    (["--visitors", "1000000"], "--visitors 1000000: give at most 500 (each 100 visitors cost about"),
     (["--scans", "{scans}", "--rate", "1"], "--rate and --radio apply to --walks and the demo"),
     (["--scans", "{scans}", "--radio", "harsh"], "--rate and --radio apply to --walks"),
     (["--scans", "{scans}", "--visitors", "3"], "--visitors is for the demo"),
@@ -252,9 +250,13 @@ def test_options_that_do_not_go_together_are_refused_before_any_work(scenario, c
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--seed", "-1", "-1 is negative; a seed is 0 or more"),
-    ("--rate", "0", "0 is out of range; advertisements per second per beacon, from 0.01 to 100"),
-    ("--rate", "nan", "nan is out of range"),
+    ("--seed", "-1", "--seed: -1 is out of range; give a seed: a whole number, 0 or more"),
+    ("--seed", "1_0", "--seed: 1_0 is not a whole number (write it without the '_')"),
+    ("--rate", "0", "--rate: 0 is out of range; give advertisements per second per beacon, from 0.01 to 100"),
+    ("--rate", "nan", "--rate: nan is out of range"),
+    ("--visitors", "0", "--visitors: 0 is out of range; give a whole number from 1 to 500 (each 100 visitors"),
+    ("--visitors", "1000000", "--visitors: 1000000 is out of range; give a whole number from 1 to 500"),
+    ("--visitors", "٣", "--visitors: ٣ is not a whole number (write it with the digits 0-9"),
 ])
 def test_bad_numbers_are_usage_errors(scenario, capsys, option, value, message):
     with pytest.raises(SystemExit) as exit_:

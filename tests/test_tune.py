@@ -144,7 +144,7 @@ def test_a_scan_log_of_another_site_and_bad_options_are_refused_before_the_searc
     assert main(base + ["--scans", str(scenario / "scans.csv"), "--out", str(scenario)]) == 2
     assert "is a folder" in capsys.readouterr().err
     assert main(base + ["--walks", str(scenario / "scans.csv"), "--seed", "-1"]) == 2
-    assert "a seed is 0 or more" in capsys.readouterr().err
+    assert "give a seed: a whole number, 0 or more" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name, named", [("zones.yaml", "--zones"), ("scans.csv", "--scans"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from guide.cli import output_file, rate, seed, site_inputs
+from guide.cli import number, output_file, rate, seed, site_inputs
 
 EXAMPLE = """\
 examples:
@@ -59,9 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rate", type=rate, help="with --walks: advertisements per second per beacon")
     p.add_argument("--seed", type=seed, default=7,
                    help="random seed of the search and the radio (default: 7)")
-    p.add_argument("--budget", type=int, default=200, metavar="N",
+    p.add_argument("--budget", type=number("a number of evaluations, 1 or more", whole=True, low=1),
+                   default=200, metavar="N",
                    help="how many settings to try (default: 200, about a minute on 2 cores)")
-    p.add_argument("--jobs", type=int, default=2, metavar="N", help="processes (default: 2)")
+    p.add_argument("--jobs", type=number("a number of processes, 1 or more", whole=True, low=1),
+                   default=2, metavar="N", help="processes (default: 2)")
     p.add_argument("--no-holdout", action="store_true",
                    help="tune on every visitor (no check on walks it did not see)")
     out = p.add_mutually_exclusive_group()
@@ -88,8 +90,6 @@ def run(args: argparse.Namespace) -> int:
     from guide.yamledit import set_trigger, write_zones
     from guide.zones import load_zones
 
-    if args.jobs < 1:
-        raise GuideError(f"--jobs {args.jobs}: give 1 or more processes")
     if args.walks is None and (args.rate is not None or args.radio != "museum"):
         raise GuideError("--radio and --rate apply to --walks (a scan log already has its radio)")
     # what will be written, checked before the search: never one of its inputs
