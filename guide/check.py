@@ -170,12 +170,12 @@ def _check_tracks(site: Site, progress: bool, jobs: int, findings: list[Finding]
     if bar is not None:
         bar.close()
     silent: list[TrackInfo] = []
+    failed = {info.path for info in infos if info.error is not None}
     for info in infos:
-        used = ", ".join(f"{e} ({lang})" for e, lang in info.used_by)
         if info.error is not None:
             findings.append(Finding(severity="error", subject=f"track {info.path}", message=(
                 f"cannot be played: {tracks.reason(info.error, site.track_path(info.path))}; "
-                f"visitors at {used} would hear nothing")))
+                f"{_instead(site, info, failed)}")))
             continue
         if info.peak_dbfs is not None and info.peak_dbfs < SILENT_DBFS:
             silent.append(info)
@@ -201,6 +201,42 @@ def _check_tracks(site: Site, progress: bool, jobs: int, findings: list[Finding]
             f"{len(silent)} are silent: {_listing([t.path for t in silent])}; visitors would hear "
             "nothing at those exhibits: export the narrations again")))
     return infos
+
+
+def _instead(site: Site, info: TrackInfo, failed: set[str]) -> str:
+    """What the visitors meeting the broken track `info` hear instead, as the
+    device plays it: at an exhibit, each language whose chain reaches this
+    track passes over it (and any other of `failed`) to the next language
+    of the chain with a track that plays, else nothing; an intro is not
+    replaced. E.g. "at dome (en): visitors choosing English hear it in
+    French instead; at v2 (de): visitors choosing German hear nothing"."""
+    from guide.coverage import language_name
+
+    parts = []
+    for exhibit_id, lang in info.used_by:
+        if exhibit_id == "intro":
+            parts.append(f"visitors choosing {language_name(lang)} hear no welcome")
+            continue
+        exhibit_tracks = site.exhibit(exhibit_id).tracks
+        heard: dict[str | None, list[str]] = defaultdict(list)  # language played -> visitors' languages
+        for chosen in dict.fromkeys((*site.languages, lang)):
+            met = False
+            for candidate in site.chain(chosen):
+                rel = exhibit_tracks.get(candidate)
+                if rel is None:
+                    continue
+                if rel not in failed:
+                    break
+                met = met or candidate == lang
+            else:
+                candidate = None
+            if met:
+                heard[candidate].append(language_name(chosen))
+        told = [f"visitors choosing {' or '.join(who)} hear nothing" if played is None else
+                f"visitors choosing {' or '.join(who)} hear it in {language_name(played)} instead"
+                for played, who in heard.items()]
+        parts.append(f"at {exhibit_id} ({lang}): {', '.join(told)}")
+    return "; ".join(parts)
 
 
 def _measure(rel: str, used_by: tuple[tuple[str, str], ...], path: Path) -> TrackInfo:

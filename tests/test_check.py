@@ -266,3 +266,27 @@ def test_a_track_longer_than_the_guide_can_play_is_an_error_giving_its_length_an
     assert main(["check", "--zones", str(zones), "--no-progress", "--tracks"]) == 1
     out = capsys.readouterr().out
     assert "fr: 2 tracks, 1 min, 1 too long" in out and "fr/dome.wav  1:15 TOO LONG" in out
+
+
+def test_a_broken_track_says_what_each_language_hears_instead_through_the_fallback_chain(
+        tmp_path, make_wav, capsys):
+    """The device passes over a track it cannot play to the next language of
+    the chain with one that plays: the message says so, where it said the
+    visitors would hear nothing."""
+    for rel in ("fr/dome.wav", "de/v2.wav", "fr/v2.wav"):
+        make_wav(tmp_path / "tracks" / rel, 1.0, tone=440)
+    (tmp_path / "tracks/en").mkdir()
+    for rel in ("en/dome.wav", "en/v2.wav"):
+        (tmp_path / "tracks" / rel).write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 20)
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav", "en": "en/dome.wav"},
+                                  "v2": {"en": "en/v2.wav", "de": "de/v2.wav", "fr": "fr/v2.wav"}},
+                       languages=("fr", "en", "de"), fallback={"en": ["fr"], "de": ["en"]})
+    errors = {f.subject: f.message for f in check_site(zones).findings if f.severity == "error"}
+    assert errors["track en/dome.wav"].endswith(
+        "; at dome (en): visitors choosing English hear it in French instead, "
+        "visitors choosing German hear nothing")
+    assert errors["track en/v2.wav"].endswith(
+        "; at v2 (en): visitors choosing English hear it in French instead")
+    assert all("would hear nothing" not in m for m in errors.values())
+    assert main(["check", "--zones", str(zones), "--no-progress"]) == 1
+    assert "visitors choosing English hear it in French instead" in capsys.readouterr().out
