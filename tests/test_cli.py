@@ -232,3 +232,8 @@ def test_a_numeric_option_out_of_its_range_is_a_usage_error_naming_it(capsys):
         assert f"argument {option}: {value} is out of range; give " in capsys.readouterr().err
     assert main(["tune", "--zones", "z", "--truth", "t", "--scans", "s", "--seed", "7.0"]) == 2
     assert "7.0 is not a whole number" in capsys.readouterr().err
+
+
+def test_settings_with_an_empty_zones_path_is_an_error_not_the_defaults(capsys):
+    assert main(["settings", "--zones", ""]) == 2
+    assert "zone map" in capsys.readouterr().err

@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     site = None
-    if args.zones:
+    if args.zones is not None:  # --zones "" is a zone map not found, not none asked for
         from guide.zones import load_zones
         site = load_zones(args.zones)
     if args.json:
