@@ -20,12 +20,13 @@ on purpose.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import math
 import os
 import pkgutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import NoReturn
 
@@ -140,6 +141,47 @@ def rate(text: str) -> float:
     meta = RadioModel.__dataclass_fields__["rate_hz"].metadata
     return number(f"advertisements per second per beacon, from {meta['min']:g} to {meta['max']:g} "
                   "(10 on a scanner, 1 on a phone)", low=meta["min"], high=meta["max"])(text)
+
+
+def guess(given: str, known: Iterable[str], names: Mapping[str, str] | None = None) -> str | None:
+    """The one of `known` a user probably meant by `given`, or None: the same
+    in other case, one whose name in `names` (e.g. 'French' for fr) it is,
+    else the closest spelling."""
+    known = list(known)
+    folded = given.strip().casefold()
+    for k in known:
+        if folded in (k.casefold(), (names or {}).get(k, k).casefold()):
+            return k
+    close = difflib.get_close_matches(given, known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def not_one_of(option: str, given: str, known: Iterable[str], what: str,
+               names: Mapping[str, str] | None = None) -> GuideError:
+    """The error for an `option` naming none of `known` (`what` they are,
+    e.g. "the visitors of scans.csv"): with 'did you mean' when one is close,
+    and the first of them."""
+    from guide.errors import listed
+
+    known = sorted(known) if names is None else list(known)
+    near = guess(given, known, names)
+    hint = f"did you mean {near}? " if near is not None else ""
+    shown = given if given.strip() and given == given.strip() else repr(given)
+    return GuideError(f"{option} {shown}: not one of {what}; {hint}give one of "
+                      f"{listed(known) or 'none'}")
+
+
+def language(site: Site, given: str | None, option: str = "--lang") -> str:
+    """The language `option` names (None: the site's first), one the site
+    offers, else a GuideError saying which are (with 'did you mean')."""
+    if given is None:
+        return site.languages[0]
+    if given not in site.languages:
+        from guide.coverage import language_name
+
+        raise not_one_of(option, given, site.languages, f"the languages {site.path} offers",
+                         names={lang: language_name(lang) for lang in site.languages})
+    return given
 
 
 def output_file(path: str | os.PathLike[str], option: str, *,

@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 from tqdm import tqdm
 
 from guide import tracks
-from guide.cli import guarded, number, output_file, rate, seed, site_inputs, starts_with
+from guide.cli import guarded, language, not_one_of, number, output_file, rate, seed, site_inputs, starts_with
 from guide.errors import GuideError, TrackError, counted, listed
 from guide.eventlog import check_event_log
 from guide.eventlog import line as event_line
@@ -181,7 +181,7 @@ def _run(args: argparse.Namespace) -> int:
     _check_options(args)
     site = load_zones(args.zones or DEMO_ZONES)
     _check_outputs(args, site)
-    lang = _lang(site, args.lang)
+    lang = language(site, args.lang)
     track_durations(site, lang)  # every track the replay may start, before the replay
     policies = POLICIES if args.policy == "both" else (args.policy or "engine",)
     truth = read_truth(args.truth, site.exhibit_ids) if args.truth else None
@@ -248,7 +248,7 @@ def _demo(args: argparse.Namespace) -> int:
     args.radio = args.radio or "museum"
     site = load_zones(args.zones or DEMO_ZONES)
     _check_outputs(args, site)
-    lang = _lang(site, args.lang)
+    lang = language(site, args.lang)
     durations = track_durations(site, lang)
     walk, truth = generate_visitors(site, n=args.visitors, seed=args.seed,
                                     durations=durations, lang=lang)
@@ -318,14 +318,6 @@ def track_durations(site: Site, lang: str) -> dict[str, float]:
     return {ex: lengths[site.track_path(rel)] for ex, (_, rel) in chosen.items()}
 
 
-def _lang(site: Site, lang: str | None) -> str:
-    if lang is None:
-        return site.languages[0]
-    if lang not in site.languages:
-        raise GuideError(f"--lang {lang}: the site offers {', '.join(site.languages)}")
-    return lang
-
-
 def _write_events(path: Path, events: list[dict]) -> None:
     """A replay rewrites its event log whole (`path` passed guide.cli.output_file)."""
     try:
@@ -339,8 +331,8 @@ def _render(site: Site, events: list[dict], visitor: str, out: Path, lang: str) 
 
     mine = [e for e in events if e["visitor"] == visitor]
     if not mine:
-        raise GuideError(f"--visitor {visitor}: no track played for that visitor "
-                         f"(visitors with tracks: {listed(sorted({e['visitor'] for e in events})) or 'none'})")
+        raise not_one_of("--visitor", visitor, {e["visitor"] for e in events},
+                         "the visitors a track was played for")
     if lang in site.intro:  # the device speaks the site's intro as the visit begins
         mine.insert(0, {"visitor": visitor, "t": 0.0, "event": "intro", "lang": lang,
                         "track": site.intro[lang]})

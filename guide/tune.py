@@ -295,6 +295,7 @@ def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
     """Search the settings (see the module docstring). Give `scans` (a scan
     log) or `walks` (positions, turned into scans by the radio model `radio`
     at `rate` Hz with `seed`)."""
+    from guide.cli import language
     from guide.zones import load_zones
 
     started = time.monotonic()
@@ -304,9 +305,7 @@ def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
     if budget < 1:
         raise GuideError(f"--budget {budget}: give a number of evaluations, 1 or more")
     site = load_zones(zones)
-    lang = lang or site.languages[0]
-    if lang not in site.languages:
-        raise GuideError(f"--lang {lang}: the site offers {', '.join(site.languages)}")
+    lang = language(site, lang)
     truth_rows = read_truth(truth, site.exhibit_ids)
     if not truth_rows:
         raise GuideError(f"{truth}: the ground truth has no rows: nothing to tune against")

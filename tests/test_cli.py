@@ -237,3 +237,14 @@ def test_a_numeric_option_out_of_its_range_is_a_usage_error_naming_it(capsys):
 def test_settings_with_an_empty_zones_path_is_an_error_not_the_defaults(capsys):
     assert main(["settings", "--zones", ""]) == 2
     assert "zone map" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["coverage"], ["tune", "--scans", "s.csv", "--truth", "t.csv"]])
+def test_an_empty_or_unknown_language_is_refused_not_taken_for_the_default(zones, capsys, command):
+    """--lang '' ran guide tune in the site's first language; EN or French
+    get the code they mean suggested."""
+    for given, hint in (("", ""), ("EN", ""), ("French", "did you mean fr? "), ("FR", "did you mean fr? ")):
+        assert main([*command, "--zones", str(zones), "--lang", given]) == 2
+        shown = repr(given) if not given else given
+        assert (f"guide: error: --lang {shown}: not one of the languages {zones} offers; {hint}"
+                "give one of fr") in capsys.readouterr().err

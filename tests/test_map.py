@@ -329,3 +329,22 @@ def test_long_ids_and_site_names_are_cut_with_an_ellipsis(zones, tmp_path):
     assert title.endswith("\u2026") and len(title) < 100
     out = save_map(fig, tmp_path / "m.png")
     assert png_size(out)[0] == 1200
+
+
+def test_an_unknown_visitor_or_language_is_refused_with_the_nearest_one_and_no_picture(zones, tmp_path, capsys):
+    walks = tmp_path / "walks.csv"
+    walks.write_text("visitor,t,x,y\nv001,0,0,0.5\nv002,0,5,5\nv001,10,8,0.5\n")
+    scans = tmp_path / "scans.csv"
+    scans.write_text("visitor,t,beacon,rssi\nv001,0,b-a,-60\nv002,1,b-b,-62\n")
+    out = tmp_path / "m.svg"
+    for source, path in (("--walks", walks), ("--scans", scans)):
+        assert main(["map", "--zones", str(zones), source, str(path), "--visitor", "V001",
+                     "--out", str(out), "--no-lint"]) == 2
+        assert (f"--visitor V001: not one of the visitors of {path}; did you mean v001? give one of "
+                "v001, v002") in capsys.readouterr().err
+    assert main(["map", "--zones", str(zones), "--lang", "French", "--out", str(out), "--no-lint"]) == 2
+    assert (f"--lang French: not one of the languages {zones} offers; did you mean fr? give one of fr"
+            in capsys.readouterr().err)
+    assert main(["map", "--zones", str(zones), "--out", "", "--no-lint"]) == 2
+    assert "--out '': give a file name ending in .png or .svg" in capsys.readouterr().err
+    assert not out.exists()

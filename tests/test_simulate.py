@@ -517,3 +517,12 @@ def test_listen_rows_after_the_end_of_their_walk_are_reported_once_as_missed(sce
     code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
                        "--truth", scenario / "truth.csv", "--no-progress")
     assert code == 0 and "after the walk" not in err
+
+
+def test_render_audio_of_an_unknown_visitor_suggests_the_nearest_and_writes_nothing(scenario, capsys, tmp_path):
+    out = tmp_path / "v.wav"
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+                       "--render-audio", out, "--visitor", "V001", "--no-progress")
+    assert code == 2 and ("--visitor V001: not one of the visitors a track was played for; did you "
+                          "mean v001? give one of v001") in err, err
+    assert not out.exists()

@@ -45,16 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from guide.cli import language
     from guide.coverage import coverage, figures, language_name, sentence
     from guide.errors import GuideError, counted
     from guide.zones import load_zones
 
     site = load_zones(args.zones)
     langs = list(dict.fromkeys(args.lang)) if args.lang else list(site.languages)
-    unknown = [lang for lang in langs if lang not in site.languages]
-    if unknown:
-        raise GuideError(f"--lang {unknown[0]}: {args.zones} offers {', '.join(site.languages)}; "
-                         "pick one of those")
+    for lang in langs:
+        language(site, lang)
     results = [coverage(site, lang) for lang in langs]
     broken = sorted({b for c in results for b in c.broken}, key=lambda b: (b.track, b.exhibit, b.lang))
     if args.json:

@@ -55,14 +55,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from guide.cli import output_file, site_inputs, starts_with
+    from guide.cli import language, output_file, site_inputs, starts_with
     from guide.errors import GuideError
     from guide.sitemap import FORMATS, draw_map, save_map
     from guide.zones import load_zones
 
     out = Path(args.out)
-    if out.suffix.lower() not in FORMATS:
-        raise GuideError(f"--out {out}: give a file name ending in .png or .svg")
+    if not args.out.strip() or out.suffix.lower() not in FORMATS:
+        raise GuideError(f"--out {args.out!r}: give a file name ending in .png or .svg")
     has_source = args.scans is not None or args.walks is not None
     if has_source and not args.visitor:
         raise GuideError("--scans/--walks draw one visitor's walk: say whose with --visitor ID")
@@ -79,9 +79,7 @@ def run(args: argparse.Namespace) -> int:
     target = output_file(out, "--out", inputs=site_inputs(site, scans=args.scans, walks=args.walks,
                                                           truth=args.truth),
                          replaces=("a PNG or SVG picture", starts_with(b"\x89PNG", b"<?xml", b"<svg")))
-    lang = args.lang or site.languages[0]
-    if lang not in site.languages:
-        raise GuideError(f"--lang {lang}: the site offers {', '.join(site.languages)}")
+    lang = language(site, args.lang)
     lint = None
     if not args.no_lint:
         from guide.lint import lint_site
@@ -103,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _walk(site, args, lang):
+    from guide.cli import not_one_of
     from guide.errors import GuideError
     from guide.metrics import read_truth
     from guide.replay import ScanStats, read_scans, replay
@@ -110,25 +109,29 @@ def _walk(site, args, lang):
     from guide.sitemap import walk_from_positions, walk_from_scans
 
     truth = read_truth(args.truth, site.exhibit_ids) if args.truth else None
-    if truth is not None and not any(r.visitor == args.visitor for r in truth):
-        raise GuideError(f"--visitor {args.visitor}: no rows of that visitor in {args.truth}, so every "
-                         "start would count as false; give that visitor's ground truth, or leave "
-                         "out --truth")
     if args.walks:
         from guide.radio import RadioModel, read_walks, scans_from_walk
 
-        positions = [row for row in read_walks(args.walks, grouped=False) if row[0] == args.visitor]
+        every = list(read_walks(args.walks, grouped=False))
+        positions = [row for row in every if row[0] == args.visitor]
         if not positions:
-            raise GuideError(f"--visitor {args.visitor}: not in {args.walks}")
+            raise not_one_of("--visitor", args.visitor, {row[0] for row in every},
+                             f"the visitors of {args.walks}")
         seed = 7 if args.seed is None else args.seed  # the default of --seed
         rows = list(scans_from_walk(site, positions, RadioModel.preset(args.radio), seed=seed,
                                     rate_hz=args.rate))
     else:
         stats = ScanStats()
-        rows = [r for r in read_scans(args.scans, site, stats=stats) if r[0] == args.visitor]
+        every = list(read_scans(args.scans, site, stats=stats))
         stats.check_site(args.scans, site)
+        rows = [r for r in every if r[0] == args.visitor]
         if not rows:
-            raise GuideError(f"--visitor {args.visitor}: no scans of that visitor in {args.scans}")
+            raise not_one_of("--visitor", args.visitor, {r[0] for r in every},
+                             f"the visitors of {args.scans}")
+    if truth is not None and not any(r.visitor == args.visitor for r in truth):
+        raise GuideError(f"--visitor {args.visitor}: no rows of that visitor in {args.truth}, so every "
+                         "start would count as false; give that visitor's ground truth, or leave "
+                         "out --truth")
     # every track the replay may start, named at once if some cannot be played
     track_durations(site, lang)
     events: list[dict] = []
