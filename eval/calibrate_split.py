@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from guide.calibrate import calibrate, with_tx_power  # noqa: E402
+from guide.cli import guarded  # noqa: E402
 from guide.metrics import Metrics, format_table, read_truth, score  # noqa: E402
 from guide.replay import ScanStats, read_scans, replay, started_track_durations  # noqa: E402
 from guide.site import Site  # noqa: E402
@@ -49,6 +50,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", type=Path)
     folder = ap.parse_args().folder
+    sys.exit(guarded("calibrate_split.py", lambda: _main(folder)))
+
+
+def _main(folder: Path) -> None:
     site = load_zones(folder / "zones.yaml")
     scans = folder / "scans.csv"
     truth = read_truth(folder / "truth.csv")

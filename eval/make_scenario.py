@@ -35,7 +35,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from guide import tracks  # noqa: E402
-from guide.cli import number, seed  # noqa: E402
+from guide.cli import guarded, number, seed  # noqa: E402
 from guide.errors import GuideError  # noqa: E402
 from guide.radio import PRESETS, RadioModel, scans_from_walk  # noqa: E402
 from guide.walks import HABITS, WALK_DT, generate_visitors, plan_visitors, write_truth, write_walks  # noqa: E402
@@ -405,7 +405,7 @@ def make(out: Path, *, seed: int, rate: float, radio: str, visitors: int, layout
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, type=Path, help="folder to write (created; must be empty)")
+    ap.add_argument("--out", required=True, help="folder to write (created; must be empty)")
     ap.add_argument("--seed", required=True, type=seed, help="the same seed makes the same scenario")
     ap.add_argument("--rate", type=number("10 (scanner) or 1 (phone)"), default=10.0, choices=(10.0, 1.0),
                     help="advertisements per second per beacon: 10 (scanner) or 1 (phone)")
@@ -421,16 +421,21 @@ def main(argv: list[str] | None = None) -> int:
                          "(like the shared gallery sample)")
     ap.add_argument("--force", action="store_true", help="write into a folder that is not empty")
     a = ap.parse_args(argv)
+    return guarded("make_scenario", lambda: _main(a))
+
+
+def _main(a: argparse.Namespace) -> int:
+    if not a.out.strip():
+        raise GuideError("--out: give the name of a new folder to write the scenario in")
+    a.out = Path(a.out)
+    if a.out.exists() and not a.out.is_dir():
+        raise GuideError(f"--out {a.out}: is a file, not a folder; give the name of a new folder")
     if a.out.exists() and any(a.out.iterdir()) and not a.force:
         print(f"make_scenario: {a.out} is not empty; choose another --out or add --force",
               file=sys.stderr)
         return 2
-    try:
-        info = make(a.out, seed=a.seed, rate=a.rate, radio=a.radio, visitors=a.visitors,
-                    layout=a.layout, habits=a.habits, spread=a.spread)
-    except GuideError as e:
-        print(f"make_scenario: {e}", file=sys.stderr)
-        return 2
+    info = make(a.out, seed=a.seed, rate=a.rate, radio=a.radio, visitors=a.visitors,
+                layout=a.layout, habits=a.habits, spread=a.spread)
     n_ex = len(info["track_durations"][LANG])
     print(f"{a.out}: {a.layout} site, {n_ex} exhibits, {a.visitors} visitors, "
           f"{info['scans']} scan rows at {a.rate:g} Hz ({a.radio} radio)")

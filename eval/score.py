@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from guide.cli import number  # noqa: E402
+from guide.cli import guarded, number  # noqa: E402
 from guide.metrics import Metrics, format_table, read_truth, score  # noqa: E402
 from guide.replay import POLICIES, ScanStats, read_scans, replay, started_track_durations  # noqa: E402
 from guide.zones import load_zones  # noqa: E402
@@ -52,6 +52,14 @@ def main() -> None:
                     type=number("a whole number, 1 or more", whole=True, low=1))
     ap.add_argument("--quiet", action="store_true", help="only the pooled table")
     args = ap.parse_args()
+    sys.exit(guarded("score.py", lambda: _main(args)))
+
+
+def _main(args: argparse.Namespace) -> None:
+    for f in args.folders:  # here, where an error is one line: a worker's would lose its message
+        site = load_zones(Path(f) / "zones.yaml")
+        read_truth(Path(f) / "truth.csv", site.exhibit_ids)
+        next(iter(read_scans(Path(f) / "scans.csv", site)), None)  # opens it, reads its header
     seeds = range(1, args.subsamples + 1) if args.rate_keep < 1.0 else [0]
     jobs = [(f, p, args.rate_keep, s) for f in args.folders for p in POLICIES for s in seeds]
     with ProcessPoolExecutor(2) as pool:

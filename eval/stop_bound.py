@@ -40,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from guide import tracks  # noqa: E402
 from guide.calibrate import fit_path_loss  # noqa: E402
+from guide.cli import guarded  # noqa: E402
+from guide.errors import GuideError  # noqa: E402
 from guide.metrics import MIN_LISTEN, read_truth  # noqa: E402
 from guide.replay import read_scans  # noqa: E402
 from guide.zones import load_zones  # noqa: E402
@@ -79,13 +81,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", type=Path)
     args = ap.parse_args()
-    folder = args.folder
+    sys.exit(guarded("stop_bound.py", lambda: _main(args.folder)))
+
+
+def _main(folder: Path) -> None:
     try:
         scenario = json.loads((folder / "scenario.json").read_text())
         stops = {v: info["stops"] for v, info in scenario["visitors"].items()}
         hours = sum(info["duration"] for info in scenario["visitors"].values()) / 3600
     except (OSError, ValueError, KeyError, TypeError) as e:
-        sys.exit(f"{folder / 'scenario.json'}: needs visitors.*.stops ({e})")
+        raise GuideError(f"{folder / 'scenario.json'}: needs visitors.*.stops ({e}); give a "
+                         "folder eval/make_scenario.py wrote") from None
     site = load_zones(folder / "zones.yaml")
     lang = "en" if "en" in site.languages else site.languages[0]
     by_beacon = {ex.beacon: ex.id for ex in site.exhibits}

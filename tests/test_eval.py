@@ -94,3 +94,23 @@ def test_make_scenario_refuses_a_number_the_files_would_refuse(tmp_path, capsys,
         make_scenario.main(args)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_make_scenario_refuses_a_file_or_an_empty_name_as_its_folder(tmp_path, capsys):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("keep me\n")
+    assert make_scenario.main(["--out", str(plain), "--seed", "1"]) == 2
+    assert f"--out {plain}: is a file, not a folder" in capsys.readouterr().err
+    assert plain.read_text() == "keep me\n"
+    assert make_scenario.main(["--out", "", "--seed", "1", "--force"]) == 2
+    assert "--out: give the name of a new folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["score", "stop_bound", "calibrate_split"])
+def test_the_eval_scripts_report_a_missing_scenario_in_one_line_exit_2(tmp_path, script):
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(EVAL / f"{script}.py"), str(tmp_path / "nowhere")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(f"{script}.py: error: ") and "nowhere" in done.stderr
