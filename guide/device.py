@@ -16,6 +16,8 @@ that fails mid-visit (a full disk) is logged and the visit plays on: the event
 log keeps only whole lines and the state file its last whole save, so a
 restart resumes from there. At start, before any sound, such a failure stops
 the device with a DeviceError naming the file.
+A state file has one device at a time: `run` locks it (and the event log)
+before writing, and refuses one another run is writing, naming it.
 
 Before the first exhibit of a new visit (and after each change of language)
 the visitor is told how much of the visit exists in their language: on screen
@@ -99,8 +101,10 @@ class Device:
         # log is created, and leaves no empty log behind
         self.player = self._make_player(self._from_player_thread)
         try:
+            self.store.lock()  # one run per state file, as per event log: another is named and refused
             self.log = EventLog(self.log_path, durable=True)
         except BaseException:
+            self.store.unlock()
             self.player.close()
             raise
         self.player.set_volume(self.volume)
@@ -344,6 +348,8 @@ class Device:
                     self.log.close()
                 except OSError as e:
                     self._unrecorded("close the event log", e)
+                finally:
+                    self.store.unlock()
 
 
 def _passed_over(site: Site, action: Action) -> list[str]:

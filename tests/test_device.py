@@ -645,6 +645,41 @@ def test_a_second_guide_run_on_the_same_event_log_is_refused_while_the_first_run
     assert len({e["visitor"] for e in events(log)}) == 1  # one visit, resumed each time
 
 
+def test_a_second_guide_run_on_the_same_state_file_is_refused_while_the_first_runs(zones, tmp_path, capsys):
+    """Two runs with their own event logs but one --state would overwrite
+    each other's visit: the second is refused at start, names the first and
+    writes nothing; once the first has ended, even killed, the state is free."""
+    state = tmp_path / "shared.state.json"
+    other = tmp_path / "other.jsonl"
+    scans = walk_csv(tmp_path / "scans.csv", [(0.5, {"tunnel": (AWAY, AT)}), (30.0, {"tunnel": AT})])
+    with file_sink(tmp_path / "alsa", realtime=True):
+        for end in (signal.SIGTERM, signal.SIGKILL):
+            log = tmp_path / "events.jsonl"
+            written = log.stat().st_size if log.exists() else 0
+            p = guide_run(zones, tmp_path, "--replay", str(scans), "--state", str(state))
+            try:
+                deadline = time.monotonic() + 20
+                while not (log.exists() and b"\n" in log.read_bytes()[written:]):  # it has started
+                    assert time.monotonic() < deadline and p.poll() is None, p.communicate()
+                    time.sleep(0.05)
+                p.send_signal(signal.SIGSTOP)  # the first run writes nothing more while we look
+                assert os.WIFSTOPPED(os.waitpid(p.pid, os.WUNTRACED)[1])
+                before = state.read_bytes()
+                assert guide_main("--zones", zones, "--events", other, "--state", state,
+                                  "--replay", short_walk(tmp_path)) == 2
+                err = capsys.readouterr().err
+                assert err.strip() == (f"guide: error: another guide run (pid {p.pid}) is writing {state}; "
+                                       "stop it, or give another --state path")
+                assert state.read_bytes() == before and not other.exists()
+            finally:
+                p.send_signal(signal.SIGCONT)
+                p.send_signal(end)
+                p.communicate(timeout=20)
+        assert guide_main("--zones", zones, "--events", other, "--state", state,
+                          "--replay", short_walk(tmp_path)) == 0
+    assert sorted(f.name for f in tmp_path.iterdir() if f.name.startswith(".")) == []  # no lock file left
+
+
 def test_a_device_killed_at_random_instants_always_resumes_its_visit(zones, tmp_path):
     """SIGKILL 50 times at random moments of a visit (some during start-up),
     restarting each time: the state always loads, the visit goes on (what was
