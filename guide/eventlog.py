@@ -36,7 +36,7 @@ from typing import IO
 
 from guide.actions import Action, to_event
 from guide.errors import GuideError
-from guide.files import lock
+from guide.files import append_whole, lock
 
 _CHECKED = 1 << 16  # bytes read at each end of an existing log to tell whether it is one
 _OPENING = b'{"visitor": '  # how every line the guide writes begins (to_event, Device._record)
@@ -68,7 +68,6 @@ class EventLog:
         except OSError as e:
             raise GuideError(f"{self.path}: cannot open the event log ({e.strerror or e}); check that its "
                              "folder exists and is writable, or give another --events path") from None
-        self._torn = False  # a failed write left part of a line that could not be taken back
 
     def write(self, action: Action, *, visitor: str, t: float) -> None:
         self.write_event(to_event(action, visitor=visitor, t=t))
@@ -80,20 +79,7 @@ class EventLog:
             return
         fd = self._f.fileno()
         try:
-            if self._torn:  # take back what an earlier failed write left, or write nothing
-                os.ftruncate(fd, self._good)
-                self._torn = False
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-            except BaseException:
-                try:
-                    os.ftruncate(fd, self._good)  # no half line stays in the file
-                except OSError:
-                    self._torn = True
-                raise
-            self._good += len(data)
+            self._good = append_whole(fd, data, self._good)  # no half line stays in the file
             os.fsync(fd)
         except OSError as e:  # a full disk, a failing card: say which file
             raise OSError(e.errno, e.strerror or str(e), str(self.path)) from None

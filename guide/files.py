@@ -209,3 +209,26 @@ def release(path: Path, fd: int) -> None:
         pass  # a read-only folder: the lock file stays, empty and unlocked, and is used again
     finally:
         os.close(fd)
+
+
+def append_whole(fd: int, data: bytes, good: int) -> int:
+    """Append `data` to the file of `fd` (opened to write), whose
+    first `good` bytes are its whole content (whole lines), and return the new
+    end. A write cut short (a full disk, a file size limit) is taken back out:
+    the file ends at `good` again and the OSError is raised, so what follows
+    never joins half a line. Should even that cut fail, the next append makes
+    it first (or writes nothing). The caller fsyncs if it must."""
+    if os.fstat(fd).st_size != good:  # an earlier append failed and could not be taken back
+        os.ftruncate(fd, good)
+    try:
+        view, end = memoryview(data), good
+        while view:
+            n = os.pwrite(fd, view, end)  # at the end, whether or not the file was opened to append
+            view, end = view[n:], end + n
+    except BaseException:
+        try:
+            os.ftruncate(fd, good)
+        except OSError:
+            pass  # the next append cuts it
+        raise
+    return good + len(data)
