@@ -187,7 +187,7 @@ def hold(path: Path, *, option: str) -> int:
     OSError if the lock file cannot be made."""
     lock_file = _lock_file(path)
     while True:
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        fd = os.open(lock_file, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
             lock(fd, path, fcntl.LOCK_EX, option=option)
         except BaseException:
