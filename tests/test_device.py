@@ -513,6 +513,49 @@ def test_a_track_that_cannot_be_played_gives_way_to_the_next_language(site, tmp_
     assert error["track"] == "en/dome.wav" and "not a readable audio file" in error["error"]  # for staff reading the log
 
 
+def test_a_disk_failing_mid_track_is_said_once_not_at_every_autosave_and_its_return_is_said(
+        site, tmp_path, caplog, monkeypatch):
+    """A full or read-only disk while a track plays: every autosave (each
+    second) fails, and each printed the same error, thousands of lines in an
+    hour; now the first is said, the others counted, and writing again is said."""
+    import errno
+
+    import guide.state
+
+    real = guide.state.replace_whole
+    disk = {"full": False}
+
+    def replace_whole(path, chunks, *, durable=False):
+        if disk["full"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(path, chunks, durable=durable)
+
+    monkeypatch.setattr(guide.state, "replace_whole", replace_whole)
+
+    async def script(emit, device):
+        await hold(emit, {"dome": (AWAY, AT)}, 0.5)
+        await hold(emit, {"dome": AT}, 0.8)
+        assert device.player.playing.name == "dome.wav"
+        disk["full"] = True
+        while len(device.unrecorded) < 4:  # autosaves, every 0.2 s while the track plays
+            await hold(emit, {"dome": AT}, 0.1)
+        disk["full"] = False
+        saves = len(device.unrecorded)
+        for _ in range(10):  # an autosave or two, which work again
+            await hold(emit, {"dome": AT}, 0.1)
+        assert len(device.unrecorded) == saves
+        device.player.finish()
+        await asyncio.sleep(0.1)
+
+    with caplog.at_level(logging.INFO, logger="guide"):
+        device, rec = run_device(site, tmp_path, script)
+    said = [r.getMessage() for r in caplog.records if "cannot save the visit state" in r.getMessage()]
+    assert len(said) == 1 and "No space left on device" in said[0] and "the visit plays on" in said[0]
+    assert len(device.unrecorded) >= 4
+    assert any(r.getMessage().startswith("the visit is recorded again") for r in caplog.records)
+    assert StateFile(tmp_path / "events.jsonl.state.json").load().engine["heard"] == ["dome"]
+
+
 def test_a_foreign_state_file_stops_the_device_naming_it_and_the_fix(site, tmp_path):
     (tmp_path / "events.jsonl.state.json").write_text('{"some": "other program"}')
     with pytest.raises(DeviceError, match="--new-visit"):

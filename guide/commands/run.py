@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if device.unrecorded:  # the visit played on; whoever collects the device must know
         print(f"guide run: the visit played to its end, but {len(device.unrecorded)} write(s) of it failed "
               f"(first: {device.unrecorded[0]}). {events} holds only whole lines and the state file its "
-              f"last whole save; free space on the disk before the next visit.", file=sys.stderr)
+              f"last whole save; free space on the disk (or make it writable) before the next visit.", file=sys.stderr)
         return 1
     return 0
 
