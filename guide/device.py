@@ -16,6 +16,8 @@ that fails mid-visit (a full disk) is logged and the visit plays on: the event
 log keeps only whole lines and the state file its last whole save, so a
 restart resumes from there. At start, before any sound, such a failure stops
 the device with a DeviceError naming the file.
+A state file has one device at a time: `run` locks it (and the event log)
+before writing, and refuses one another run is writing, naming it.
 
 Before the first exhibit of a new visit (and after each change of language)
 the visitor is told how much of the visit exists in their language: on screen
@@ -83,6 +85,7 @@ class Device:
         self._jobs: set[asyncio.Future] = set()
         self._here: str | None = None
         self.unrecorded: list[str] = []  # writes of the visit that failed mid-visit, in order
+        self._failing: str | None = None  # the last failure, while writes fail
 
     def now(self) -> float:
         return self.loop.time() - self._origin
@@ -99,8 +102,10 @@ class Device:
         # log is created, and leaves no empty log behind
         self.player = self._make_player(self._from_player_thread)
         try:
+            self.store.lock()  # one run per state file, as per event log: another is named and refused
             self.log = EventLog(self.log_path, durable=True)
         except BaseException:
+            self.store.unlock()
             self.player.close()
             raise
         self.player.set_volume(self.volume)
@@ -209,6 +214,7 @@ class Device:
                 _show(self.site, action, broken)
             if actions or always_save:
                 self._save(now)
+                self._recorded()
         except (OSError, GuideError) as e:  # a full or failing disk: the visit goes on
             self._unrecorded("record the visit", e)
         self._mark_quiet()
@@ -292,10 +298,21 @@ class Device:
             self._unrecorded("record the visit", e)
 
     def _unrecorded(self, what: str, e: Exception) -> None:
-        """A write of the visit failed and the visit goes on: say so now, and
-        keep it for the end (`guide run` then exits non-zero)."""
-        logger.error("cannot %s: %s", what, e)
+        """A write of the visit failed and the visit goes on: say so now (once
+        while the same failure lasts: a track's autosave fails every second),
+        and keep it for the end (`guide run` then exits non-zero)."""
+        failure = f"cannot {what}: {e}"
+        if failure != self._failing:
+            logger.error("%s%s", failure, "" if self._failing else "; the visit plays on (said once, "
+                         "until writing works again)")
+        self._failing = failure
         self.unrecorded.append(f"{what}: {e}")
+
+    def _recorded(self) -> None:
+        """A write of the visit worked: after failures, say it is kept again."""
+        if self._failing is not None:
+            self._failing = None
+            logger.warning("the visit is recorded again (%d write(s) failed until now)", len(self.unrecorded))
 
     def _background(self, job: Any) -> None:
         task = asyncio.ensure_future(job)
@@ -317,6 +334,7 @@ class Device:
             if self.engine.playing is not None and not self._paused:
                 try:
                     self._save(self.now())
+                    self._recorded()
                 except (OSError, GuideError) as e:
                     self._unrecorded("save the visit state", e)
 
@@ -344,6 +362,8 @@ class Device:
                     self.log.close()
                 except OSError as e:
                     self._unrecorded("close the event log", e)
+                finally:
+                    self.store.unlock()
 
 
 def _passed_over(site: Site, action: Action) -> list[str]:

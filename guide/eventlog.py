@@ -36,6 +36,7 @@ from typing import IO
 
 from guide.actions import Action, to_event
 from guide.errors import GuideError
+from guide.files import append_whole, lock
 
 _CHECKED = 1 << 16  # bytes read at each end of an existing log to tell whether it is one
 _OPENING = b'{"visitor": '  # how every line the guide writes begins (to_event, Device._record)
@@ -54,7 +55,8 @@ class EventLog:
             # durable: unbuffered, so that a failed write leaves nothing behind to retry later
             self._f: IO[bytes] = open(self.path, "ab+", buffering=0 if durable else -1)
             try:
-                _lock(self._f, self.path, fcntl.LOCK_EX)  # held until close: one writer at a time
+                # held until close: one writer at a time
+                lock(self._f.fileno(), self.path, fcntl.LOCK_EX, option="--events")
                 _check(self._f, self.path, repair=True)
                 self._good = self._f.seek(0, os.SEEK_END)  # where the last whole line ends
             except BaseException:
@@ -66,7 +68,6 @@ class EventLog:
         except OSError as e:
             raise GuideError(f"{self.path}: cannot open the event log ({e.strerror or e}); check that its "
                              "folder exists and is writable, or give another --events path") from None
-        self._torn = False  # a failed write left part of a line that could not be taken back
 
     def write(self, action: Action, *, visitor: str, t: float) -> None:
         self.write_event(to_event(action, visitor=visitor, t=t))
@@ -78,20 +79,7 @@ class EventLog:
             return
         fd = self._f.fileno()
         try:
-            if self._torn:  # take back what an earlier failed write left, or write nothing
-                os.ftruncate(fd, self._good)
-                self._torn = False
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-            except BaseException:
-                try:
-                    os.ftruncate(fd, self._good)  # no half line stays in the file
-                except OSError:
-                    self._torn = True
-                raise
-            self._good += len(data)
+            self._good = append_whole(fd, data, self._good)  # no half line stays in the file
             os.fsync(fd)
         except OSError as e:  # a full disk, a failing card: say which file
             raise OSError(e.errno, e.strerror or str(e), str(self.path)) from None
@@ -127,7 +115,7 @@ def check_event_log(path: str | os.PathLike, *, repair: bool = False) -> None:
     if not _regular(path):
         return
     with open(path, "rb+" if repair else "rb") as f:
-        _lock(f, path, fcntl.LOCK_EX if repair else fcntl.LOCK_SH)
+        lock(f.fileno(), path, fcntl.LOCK_EX if repair else fcntl.LOCK_SH, option="--events")
         _check(f, path, repair=repair)
 
 
@@ -143,35 +131,6 @@ def _regular(path: Path) -> bool:
     if not stat.S_ISREG(st.st_mode):
         raise GuideError(f"{path}: is not a regular file (a device or a pipe); give another --events path")
     return True
-
-
-def _lock(f: IO[bytes], path: Path, how: int) -> None:
-    """flock `f` (LOCK_EX to write, LOCK_SH to read) without waiting;
-    GuideError naming the process that holds it if another does."""
-    try:
-        fcntl.flock(f.fileno(), how | fcntl.LOCK_NB)
-    except BlockingIOError:
-        pid = _holder(f.fileno())
-        who = "another guide run" + (f" (pid {pid})" if pid else "")
-        raise GuideError(f"{who} is writing {path}; stop it, or give another --events path") from None
-    except OSError:
-        pass  # a file system without locks (some network shares): nothing to check with
-
-
-def _holder(fd: int) -> int | None:
-    """The process holding a flock on the file of `fd`, from /proc/locks
-    (Linux); None if it cannot be told."""
-    st = os.fstat(fd)
-    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    try:
-        with open("/proc/locks", encoding="ascii", errors="replace") as f:
-            rows = [line.split() for line in f]
-    except OSError:
-        return None
-    for row in rows:  # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:2367502 0 EOF"; a waiter's has "->"
-        if len(row) >= 6 and row[1] == "FLOCK" and row[5] == device and row[4].isdigit() and int(row[4]) > 0:
-            return int(row[4])
-    return None
 
 
 def _check(f: IO[bytes], path: Path, *, repair: bool) -> None:

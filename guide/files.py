@@ -15,6 +15,13 @@ temporary file, `.NAME.XXXXXXXX.tmp`. Each writer holds an exclusive flock on
 its temporary for as long as it uses it, and the next write of NAME removes
 the temporaries beside it that it can lock: their writers are dead (the
 kernel drops a dead process's locks), while a live writer's is left alone.
+
+One writer of a file at a time: `lock` flocks an open file without waiting
+(GuideError naming the process that holds it), and `hold` does so for a file
+that is replaced whole (whose inode changes at each replace) through a lock
+file beside it, `.NAME.lock`, removed by `release`.
+
+    fd = hold(Path("state.json"), option="--state"); ...; release(Path("state.json"), fd)
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from guide.errors import GuideError
 
 _RANDOM = "[a-z0-9_]{8}"  # what tempfile.mkstemp puts between the prefix and the suffix
 
@@ -133,3 +142,93 @@ def sync_folder(path: Path) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def lock(fd: int, path: Path, how: int, *, option: str) -> None:
+    """flock `fd` (LOCK_EX to write, LOCK_SH to read), the open file of
+    `path`, without waiting; GuideError naming the process that holds it if
+    another does, and the `option` that names `path`. A kernel drops a
+    process's locks when it dies, however it dies."""
+    try:
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = holder(fd)
+        who = "another guide run" + (f" (pid {pid})" if pid else "")
+        raise GuideError(f"{who} is writing {path}; stop it, or give another {option} path") from None
+    except OSError:
+        pass  # a file system without locks (some network shares): nothing to check with
+
+
+def holder(fd: int) -> int | None:
+    """The process holding a flock on the file of `fd`, from /proc/locks
+    (Linux); None if it cannot be told."""
+    st = os.fstat(fd)
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            rows = [line.split() for line in f]
+    except OSError:
+        return None
+    for row in rows:  # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:2367502 0 EOF"; a waiter's has "->"
+        if len(row) >= 6 and row[1] == "FLOCK" and row[5] == device and row[4].isdigit() and int(row[4]) > 0:
+            return int(row[4])
+    return None
+
+
+def _lock_file(path: Path) -> Path:
+    return path.parent / f".{path.name}.lock"
+
+
+def hold(path: Path, *, option: str) -> int:
+    """Become the one writer of `path`, a file replaced whole: an exclusive
+    flock on its lock file `.NAME.lock` beside it (made if need be), held
+    until `release` (or the process ends). Returns the lock file's descriptor.
+    GuideError naming the process that holds it if another does (`lock`);
+    OSError if the lock file cannot be made."""
+    lock_file = _lock_file(path)
+    while True:
+        fd = os.open(lock_file, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            lock(fd, path, fcntl.LOCK_EX, option=option)
+        except BaseException:
+            os.close(fd)
+            raise
+        if _is(lock_file, os.fstat(fd)):
+            return fd
+        os.close(fd)  # its holder released and removed it the instant before: lock the new one
+
+
+def release(path: Path, fd: int) -> None:
+    """Stop being the writer of `path` (`hold`): the lock file is removed,
+    then unlocked, so whoever opened it meanwhile sees it gone and makes another."""
+    lock_file = _lock_file(path)
+    try:
+        if _is(lock_file, os.fstat(fd)):
+            os.unlink(lock_file)
+    except OSError:
+        pass  # a read-only folder: the lock file stays, empty and unlocked, and is used again
+    finally:
+        os.close(fd)
+
+
+def append_whole(fd: int, data: bytes, good: int) -> int:
+    """Append `data` to the file of `fd` (opened to write), whose
+    first `good` bytes are its whole content (whole lines), and return the new
+    end. A write cut short (a full disk, a file size limit) is taken back out:
+    the file ends at `good` again and the OSError is raised, so what follows
+    never joins half a line. Should even that cut fail, the next append makes
+    it first (or writes nothing). The caller fsyncs if it must."""
+    if os.fstat(fd).st_size != good:  # an earlier append failed and could not be taken back
+        os.ftruncate(fd, good)
+    try:
+        view, end = memoryview(data), good
+        while view:
+            n = os.pwrite(fd, view, end)  # at the end, whether or not the file was opened to append
+            view, end = view[n:], end + n
+    except BaseException:
+        try:
+            os.ftruncate(fd, good)
+        except OSError:
+            pass  # the next append cuts it
+        raise
+    return good + len(data)

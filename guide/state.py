@@ -13,6 +13,10 @@ state or the new one, never a mixture.
                           engine=engine.snapshot(12.5)))
     state = store.load()        # None when there is no state yet; DeviceError if foreign
 
+One device at a time: `lock` makes this process the state file's one writer
+(until `unlock` or its end), so two runs given one --state cannot overwrite
+each other's visit; a second is refused naming the first (GuideError).
+
 The event log says what happened up to the crash, to the line: `visit_tail`
 reads its end, so a restarted device keeps the visit clock moving forward and
 closes a track the crash left open.
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from guide.errors import DeviceError
-from guide.files import replace_whole, sweep_temporaries, sync_folder
+from guide.files import hold, release, replace_whole, sweep_temporaries, sync_folder
 
 FORMAT = "guide-device-state"
 VERSION = 1
@@ -52,6 +56,24 @@ class StateFile:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._held: int | None = None  # the lock file's descriptor while locked
+
+    def lock(self) -> None:
+        """Be the one writer of this state file until `unlock`: GuideError
+        naming the process that is (another guide run on it), DeviceError if
+        the lock cannot be made beside the file (a read-only folder)."""
+        if self._held is not None:
+            return
+        try:
+            self._held = hold(self.path, option="--state")
+        except OSError as e:
+            raise DeviceError(f"{self.path}: cannot lock the visit state ({e.strerror or e}); "
+                              f"check that {self.path.parent} exists and is writable") from None
+
+    def unlock(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            release(self.path, held)
 
     def load(self) -> VisitState | None:
         """The saved visit, or None if there is none. DeviceError (naming the

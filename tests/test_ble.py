@@ -314,6 +314,58 @@ def test_guide_record_writes_a_scan_log_the_simulator_can_replay(site, bluez, tm
     assert describe(STRANGER) in err  # ready to paste into zones.yaml
 
 
+@needs_dbus
+@pytest.mark.parametrize("force", [False, True], ids=["new", "--force"])
+def test_guide_record_on_a_full_disk_keeps_every_whole_row_and_says_what_was_lost(site, bluez, tmp_path, force):
+    """The scan log may grow no further (RLIMIT_FSIZE: the kernel cuts a
+    write short, then refuses it, as a full disk does) after a few rows: the
+    recording stops there, exits 1 saying so, with no traceback from the
+    radio's callback, and the file ends with a whole row (it used to end in
+    half a row); with --force the old scan log is left as it was."""
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from guide.replay import read_scans
+
+    bluez.add_adapter("hci0")
+    dome = bluez.add_beacon("AA:BB:CC:DD:EE:01", DOME)
+    out = tmp_path / "walk.csv"
+    old = "visitor,t,beacon,rssi\nold,0.000,dome-n,-90\n"
+    if force:
+        out.write_text(old)
+    limit = 300  # the header and a few rows
+
+    def small_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    p = subprocess.Popen(
+        [sys.executable, "-m", "guide", "record", "--zones", str(site.path), "--out", str(out),
+         "--duration", "3", *(["--force"] if force else [])],
+        cwd=Path(__file__).resolve().parents[1], stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=small_disk)
+    try:
+        while "scanning for beacons" not in p.stderr.readline():
+            assert p.poll() is None, p.communicate()
+        for i in range(200):
+            dome.advertise(-60 - i % 20)
+        _, err = p.communicate(timeout=20)
+    finally:
+        p.kill()
+    assert p.returncode == 1, err
+    assert "Traceback" not in err and "cannot write the scan log (File too large)" in err
+    assert "free space on the disk" in err
+    kept = out if not force else next(tmp_path.glob("walk.csv.*.part"))
+    if force:
+        assert out.read_text() == old and f"{out} is left as it was; the rows recorded are in {kept}" in err
+    data = kept.read_bytes()
+    assert data.endswith(b"\n") and limit - 40 < len(data) <= limit  # whole rows, as many as fitted
+    rows = list(read_scans(kept, site))
+    assert len(rows) >= 5 and {b for _, _, b, _ in rows} == {"dome-n"}
+    assert f"{kept}: {len(rows)} of the " in err and "advertisements heard are kept" in err
+
+
 def test_guide_record_refuses_to_overwrite_a_scan_log(site, tmp_path, capsys):
     from guide.cli import main
 

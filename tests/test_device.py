@@ -513,6 +513,49 @@ def test_a_track_that_cannot_be_played_gives_way_to_the_next_language(site, tmp_
     assert error["track"] == "en/dome.wav" and "not a readable audio file" in error["error"]  # for staff reading the log
 
 
+def test_a_disk_failing_mid_track_is_said_once_not_at_every_autosave_and_its_return_is_said(
+        site, tmp_path, caplog, monkeypatch):
+    """A full or read-only disk while a track plays: every autosave (each
+    second) fails, and each printed the same error, thousands of lines in an
+    hour; now the first is said, the others counted, and writing again is said."""
+    import errno
+
+    import guide.state
+
+    real = guide.state.replace_whole
+    disk = {"full": False}
+
+    def replace_whole(path, chunks, *, durable=False):
+        if disk["full"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(path, chunks, durable=durable)
+
+    monkeypatch.setattr(guide.state, "replace_whole", replace_whole)
+
+    async def script(emit, device):
+        await hold(emit, {"dome": (AWAY, AT)}, 0.5)
+        await hold(emit, {"dome": AT}, 0.8)
+        assert device.player.playing.name == "dome.wav"
+        disk["full"] = True
+        while len(device.unrecorded) < 4:  # autosaves, every 0.2 s while the track plays
+            await hold(emit, {"dome": AT}, 0.1)
+        disk["full"] = False
+        saves = len(device.unrecorded)
+        for _ in range(10):  # an autosave or two, which work again
+            await hold(emit, {"dome": AT}, 0.1)
+        assert len(device.unrecorded) == saves
+        device.player.finish()
+        await asyncio.sleep(0.1)
+
+    with caplog.at_level(logging.INFO, logger="guide"):
+        device, rec = run_device(site, tmp_path, script)
+    said = [r.getMessage() for r in caplog.records if "cannot save the visit state" in r.getMessage()]
+    assert len(said) == 1 and "No space left on device" in said[0] and "the visit plays on" in said[0]
+    assert len(device.unrecorded) >= 4
+    assert any(r.getMessage().startswith("the visit is recorded again") for r in caplog.records)
+    assert StateFile(tmp_path / "events.jsonl.state.json").load().engine["heard"] == ["dome"]
+
+
 def test_a_foreign_state_file_stops_the_device_naming_it_and_the_fix(site, tmp_path):
     (tmp_path / "events.jsonl.state.json").write_text('{"some": "other program"}')
     with pytest.raises(DeviceError, match="--new-visit"):
@@ -643,6 +686,41 @@ def test_a_second_guide_run_on_the_same_event_log_is_refused_while_the_first_run
                 p.communicate(timeout=20)
         assert guide_main("--zones", zones, "--events", log, "--replay", short_walk(tmp_path)) == 0
     assert len({e["visitor"] for e in events(log)}) == 1  # one visit, resumed each time
+
+
+def test_a_second_guide_run_on_the_same_state_file_is_refused_while_the_first_runs(zones, tmp_path, capsys):
+    """Two runs with their own event logs but one --state would overwrite
+    each other's visit: the second is refused at start, names the first and
+    writes nothing; once the first has ended, even killed, the state is free."""
+    state = tmp_path / "shared.state.json"
+    other = tmp_path / "other.jsonl"
+    scans = walk_csv(tmp_path / "scans.csv", [(0.5, {"tunnel": (AWAY, AT)}), (30.0, {"tunnel": AT})])
+    with file_sink(tmp_path / "alsa", realtime=True):
+        for end in (signal.SIGTERM, signal.SIGKILL):
+            log = tmp_path / "events.jsonl"
+            written = log.stat().st_size if log.exists() else 0
+            p = guide_run(zones, tmp_path, "--replay", str(scans), "--state", str(state))
+            try:
+                deadline = time.monotonic() + 20
+                while not (log.exists() and b"\n" in log.read_bytes()[written:]):  # it has started
+                    assert time.monotonic() < deadline and p.poll() is None, p.communicate()
+                    time.sleep(0.05)
+                p.send_signal(signal.SIGSTOP)  # the first run writes nothing more while we look
+                assert os.WIFSTOPPED(os.waitpid(p.pid, os.WUNTRACED)[1])
+                before = state.read_bytes()
+                assert guide_main("--zones", zones, "--events", other, "--state", state,
+                                  "--replay", short_walk(tmp_path)) == 2
+                err = capsys.readouterr().err
+                assert err.strip() == (f"guide: error: another guide run (pid {p.pid}) is writing {state}; "
+                                       "stop it, or give another --state path")
+                assert state.read_bytes() == before and not other.exists()
+            finally:
+                p.send_signal(signal.SIGCONT)
+                p.send_signal(end)
+                p.communicate(timeout=20)
+        assert guide_main("--zones", zones, "--events", other, "--state", state,
+                          "--replay", short_walk(tmp_path)) == 0
+    assert sorted(f.name for f in tmp_path.iterdir() if f.name.startswith(".")) == []  # no lock file left
 
 
 def test_a_device_killed_at_random_instants_always_resumes_its_visit(zones, tmp_path):

@@ -337,15 +337,15 @@ def test_a_write_that_fails_part_way_takes_its_half_line_back_out(tmp_path, monk
     path = tmp_path / "events.jsonl"
     path.write_bytes(LINE)
     log = EventLog(path, durable=True)
-    real_write = os.write
+    real_write = os.pwrite
 
-    def full_disk(fd, data):
+    def full_disk(fd, data, offset):
         if fd == log._f.fileno():
-            real_write(fd, bytes(data[:20]))  # the disk takes 20 bytes, then is full
+            real_write(fd, bytes(data[:20]), offset)  # the disk takes 20 bytes, then is full
             raise OSError(28, "No space left on device")
-        return real_write(fd, data)
+        return real_write(fd, data, offset)
 
-    monkeypatch.setattr(os, "write", full_disk)
+    monkeypatch.setattr(os, "pwrite", full_disk)
     with pytest.raises(OSError, match="No space left") as e:
         log.write(End(exhibit="dome", reason="stopped"), visitor="v1", t=2.0)
     assert e.value.filename == str(path)

@@ -19,7 +19,8 @@ identities ready to paste. A recording in which no beacon of the zone map
 was heard exits 1 and leaves no file. --force replaces only a scan log (never
 the zone map or another file), and only once the new recording is done; until
 then the rows go to CSV.XXXX.part beside it, which a recording that is killed
-leaves behind (the next `guide record` into CSV names it).
+leaves behind (the next `guide record` into CSV names it). A disk that fills
+up stops the recording after its last whole row, and it exits 1 saying so.
 """
 
 
@@ -42,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import csv
+    import io
     import os
     import shutil
     import sys
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from guide.commands.run import setup_logging, stop_on_signals
     from guide.csvlog import MAX_T, id_problem
     from guide.errors import GuideError
+    from guide.files import append_whole
     from guide.zones import load_zones
 
     setup_logging(args.quiet)
@@ -86,20 +89,37 @@ def run(args: argparse.Namespace) -> int:
             # `out` is where the data goes (output_file follows a link): a link stays a link
             fd, part = tempfile.mkstemp(dir=out.parent, prefix=f"{out.name}.", suffix=".part")
             target = Path(part)
-            f = os.fdopen(fd, "w", newline="", encoding="utf-8")
         else:
             target = out
-            f = open(out, "w", newline="", encoding="utf-8")
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     except OSError as e:
         raise GuideError(f"{out}: cannot write the scan log ({e.strerror})") from None
     if replacing:
         print(f"recording into {target}; it replaces {out} when the recording ends", file=sys.stderr)
+    # rows are made in memory and written whole, each second: a full disk cuts
+    # the recording after its last whole row, never in the middle of one
+    pending = io.StringIO()
+    rows = csv.writer(pending, lineterminator="\n")
+    rows.writerow(["visitor", "t", "beacon", "rssi"])
+    kept = {"bytes": 0, "rows": 0, "t": 0.0}  # what the file holds whole
+    failed: list[OSError] = []
+
+    def save(t: float) -> None:
+        data = pending.getvalue().encode("utf-8")
+        pending.seek(0)
+        pending.truncate()
+        try:
+            for row in data.splitlines(keepends=True):  # a row at a time: those that fit are kept
+                kept["bytes"] = append_whole(fd, row, kept["bytes"])
+                kept["rows"] += 1
+        finally:
+            kept["t"] = t
+            if data:
+                os.fsync(fd)
 
     async def record() -> None:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        rows = csv.writer(f, lineterminator="\n")
-        rows.writerow(["visitor", "t", "beacon", "rssi"])
 
         def on_sighting(beacon: str, rssi: int) -> None:
             rows.writerow([args.visitor, f"{loop.time() - t0:.3f}", beacon, rssi])
@@ -108,6 +128,11 @@ def run(args: argparse.Namespace) -> int:
         stop = stop_on_signals(asyncio.Event())
         if args.duration is not None:
             loop.call_later(args.duration, stop.set)
+        try:
+            save(0.0)  # the header: a disk already full stops the recording before it scans
+        except OSError as e:
+            failed.append(e)
+            return
         scan = asyncio.create_task(source.run(on_sighting, lambda: loop.time() - t0))
         try:
             while not stop.is_set():  # a crash loses at most the last second of rows
@@ -115,19 +140,33 @@ def run(args: argparse.Namespace) -> int:
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
                 except TimeoutError:
                     pass
-                f.flush()
-                os.fsync(f.fileno())
+                try:
+                    save(loop.time() - t0)
+                except OSError as e:  # a full disk: keep what is whole, and stop
+                    failed.append(e)
+                    break
         finally:
             scan.cancel()
             await asyncio.gather(scan, return_exceptions=True)
 
     try:
-        try:
-            asyncio.run(record())
-        finally:
-            f.close()
-    except OSError as e:  # a full disk: what was flushed before stays in the file
-        raise GuideError(f"{target}: cannot write the scan log ({e.strerror or e})") from None
+        asyncio.run(record())
+    finally:
+        os.close(fd)
+    if failed:
+        e = failed[0]
+        if kept["rows"] <= 1:  # not even a row: no file that looks like a recording
+            target.unlink(missing_ok=True)
+        else:
+            print(f"{target}: {kept['rows'] - 1} of the {sum(heard.values())} advertisements heard "
+                  f"are kept, of the first {kept['t']:.0f} s of the recording", file=sys.stderr)
+        left = (f"{out} is left as it was" + (f"; the rows recorded are in {target}" if kept["rows"] > 1 else "")
+                if replacing else f"{out} holds the rows recorded until then" if kept["rows"] > 1
+                else f"no file was written to {out}")
+        print(f"guide: error: {target}: cannot write the scan log ({e.strerror or e}) "
+              f"{kept['t']:.0f} s into the recording, which stopped there, every row written whole ({left}); free space on the disk and record "
+              "the rest of the walk", file=sys.stderr)
+        return 1
     counts = parser.counts()
     if not heard:  # nothing to replay: no file that looks like a recording
         target.unlink(missing_ok=True)

@@ -23,8 +23,8 @@ log (EVENTS.state.json, or --state) and resumed at start, the interrupted track 
 few seconds before where it stopped. --lang chooses a new visit's language; a
 resumed visit keeps its own. Ctrl-C or SIGTERM stops cleanly. --events is a new
 file or an event log of guide's: any other file is refused, and left as it was;
-so is a log another guide run is writing (one run per log; a run that was killed
-holds nothing). A disk that fills up mid-visit does not stop the visit; the run
+so is a log or a state file another guide run is writing (one run per log and
+per state file; a run that was killed holds nothing). A disk that fills up mid-visit does not stop the visit; the run
 then exits 1 and says how many writes failed.
 
 Keys (in a terminal): space pause/resume, r replay, s skip, l next language,
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if device.unrecorded:  # the visit played on; whoever collects the device must know
         print(f"guide run: the visit played to its end, but {len(device.unrecorded)} write(s) of it failed "
               f"(first: {device.unrecorded[0]}). {events} holds only whole lines and the state file its "
-              f"last whole save; free space on the disk before the next visit.", file=sys.stderr)
+              f"last whole save; free space on the disk (or make it writable) before the next visit.", file=sys.stderr)
         return 1
     return 0
 
