@@ -414,7 +414,8 @@ def test_guide_record_force_replaces_only_a_scan_log(site, tmp_path, capsys, no_
     (["--visitor", "staff\t1"], "holds the control character"),
     (["--visitor", "a,b"], "without commas"),
     (["--visitor", " staff"], "without commas or spaces around it"),
-    (["--duration", "inf"], "--duration inf: give a number of seconds, more than 0"),
+    (["--duration", "inf"], "argument --duration: inf is out of range; give seconds, more than 0"),
+    (["--duration", "1_0"], "argument --duration: 1_0 is not a number (write it without the '_')"),
     (["--duration", "0"], "--duration 0: give a number of seconds"),
 ])
 def test_guide_record_refuses_a_visitor_or_duration_it_could_not_write(site, tmp_path, capsys, no_bluez,

@@ -5,10 +5,10 @@ way a handheld would play it (a staff check of a track).
 from __future__ import annotations
 
 import argparse
-import difflib
 import queue
 import sys
 
+from guide.cli import language, not_one_of, number
 from guide.errors import GuideError, TrackError
 
 EPILOG = """\
@@ -32,9 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--zones", required=True, metavar="ZONES_YAML", help="the site's zone map")
     p.add_argument("--exhibit", required=True, metavar="ID", help="the exhibit's id in the zone map")
     p.add_argument("--lang", required=True, metavar="LANG", help="the visitor's language, e.g. en")
-    p.add_argument("--offset", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--offset", type=number("seconds from the start, 0 or more", low=0), default=0.0,
+                   metavar="SECONDS",
                    help="start this far into the track (default: 0)")
-    p.add_argument("--volume", type=float, default=1.0, metavar="0..1",
+    p.add_argument("--volume", type=number("a gain from 0 to 1", low=0, high=1), default=1.0,
+                   metavar="0..1",
                    help="gain on the samples (default: 1.0)")
     p.set_defaults(run=run)
 
@@ -44,20 +46,11 @@ def run(args: argparse.Namespace) -> int:
     from guide.tracks import duration
     from guide.zones import load_zones
 
-    if not 0.0 <= args.volume <= 1.0:
-        raise GuideError(f"--volume {args.volume}: give a gain between 0 and 1")
-    if not args.offset >= 0:  # also nan
-        raise GuideError(f"--offset {args.offset}: give seconds from the start, 0 or more")
     site = load_zones(args.zones)
     ids = [e.id for e in site.exhibits]
     if args.exhibit not in ids:
-        close = difflib.get_close_matches(args.exhibit, ids, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise GuideError(f"{args.zones}: no exhibit {args.exhibit!r}; {hint}"
-                         f"the exhibits are: {', '.join(ids)}")
-    if args.lang not in site.languages:
-        raise GuideError(f"{args.zones}: the site offers no {args.lang!r}; "
-                         f"its languages are: {', '.join(site.languages)}")
+        raise not_one_of("--exhibit", args.exhibit, ids, f"the exhibits of {args.zones}")
+    language(site, args.lang)
     found = site.track_for(args.exhibit, args.lang)
     if found is None:
         chain = ", ".join(site.chain(args.lang))

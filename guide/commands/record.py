@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from guide.cli import number
+from guide.csvlog import MAX_T
+
 EXAMPLE = """\
 example:
   guide record --zones zones.yaml --out walk-2024-05-02.csv --visitor staff-1
@@ -34,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="CSV", help="the scan log to write")
     p.add_argument("--visitor", default="staff", help="the visitor column's value (default: staff)")
     p.add_argument("--adapter", metavar="HCI", help="Bluetooth adapter (default: the first powered one)")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: at Ctrl-C)")
+    p.add_argument("--duration", type=number(f"seconds, more than 0 and at most a week ({MAX_T:g})",
+                                             low=0, high=MAX_T),
+                   metavar="S", help="stop after S seconds (default: at Ctrl-C)")
     p.add_argument("--force", action="store_true", help="overwrite CSV if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
     p.set_defaults(run=run)
@@ -54,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from guide.ble import BeaconParser, BleakSource, describe
     from guide.cli import output_file, site_inputs
     from guide.commands.run import setup_logging, stop_on_signals
-    from guide.csvlog import MAX_T, id_problem
+    from guide.csvlog import id_problem
     from guide.errors import GuideError
     from guide.files import append_whole
     from guide.zones import load_zones
@@ -65,9 +70,8 @@ def run(args: argparse.Namespace) -> int:
     if why or "," in args.visitor or args.visitor != args.visitor.strip():
         raise GuideError(f"--visitor {args.visitor!r}: give a short id without commas or spaces "
                          f"around it (e.g. staff-1){'; ' + why if why else ''}")
-    if args.duration is not None and not 0 < args.duration <= MAX_T:
-        raise GuideError(f"--duration {args.duration:g}: give a number of seconds, more than 0 and "
-                         f"at most a week ({MAX_T:g})")
+    if args.duration == 0:  # the type refused the rest
+        raise GuideError(f"--duration 0: give a number of seconds, more than 0 and at most a week ({MAX_T:g})")
     out = output_file(args.out, "--out", inputs=site_inputs(site))
     replacing = out.exists() and out.stat().st_size > 0
     if replacing and not args.force:

@@ -8,6 +8,8 @@ import logging
 import signal
 import sys
 
+from guide.cli import number
+
 EXAMPLE = """\
 examples:
   guide run --zones zones.yaml --lang en --events /var/lib/guide/events.jsonl
@@ -46,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--adapter", metavar="HCI", help="Bluetooth adapter (default: the first powered one)")
     p.add_argument("--replay", metavar="CSV", help="sightings from a scan log instead of Bluetooth")
     p.add_argument("--visitor", metavar="V", help="with --replay: whose rows (default: the first visitor's)")
-    p.add_argument("--save-every", type=float, default=1.0, metavar="S",
+    p.add_argument("--save-every", type=number("seconds from 0.05 to 600", low=0.05, high=600),
+                   default=1.0, metavar="S",
                    help="while a track plays, save its position every S seconds (default: 1); "
                         "shorter resumes closer to where a crash stopped it, longer writes less")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
@@ -56,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from guide.ble import BeaconParser, BleakSource, ReplaySource
     from guide.buttons import HELP, TerminalInput
-    from guide.cli import output_file, site_inputs
+    from guide.cli import language, output_file, site_inputs
     from guide.device import Device
     from guide.errors import GuideError
     from guide.player import SimpleaudioPlayer
@@ -69,11 +72,7 @@ def run(args: argparse.Namespace) -> int:
         raise GuideError("--visitor only goes with --replay (whose rows of the scan log to play); "
                          "leave it out when scanning beacons")
     site = load_zones(args.zones)
-    lang = args.lang or site.languages[0]
-    if not 0.05 <= args.save_every <= 600:
-        raise GuideError(f"--save-every {args.save_every}: give a number of seconds from 0.05 to 600")
-    if lang not in site.languages:
-        raise GuideError(f"--lang {lang}: {args.zones} offers {', '.join(site.languages)}; pick one of those")
+    lang = language(site, args.lang)
     # the files the device writes, checked before anything starts
     inputs = site_inputs(site, replay=args.replay)
     events = output_file(args.events, "--events", inputs=inputs)
