@@ -26,7 +26,10 @@ What an edit looks like:
   a mapping of its own (the aliased values and the new ones), the ``&t``
   anchor untouched; and where the mapping edited in place is an anchor that
   another trigger uses (``*t`` or ``<<: *t``), that one gets the values it
-  had written out.
+  had written out; a site-wide setting (``smoothing``) added to the site's
+  trigger never reaches an exhibit's through such sharing, which the loader
+  would refuse: a ``*t`` becomes a copy without it, a ``<<: *t`` is refused
+  (ZoneMapError naming its line) before anything is written.
 
 `write_zones` keeps the file's encoding details: a UTF-8 BOM, and CRLF line
 ends (callers read the file with universal newlines, so `text` has LF).
@@ -54,6 +57,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from guide.errors import GuideError, Problem, ZoneMapError
 from guide.files import replace_whole, sync_folder, temporary
+from guide.settings import PER_EXHIBIT, SETTINGS
 
 __all__ = ["set_trigger", "write_zones", "format_value"]
 
@@ -100,8 +104,9 @@ def set_trigger(text: str, *, site: Mapping[str, Any] | None = None,
         entry = _own(owner).get("trigger")
         if values and entry and isinstance(entry[1], MappingNode) and not _is_alias(*entry):
             keys = set(values)
-            if owner is root:  # a key the site gets, an exhibit sharing it had from the site
-                keys &= set(_own(entry[1]))
+            if owner is root:  # a key the site gets, an exhibit sharing it had from the site,
+                # or a site-wide one, which an exhibit's trigger cannot hold
+                keys &= set(_own(entry[1])) | (set(SETTINGS) - PER_EXHIBIT)
             protected[id(entry[1])] = keys
     _set_site(edits, root, owners[0][1], note, protected)
     for exhibit, values in owners[1:]:
@@ -307,10 +312,12 @@ def _pins(edits: _Edits, mapping: MappingNode, protected: Mapping[int, set[str]]
         added = [k for k in protected.get(id(source), ()) if k not in entries and k not in values]
         if added:
             line = mapping.start_mark.line + 1
+            why = ("for that exhibit alone" if PER_EXHIBIT.issuperset(added) else
+                   "(site-wide settings, which an exhibit's trigger cannot hold)")
             raise ZoneMapError([Problem(file=edits.file, line=line, message=(
                 f"this trigger takes values with '<<' from the trigger at line "
-                f"{source.start_mark.line + 1}, and the edit adds {', '.join(added)} there for "
-                "that exhibit alone, which would reach this one too: write the values out "
+                f"{source.start_mark.line + 1}, and the edit adds {', '.join(sorted(added))} there "
+                f"{why}, which would reach this one too: write the values out "
                 "here in place of the '<<' and run again"))])
     return pins
 

@@ -1,0 +1,71 @@
+"""Editing zones.yaml in place (guide.yamledit): every edit `guide tune` and
+`guide calibrate` can make to a zone map the loader accepts gives one it
+accepts, with the values asked for and nothing else changed."""
+
+from __future__ import annotations
+
+import pytest
+
+from guide.errors import ZoneMapError
+from guide.yamledit import set_trigger
+from guide.zones import load_zones
+
+UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
+
+ZONES = f"""\
+site: Edit test
+languages: [fr]
+trigger: &t {{dwell: 4}}
+beacons:
+  b-a: {{ibeacon: {{uuid: {UUID}, major: 3, minor: 1}}, tx_power: -59, x: 0, y: 0}}
+  b-b: {{ibeacon: {{uuid: {UUID}, major: 3, minor: 2}}, tx_power: -59, x: 6, y: 0}}
+exhibits:
+  - id: a
+    title: {{fr: A}}
+    beacon: b-a
+    radius: 2.0
+    trigger: SHARED
+    tracks: {{fr: fr/a.wav}}
+  - id: b
+    title: {{fr: B}}
+    beacon: b-b
+    radius: 2.0
+    tracks: {{fr: fr/b.wav}}
+"""
+
+
+@pytest.fixture
+def zones(tmp_path, make_wav):
+    for e in "ab":
+        make_wav(tmp_path / "tracks/fr" / f"{e}.wav", 1.0, rate=100)
+    return tmp_path / "zones.yaml"
+
+
+def test_a_site_wide_setting_added_to_the_site_trigger_never_reaches_an_exhibit_aliasing_it(zones):
+    text = ZONES.replace("SHARED", "*t")
+    zones.write_text(text)
+    load_zones(zones)  # valid before the edit
+    new = set_trigger(text, site={"smoothing": 1.5})
+    assert "trigger: &t {dwell: 4, smoothing: 1.5}\n" in new
+    assert "    trigger: {dwell: 4}\n" in new  # a copy of what it had, without smoothing
+    zones.write_text(new)
+    site = load_zones(zones)  # an exhibit's trigger holding smoothing would be refused
+    assert (site.trigger.smoothing, site.trigger.dwell) == (1.5, 4)
+    assert site.exhibit("a").trigger.dwell == 4 and site.exhibit("b").trigger.smoothing == 1.5
+
+
+def test_a_site_wide_setting_that_would_reach_an_exhibit_through_a_merge_is_refused_naming_it(zones):
+    text = ZONES.replace("SHARED", "{<<: *t, margin: 2}")
+    zones.write_text(text)
+    load_zones(zones)
+    with pytest.raises(ZoneMapError) as info:
+        set_trigger(text, site={"smoothing": 1.5}, file="z.yaml")
+    (p,) = info.value.problems
+    assert p.file == "z.yaml" and p.line == text.splitlines().index(
+        "    trigger: {<<: *t, margin: 2}") + 1
+    assert "smoothing" in p.message and "site-wide" in p.message and "'<<'" in p.message
+    # a setting an exhibit may hold reaches it through the merge, as YAML means
+    new = set_trigger(text, site={"margin": 3, "glance": 9})
+    zones.write_text(new)
+    site = load_zones(zones)
+    assert site.exhibit("a").trigger.margin == 2 and site.exhibit("a").trigger.glance == 9
