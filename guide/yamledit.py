@@ -387,18 +387,33 @@ def _set_in_mapping(edits: _Edits, mapping: MappingNode, values: dict[str, str],
     if not added:
         return
     if mapping.flow_style:
-        close = mapping.end_mark.index - 1  # the '}'
-        before = edits.text[mapping.start_mark.index + 1:close].strip()
-        text = ", ".join(f"{k}: {v}" for k, v in added.items())
-        edits.insert(close, (", " if before else "") + text)
+        _flow_append(edits, mapping, ", ".join(f"{k}: {v}" for k, v in added.items()))
         return
-    # after the last entry, '<<' included (a mapping may hold nothing else);
-    # an *alias ends where it is written, not where its &anchor is
-    column = mapping.value[0][0].start_mark.column
-    last = max(edits.alias_after(k.end_mark.index)[1] if _is_alias(k, v) else v.end_mark.index
-               for k, v in mapping.value)
-    at = edits.line_end(last)
+    # after the last entry, '<<' included (a mapping may hold nothing else),
+    # at the column of the first (of its '?' when it is written `? key`)
+    first = mapping.value[0][0]
+    column = first.start_mark.column
+    lead = edits.text[edits.line_start(first.start_mark.index):first.start_mark.index]
+    if lead.strip().startswith("?"):
+        column = len(lead) - len(lead.lstrip())
+    at = edits.line_end(_last_end(edits, mapping))
     edits.insert(at, "".join(f"\n{' ' * column}{k}: {v}" for k, v in added.items()))
+
+
+def _last_end(edits: _Edits, mapping: MappingNode) -> int:
+    """Where the last entry of a non-empty `mapping` ends; an *alias ends
+    where it is written, not where its &anchor is."""
+    return max(edits.alias_after(k.end_mark.index)[1] if _is_alias(k, v) else v.end_mark.index
+               for k, v in mapping.value)
+
+
+def _flow_append(edits: _Edits, mapping: MappingNode, entries: str) -> None:
+    """`entries` ('k: v, k: v') written at the end of the flow mapping
+    `mapping`, after a comma unless it is empty or already ends with one
+    (``{dwell: 4, }``, which YAML allows)."""
+    close = mapping.end_mark.index - 1  # the '}'
+    rest = re.sub(r"#[^\n]*", "", edits.text[_last_end(edits, mapping):close]) if mapping.value else ","
+    edits.insert(close, ("" if "," in rest else ", ") + entries)
 
 
 def _renote(edits: _Edits, mapping: MappingNode, note: str | None) -> None:
@@ -460,8 +475,7 @@ def _set_exhibit(edits: _Edits, exhibit: MappingNode, values: dict[str, str],
         return
     written = {**_written(edits.text, inherited), **values} if inherited is not None else values
     if exhibit.flow_style:
-        close = exhibit.end_mark.index - 1
-        edits.insert(close, f", trigger: {_flow(written)}")
+        _flow_append(edits, exhibit, f"trigger: {_flow(written)}")
         return
     column = min(k.start_mark.column for k, _ in own.values())
     # after `radius:` (what the settings refine), else after the last one-line value
@@ -489,7 +503,7 @@ def _set_site(edits: _Edits, root: MappingNode, values: dict[str, str], note: st
         return
     line = f"trigger: {_flow(values)}{_comment(note)}"
     if root.flow_style:
-        edits.insert(root.end_mark.index - 1, ", " + line.split("  #")[0])
+        _flow_append(edits, root, line.split("  #")[0])
         return
     # before `beacons:` or `exhibits:`, whichever comes first, and above the
     # comments that introduce it (they belong to it, not to the trigger)

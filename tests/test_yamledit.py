@@ -69,3 +69,34 @@ def test_a_site_wide_setting_that_would_reach_an_exhibit_through_a_merge_is_refu
     zones.write_text(new)
     site = load_zones(zones)
     assert site.exhibit("a").trigger.margin == 2 and site.exhibit("a").trigger.glance == 9
+
+
+@pytest.mark.parametrize("written, edited", [
+    # a block mapping whose first key is written `? key`: new keys at the '?'
+    ("trigger:\n  ? dwell\n  : 4\n", "trigger:\n  ? dwell\n  : 3.5\n  margin: 2\n"),
+    # a flow mapping ending in a comma, as YAML allows, even before a comment
+    ("trigger: {dwell: 4, }\n", "trigger: {dwell: 3.5, margin: 2}\n"),
+    ("trigger: {dwell: 4,   # by hand\n}\n", "trigger: {dwell: 3.5,   # by hand\nmargin: 2}\n"),
+    ("trigger: {  # by hand\n}\n", "trigger: {  # by hand\nmargin: 2, dwell: 3.5}\n"),
+])
+def test_settings_are_added_to_a_trigger_in_any_form_yaml_allows(zones, written, edited):
+    text = ZONES.replace("trigger: &t {dwell: 4}\n", written).replace("    trigger: SHARED\n", "")
+    zones.write_text(text)
+    load_zones(zones)
+    new = set_trigger(text, site={"margin": 2, "dwell": 3.5})
+    assert new == text.replace(written, edited)
+    zones.write_text(new)
+    site = load_zones(zones)  # the edit wrote '    margin: 2' or ', , margin: 2': not YAML
+    assert (site.trigger.dwell, site.trigger.margin) == (3.5, 2)
+
+
+def test_a_trigger_is_added_to_an_exhibit_written_in_flow_style_ending_in_a_comma(zones):
+    text = ZONES.replace("    trigger: SHARED\n", "").replace(
+        "  - id: b\n    title: {fr: B}\n    beacon: b-b\n    radius: 2.0\n    tracks: {fr: fr/b.wav}\n",
+        "  - {id: b, title: {fr: B}, beacon: b-b, radius: 2.0, tracks: {fr: fr/b.wav}, }\n")
+    zones.write_text(text)
+    load_zones(zones)
+    new = set_trigger(text, exhibits={"b": {"dwell": 7}})
+    assert "tracks: {fr: fr/b.wav}, trigger: {dwell: 7}}\n" in new
+    zones.write_text(new)
+    assert load_zones(zones).exhibit("b").trigger.dwell == 7
