@@ -403,8 +403,18 @@ def _set_in_mapping(edits: _Edits, mapping: MappingNode, values: dict[str, str],
 def _last_end(edits: _Edits, mapping: MappingNode) -> int:
     """Where the last entry of a non-empty `mapping` ends; an *alias ends
     where it is written, not where its &anchor is."""
-    return max(edits.alias_after(k.end_mark.index)[1] if _is_alias(k, v) else v.end_mark.index
+    return max(edits.alias_after(k.end_mark.index)[1] if _is_alias(k, v) else _end(edits, v)
                for k, v in mapping.value)
+
+
+def _end(edits: _Edits, node: Node) -> int:
+    """Where a value ends: a block collection (``ibeacon:`` and its lines)
+    where its last entry does; PyYAML ends it where the next token starts,
+    past the comments and blank lines after it."""
+    if not getattr(node, "flow_style", True) and node.value:
+        return (_last_end(edits, node) if isinstance(node, MappingNode)
+                else _end(edits, node.value[-1]))
+    return node.end_mark.index
 
 
 def _flow_append(edits: _Edits, mapping: MappingNode, entries: str) -> None:

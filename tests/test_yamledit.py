@@ -100,3 +100,25 @@ def test_a_trigger_is_added_to_an_exhibit_written_in_flow_style_ending_in_a_comm
     assert "tracks: {fr: fr/b.wav}, trigger: {dwell: 7}}\n" in new
     zones.write_text(new)
     assert load_zones(zones).exhibit("b").trigger.dwell == 7
+
+
+def test_a_value_added_after_a_block_mapping_goes_below_its_lines_not_past_the_comments(zones):
+    """PyYAML ends a block mapping where the next token starts: a tx_power
+    added after a beacon's block ``ibeacon:`` (its own taken with '<<') went
+    below the comments after it, under ``exhibits:``, and did not load."""
+    from guide.yamledit import set_beacons
+    text = ZONES.replace("    trigger: SHARED\n", "").replace("beacons:\n", "x-b: &b {tx_power: -59}\nbeacons:\n").replace(
+        f"  b-b: {{ibeacon: {{uuid: {UUID}, major: 3, minor: 2}}, tx_power: -59, x: 6, y: 0}}\n",
+        f"  b-b:\n    <<: *b\n    x: 6\n    y: 0\n    ibeacon:\n      uuid: {UUID}\n      major: 3\n"
+        "      minor: 2\n    # the last beacon\n\n# what visitors hear\n").replace(
+        "trigger: &t {dwell: 4}\n", "trigger:\n  <<:\n    dwell: 4\n  # site-wide\n\n")
+    zones.write_text(text)
+    load_zones(zones)
+    new = set_beacons(text, {"b-b": {"tx_power": -61}})
+    assert "      minor: 2\n    tx_power: -61\n    # the last beacon\n" in new
+    new = set_trigger(new, site={"margin": 2})
+    assert "    dwell: 4\n  margin: 2\n  # site-wide\n" in new
+    zones.write_text(new)
+    site = load_zones(zones)
+    assert site.beacons["b-b"].tx_power == -61 and site.beacons["b-a"].tx_power == -59
+    assert (site.trigger.dwell, site.trigger.margin) == (4, 2)
