@@ -403,8 +403,13 @@ def _set_in_mapping(edits: _Edits, mapping: MappingNode, values: dict[str, str],
 def _last_end(edits: _Edits, mapping: MappingNode) -> int:
     """Where the last entry of a non-empty `mapping` ends; an *alias ends
     where it is written, not where its &anchor is."""
-    return max(edits.alias_after(k.end_mark.index)[1] if _is_alias(k, v) else _end(edits, v)
-               for k, v in mapping.value)
+    return max(_entry_end(edits, k, v) for k, v in mapping.value)
+
+
+def _entry_end(edits: _Edits, key: Node, value: Node) -> int:
+    """Where the entry `key: value` ends; an *alias ends where it is
+    written, not where its &anchor is (in another exhibit, say)."""
+    return edits.alias_after(key.end_mark.index)[1] if _is_alias(key, value) else _end(edits, value)
 
 
 def _end(edits: _Edits, node: Node) -> int:
@@ -491,15 +496,15 @@ def _set_exhibit(edits: _Edits, exhibit: MappingNode, values: dict[str, str],
     # after `radius:` (what the settings refine), else after the last one-line value
     anchor = own.get("radius")
     if anchor is None or not isinstance(anchor[1], ScalarNode):
-        singles = [v for _, v in own.values() if isinstance(v, ScalarNode)
+        singles = [(k, v) for k, v in own.values() if isinstance(v, ScalarNode)
                    or getattr(v, "flow_style", False)]
-        anchor = (None, max(singles, key=lambda v: v.end_mark.index)) if singles else None
+        anchor = max(singles, key=lambda kv: _entry_end(edits, *kv)) if singles else None
     if anchor is None:  # every value is a block collection: before the first key
         first = min(k.start_mark.index for k, _ in own.values())
         edits.insert(edits.line_start(first) + column,
                      f"trigger: {_flow(written)}{_comment(note)}\n{' ' * column}")
         return
-    at = edits.line_end(anchor[1].end_mark.index)
+    at = edits.line_end(_entry_end(edits, *anchor))
     edits.insert(at, f"\n{' ' * column}trigger: {_flow(written)}{_comment(note)}")
 
 

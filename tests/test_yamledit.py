@@ -122,3 +122,19 @@ def test_a_value_added_after_a_block_mapping_goes_below_its_lines_not_past_the_c
     site = load_zones(zones)
     assert site.beacons["b-b"].tx_power == -61 and site.beacons["b-a"].tx_power == -59
     assert (site.trigger.dwell, site.trigger.margin) == (4, 2)
+
+
+def test_an_exhibits_new_trigger_goes_below_its_own_radius_written_as_an_alias(zones):
+    """`radius: *r`: the node is where its &r is, in another exhibit, and the
+    trigger went there: exhibit a got the settings calibrated for b, and the
+    file loaded, so nothing said so."""
+    text = ZONES.replace("    trigger: SHARED\n", "").replace(
+        "    radius: 2.0\n    tracks: {fr: fr/a.wav}\n", "    radius: &r 2.0\n    tracks: {fr: fr/a.wav}\n").replace(
+        "    radius: 2.0\n    tracks: {fr: fr/b.wav}\n", "    radius: *r\n    tracks: {fr: fr/b.wav}\n")
+    zones.write_text(text)
+    load_zones(zones)
+    new = set_trigger(text, exhibits={"b": {"level": -70}})
+    assert "    radius: *r\n    trigger: {level: -70}\n    tracks: {fr: fr/b.wav}\n" in new
+    zones.write_text(new)
+    site = load_zones(zones)
+    assert (site.exhibit("a").trigger.level, site.exhibit("b").trigger.level) == (None, -70)
