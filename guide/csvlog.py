@@ -6,12 +6,13 @@ problems.
         iv, it, ib, ir = cols
         for row in reader: ...
 
-Accepted (FORMATS.md: accept more, never less): a BOM, columns in any order
-with padding and extra columns, CRLF. A missing file, a folder, a pipe or a
-device (`open_input`), a binary file, an empty one, a header lacking a column
-or naming one it reads twice raises ScanLogError naming the file. Cells and
-lines echoed in messages go through `short`; ids (visitor, exhibit) are
-checked by `id_problem`.
+Accepted (FORMATS.md: accept more, never less): a BOM (or two,
+`header_cells`), columns in any order with padding and extra columns, CRLF.
+A missing file, a folder, a pipe or a device (`open_input`), a binary file,
+an empty one, a header lacking a column or naming one it reads twice raises
+ScanLogError naming the file. Cells and lines echoed in messages go through
+`short`, a header through `shown`; ids (visitor, exhibit) are checked by
+`id_problem`.
 """
 
 from __future__ import annotations
@@ -64,6 +65,23 @@ def id_problem(text: str, name: str) -> str | None:
         return (f"the {name} {short(text)!r} holds the control character {c!r}; "
                 f"ids are printable text: delete it")
     return None
+
+
+def header_cells(header: list[str]) -> list[str]:
+    """A header row's column names as the readers match them: each cell
+    stripped of its padding, and the first of the BOMs before it (a file
+    saved by two tools that each add one: `open_text` skips only the
+    first, and the second is invisible in every editor)."""
+    cols = [h.strip() for h in header]
+    if cols:
+        cols[0] = cols[0].lstrip("\ufeff").strip()
+    return cols
+
+
+def shown(cells: Iterable[str]) -> str:
+    """A header (its cells) as a message quotes it: control characters and
+    BOMs written as escapes (`visible`), cut short."""
+    return short(visible(",".join(cells)).replace("\ufeff", "\\ufeff"), 80)
 
 
 def check_header(path: str | os.PathLike, what: str, cols: list[str], columns: Iterable[str]) -> None:
@@ -236,11 +254,11 @@ def open_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...]
             raise ScanLogError(f"{path}:1: not a CSV text file ({e})") from None
         if header is None:
             raise ScanLogError(f"{path}: the {what} is empty; it needs the header {header_line}")
-        cols = [h.strip() for h in header]
+        cols = header_cells(header)
         missing = [c for c in columns if c not in cols]
         if missing:
             raise ScanLogError(
                 f"{path}:1: the header lacks {', '.join(missing)}; "
-                f"a {what} starts with the line {header_line} (found {short(','.join(cols), 80)})")
+                f"a {what} starts with the line {header_line} (found {shown(cols)})")
         check_header(path, what, cols, columns)
         yield f, reader, tuple(cols.index(c) for c in columns)

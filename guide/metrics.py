@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Iterable, Mapping
 
-from guide.csvlog import (check_header, id_problem, not_utf8, number_hint, open_text, plain_float, short,
-                          time_problem, unreadable)
+from guide.csvlog import (check_header, header_cells, id_problem, not_utf8, number_hint, open_text,
+                          plain_float, short, shown, time_problem, unreadable)
 from guide.errors import ScanLogError, listed
 
 MIN_LISTEN = 15.0  # s: shorter listen rows do not count for recall
@@ -73,11 +73,11 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
         except csv.Error as e:
             raise ScanLogError(f"{path}:1: not a CSV text file ({e})") from None
         if fields:
-            reader.fieldnames = [h.strip() for h in fields]
+            reader.fieldnames = header_cells(fields)
         need = ("visitor", "start", "end", "exhibit", "intent")
         if not reader.fieldnames or not set(need) <= set(reader.fieldnames):
             raise ScanLogError(f"{path}:1: the header must name visitor,start,end,exhibit,intent "
-                               f"(found {short(','.join(reader.fieldnames or []), 80)})")
+                               f"(found {shown(reader.fieldnames or [])})")
         check_header(path, "ground truth", reader.fieldnames, need)
         records = iter(reader)
         while True:
@@ -98,7 +98,7 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
             if None in rec or any(rec[k] is None for k in need):  # too many fields, or too few
                 found = sum(1 for k, v in rec.items() if k is not None and v is not None)
                 raise ScanLogError(f"{path}:{line}: expected {len(reader.fieldnames)} fields, as "
-                                   f"the header ({short(','.join(reader.fieldnames), 80)}), found "
+                                   f"the header ({shown(reader.fieldnames)}), found "
                                    f"{found + len(rec.get(None) or ())}")
             try:
                 start, end = plain_float(rec["start"]), plain_float(rec["end"])

@@ -26,7 +26,10 @@ What an edit looks like:
   a mapping of its own (the aliased values and the new ones), the ``&t``
   anchor untouched; and where the mapping edited in place is an anchor that
   another trigger uses (``*t`` or ``<<: *t``), that one gets the values it
-  had written out.
+  had written out; a site-wide setting (``smoothing``) added to the site's
+  trigger never reaches an exhibit's through such sharing, which the loader
+  would refuse: a ``*t`` becomes a copy without it, a ``<<: *t`` is refused
+  (ZoneMapError naming its line) before anything is written.
 
 `write_zones` keeps the file's encoding details: a UTF-8 BOM, and CRLF line
 ends (callers read the file with universal newlines, so `text` has LF).
@@ -54,6 +57,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from guide.errors import GuideError, Problem, ZoneMapError
 from guide.files import replace_whole, sync_folder, temporary
+from guide.settings import PER_EXHIBIT, SETTINGS
 
 __all__ = ["set_trigger", "write_zones", "format_value"]
 
@@ -100,8 +104,9 @@ def set_trigger(text: str, *, site: Mapping[str, Any] | None = None,
         entry = _own(owner).get("trigger")
         if values and entry and isinstance(entry[1], MappingNode) and not _is_alias(*entry):
             keys = set(values)
-            if owner is root:  # a key the site gets, an exhibit sharing it had from the site
-                keys &= set(_own(entry[1]))
+            if owner is root:  # a key the site gets, an exhibit sharing it had from the site,
+                # or a site-wide one, which an exhibit's trigger cannot hold
+                keys &= set(_own(entry[1])) | (set(SETTINGS) - PER_EXHIBIT)
             protected[id(entry[1])] = keys
     _set_site(edits, root, owners[0][1], note, protected)
     for exhibit, values in owners[1:]:
@@ -307,10 +312,12 @@ def _pins(edits: _Edits, mapping: MappingNode, protected: Mapping[int, set[str]]
         added = [k for k in protected.get(id(source), ()) if k not in entries and k not in values]
         if added:
             line = mapping.start_mark.line + 1
+            why = ("for that exhibit alone" if PER_EXHIBIT.issuperset(added) else
+                   "(site-wide settings, which an exhibit's trigger cannot hold)")
             raise ZoneMapError([Problem(file=edits.file, line=line, message=(
                 f"this trigger takes values with '<<' from the trigger at line "
-                f"{source.start_mark.line + 1}, and the edit adds {', '.join(added)} there for "
-                "that exhibit alone, which would reach this one too: write the values out "
+                f"{source.start_mark.line + 1}, and the edit adds {', '.join(sorted(added))} there "
+                f"{why}, which would reach this one too: write the values out "
                 "here in place of the '<<' and run again"))])
     return pins
 
@@ -380,18 +387,48 @@ def _set_in_mapping(edits: _Edits, mapping: MappingNode, values: dict[str, str],
     if not added:
         return
     if mapping.flow_style:
-        close = mapping.end_mark.index - 1  # the '}'
-        before = edits.text[mapping.start_mark.index + 1:close].strip()
-        text = ", ".join(f"{k}: {v}" for k, v in added.items())
-        edits.insert(close, (", " if before else "") + text)
+        _flow_append(edits, mapping, ", ".join(f"{k}: {v}" for k, v in added.items()))
         return
-    # after the last entry, '<<' included (a mapping may hold nothing else);
-    # an *alias ends where it is written, not where its &anchor is
-    column = mapping.value[0][0].start_mark.column
-    last = max(edits.alias_after(k.end_mark.index)[1] if _is_alias(k, v) else v.end_mark.index
-               for k, v in mapping.value)
-    at = edits.line_end(last)
+    # after the last entry, '<<' included (a mapping may hold nothing else),
+    # at the column of the first (of its '?' when it is written `? key`)
+    first = mapping.value[0][0]
+    column = first.start_mark.column
+    lead = edits.text[edits.line_start(first.start_mark.index):first.start_mark.index]
+    if lead.strip().startswith("?"):
+        column = len(lead) - len(lead.lstrip())
+    at = edits.line_end(_last_end(edits, mapping))
     edits.insert(at, "".join(f"\n{' ' * column}{k}: {v}" for k, v in added.items()))
+
+
+def _last_end(edits: _Edits, mapping: MappingNode) -> int:
+    """Where the last entry of a non-empty `mapping` ends; an *alias ends
+    where it is written, not where its &anchor is."""
+    return max(_entry_end(edits, k, v) for k, v in mapping.value)
+
+
+def _entry_end(edits: _Edits, key: Node, value: Node) -> int:
+    """Where the entry `key: value` ends; an *alias ends where it is
+    written, not where its &anchor is (in another exhibit, say)."""
+    return edits.alias_after(key.end_mark.index)[1] if _is_alias(key, value) else _end(edits, value)
+
+
+def _end(edits: _Edits, node: Node) -> int:
+    """Where a value ends: a block collection (``ibeacon:`` and its lines)
+    where its last entry does; PyYAML ends it where the next token starts,
+    past the comments and blank lines after it."""
+    if not getattr(node, "flow_style", True) and node.value:
+        return (_last_end(edits, node) if isinstance(node, MappingNode)
+                else _end(edits, node.value[-1]))
+    return node.end_mark.index
+
+
+def _flow_append(edits: _Edits, mapping: MappingNode, entries: str) -> None:
+    """`entries` ('k: v, k: v') written at the end of the flow mapping
+    `mapping`, after a comma unless it is empty or already ends with one
+    (``{dwell: 4, }``, which YAML allows)."""
+    close = mapping.end_mark.index - 1  # the '}'
+    rest = re.sub(r"#[^\n]*", "", edits.text[_last_end(edits, mapping):close]) if mapping.value else ","
+    edits.insert(close, ("" if "," in rest else ", ") + entries)
 
 
 def _renote(edits: _Edits, mapping: MappingNode, note: str | None) -> None:
@@ -453,22 +490,21 @@ def _set_exhibit(edits: _Edits, exhibit: MappingNode, values: dict[str, str],
         return
     written = {**_written(edits.text, inherited), **values} if inherited is not None else values
     if exhibit.flow_style:
-        close = exhibit.end_mark.index - 1
-        edits.insert(close, f", trigger: {_flow(written)}")
+        _flow_append(edits, exhibit, f"trigger: {_flow(written)}")
         return
     column = min(k.start_mark.column for k, _ in own.values())
     # after `radius:` (what the settings refine), else after the last one-line value
     anchor = own.get("radius")
     if anchor is None or not isinstance(anchor[1], ScalarNode):
-        singles = [v for _, v in own.values() if isinstance(v, ScalarNode)
+        singles = [(k, v) for k, v in own.values() if isinstance(v, ScalarNode)
                    or getattr(v, "flow_style", False)]
-        anchor = (None, max(singles, key=lambda v: v.end_mark.index)) if singles else None
+        anchor = max(singles, key=lambda kv: _entry_end(edits, *kv)) if singles else None
     if anchor is None:  # every value is a block collection: before the first key
         first = min(k.start_mark.index for k, _ in own.values())
         edits.insert(edits.line_start(first) + column,
                      f"trigger: {_flow(written)}{_comment(note)}\n{' ' * column}")
         return
-    at = edits.line_end(anchor[1].end_mark.index)
+    at = edits.line_end(_entry_end(edits, *anchor))
     edits.insert(at, f"\n{' ' * column}trigger: {_flow(written)}{_comment(note)}")
 
 
@@ -482,7 +518,7 @@ def _set_site(edits: _Edits, root: MappingNode, values: dict[str, str], note: st
         return
     line = f"trigger: {_flow(values)}{_comment(note)}"
     if root.flow_style:
-        edits.insert(root.end_mark.index - 1, ", " + line.split("  #")[0])
+        _flow_append(edits, root, line.split("  #")[0])
         return
     # before `beacons:` or `exhibits:`, whichever comes first, and above the
     # comments that introduce it (they belong to it, not to the trigger)

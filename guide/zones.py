@@ -37,6 +37,9 @@ Choices made here, for staff writing the file:
   names, titles, languages and paths are each shown on one line, where an
   escape written in double quotes (``"\\e[31m"``, ``"\\0"``) would garble the
   terminal. The values of ``x-`` keys (below) are not read, so not checked.
+  Nor does the file hold the line breaks of YAML 1.1 that editors show within
+  a line (U+0085, U+2028, U+2029): YAML would end a comment there and read
+  the rest of the line, and line numbers would not be an editor's.
 - Coordinates are within 100 km of the origin and a radius at most 100 m: no
   real site is larger, and a BLE beacon is not heard farther.
 - Fallback: a language with no ``fallback`` entry falls back to every other
@@ -209,11 +212,26 @@ def _read_text(path: Path, file: str) -> str:
     except OSError as e:
         raise fail(f"cannot be read ({e.strerror or e}): check the file and the disk") from None
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         raise fail(f"is not UTF-8 text (byte 0x{raw[e.start]:02x}): save it as UTF-8",
                    line) from None
+    odd = _ODD_BREAK.search(text)
+    if odd:  # YAML ends a line there, an editor does not: the lines would differ
+        at = odd.start()
+        raise ZoneMapError([Problem(
+            file=file, line=text.count("\n", 0, at) + 1, column=at - text.rfind("\n", 0, at),
+            message=f"the character U+{ord(odd[0]):04X} ({_ODD_BREAK_NAMES[odd[0]]}) ends a line "
+            "for YAML but not in an editor, so what the file shows is not what it says (a "
+            "comment going on as YAML): delete it, or start a new line")])
+    return text
+
+
+# Line breaks of YAML 1.1 besides \n and \r, which editors show within a line
+_ODD_BREAK = re.compile("[\x85\u2028\u2029]")
+_ODD_BREAK_NAMES = {"\x85": "next line, NEL", "\u2028": "line separator",
+                    "\u2029": "paragraph separator"}
 
 
 _SYNTAX_HINTS = (

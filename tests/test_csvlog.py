@@ -217,3 +217,41 @@ def test_an_unknown_beacon_is_named_as_written_its_control_characters_escaped(si
     assert stats.unknown_names() == r"b-\x1b[2J, dome\x00x"
     with pytest.raises(ScanLogError, match=re.escape(r"(it names b-\x1b[2J, dome\x00x)")):
         stats.check_site(p, site)
+
+
+@pytest.mark.parametrize("what", ["scans", "walks", "truth"])
+def test_a_header_is_echoed_with_its_control_characters_escaped(site, tmp_path, what):
+    """An escape in a header printed raw: the terminal turned red (or a NUL
+    hid a character), and the message did not show what was written."""
+    header = {"scans": "visitor,t,beacon,rs\x1b[31msi", "walks": "visitor,t,x,\0y",
+              "truth": "visitor,start,end,exhibit,in\x1b[31mtent"}[what]
+    p = scans(tmp_path, header + "\n")
+    read = {"scans": lambda: list(read_scans(p, site)), "walks": lambda: list(read_walks(p)),
+            "truth": lambda: read_truth(p)}[what]
+    with pytest.raises(ScanLogError) as info:
+        read()
+    message = str(info.value)
+    assert not re.search(r"[\x00-\x1f]", message)
+    assert (r"rs\x1b[31msi" if what == "scans" else r"\x00y" if what == "walks"
+            else r"in\x1b[31mtent") in message
+
+
+@pytest.mark.parametrize("what", ["scans", "walks", "truth"])
+def test_a_second_bom_before_the_header_is_skipped_like_the_first(site, tmp_path, what):
+    """A file through two tools that each add a BOM: the second one, invisible,
+    made the first column unknown ('lacks visitor (found visitor,...)')."""
+    text = {"scans": "visitor,t,beacon,rssi\nv001,0.5,b-tapestry,-70\n",
+            "walks": "visitor,t,x,y\nv001,0.5,1,2\n",
+            "truth": "visitor,start,end,exhibit,intent\nv001,1,20,tapestry,listen\n"}[what]
+    p = tmp_path / "in.csv"
+    p.write_bytes(b"\xef\xbb\xbf\xef\xbb\xbf" + text.encode())
+    if what == "scans":
+        assert list(read_scans(p, site)) == [("v001", 0.5, "b-tapestry", -70)]
+    elif what == "walks":
+        assert list(read_walks(p)) == [("v001", 0.5, 1.0, 2.0)]
+    else:
+        assert [r.visitor for r in read_truth(p)] == ["v001"]
+    # a BOM elsewhere in the header is shown, not left invisible
+    p.write_text("visitor,\ufefft,x,y\n", encoding="utf-8")
+    with pytest.raises(ScanLogError, match=re.escape(r"(found visitor,\ufefft,x,y)")):
+        list(read_walks(p))

@@ -974,3 +974,15 @@ def test_a_control_character_is_named_with_its_line_and_column(problem, text, li
     p = problem(text)
     assert (p.line, p.column) == (line, column)
     assert "cannot appear in a YAML file: delete it" in p.message
+
+
+@pytest.mark.parametrize("char", ["\x85", "\u2028", "\u2029"])
+def test_a_line_break_editors_show_within_a_line_is_refused_where_it_is(problem, char):
+    # YAML ends the comment at the character: the rest of the line, shown as
+    # part of the comment, would be read as a key (a second site: here)
+    text = edit("beacons:\n", f"# old name{char}site: Old gallery\nbeacons:\n")
+    p = problem(text)
+    lines = text.split("\n")  # as an editor counts them (not str.splitlines)
+    (n,) = [i for i, line in enumerate(lines, 1) if char in line]
+    assert (p.line, p.column) == (n, lines[n - 1].index(char) + 1)
+    assert f"U+{ord(char):04X}" in p.message and "delete it" in p.message
