@@ -116,6 +116,9 @@ def load_zones(path: str | os.PathLike[str], *, intro: bool = True) -> Site:
     `intro=False` leaves out the ``intro:`` key, unread and unchecked (the Site
     has no intro): for tracks/make_tracks.py, which makes the intro tracks from
     the rest of the map, so a missing intro file cannot stop it making them."""
+    if not os.fspath(path):  # Path("") is ".", the folder it runs in
+        raise ZoneMapError([Problem(file="''", line=None, message=(
+            "the zone map's path is empty: give the path of its zones.yaml"))])
     path = Path(path)
     file = str(path)  # as the user wrote it: messages should echo their words
     text = _read_text(path, file)

@@ -274,6 +274,15 @@ def test_a_directory_is_refused_with_a_hint(tmp_path):
     assert "is a directory" in p.message and "zones.yaml" in p.message
 
 
+def test_an_empty_path_is_said_to_be_empty_not_the_folder_it_runs_in(tmp_path, monkeypatch):
+    """Path("") is "."; `--zones ''` was reported as '.: is a directory'."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ZoneMapError) as info:
+        load_zones("")
+    (p,) = info.value.problems
+    assert "path is empty" in p.message and "is a directory" not in p.message
+
+
 def test_a_file_that_is_not_utf8_names_its_line(site_dir):
     path = site_dir / "zones.yaml"
     path.write_bytes(VALID.replace("Pièce", "Pi\xe8ce").encode("latin-1"))
