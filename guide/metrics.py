@@ -95,11 +95,13 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
             cells = [v for k, v in rec.items() if k is not None] + list(rec.get(None) or ())
             if not "".join(c or "" for c in cells).strip():
                 continue  # a spreadsheet's row of empty cells
-            if None in rec or any(rec[k] is None for k in need):  # too many fields, or too few
+            surplus = rec.get(None) or ()
+            if any(c.strip() for c in surplus) or any(rec[k] is None for k in need):
+                # too many fields (a spreadsheet's trailing empty cells aside), or too few
                 found = sum(1 for k, v in rec.items() if k is not None and v is not None)
                 raise ScanLogError(f"{path}:{line}: expected {len(reader.fieldnames)} fields, as "
                                    f"the header ({shown(reader.fieldnames)}), found "
-                                   f"{found + len(rec.get(None) or ())}")
+                                   f"{found + len(surplus)}")
             try:
                 start, end = plain_float(rec["start"]), plain_float(rec["end"])
                 if not (math.isfinite(start) and math.isfinite(end)):

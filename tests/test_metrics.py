@@ -134,13 +134,14 @@ def test_read_truth_refuses_rows_it_cannot_score_with_their_line(tmp_path, row, 
 
 
 def test_read_truth_accepts_a_spreadsheet_export(tmp_path):
-    """A BOM, padded header names, CRLF line ends and extra columns (FORMATS.md:
-    accept more, never less)."""
+    """A BOM, padded header names, CRLF line ends, extra columns and empty
+    cells past the header's (FORMATS.md: accept more, never less)."""
     p = tmp_path / "truth.csv"
     p.write_bytes("\ufeffvisitor, start, end, exhibit, intent, note\r\n"
-                  "v1,1,5,a,listen,ok\r\n\r\nv1,6,9,b,glance,\r\n".encode("utf-8"))
+                  "v1,1,5,a,listen,ok\r\n\r\nv1,6,9,b,glance,\r\nv1,10,12,a,glance,,, \r\n".encode("utf-8"))
     assert read_truth(p) == [TruthRow(visitor="v1", start=1, end=5, exhibit="a", intent="listen"),
-                             TruthRow(visitor="v1", start=6, end=9, exhibit="b", intent="glance")]
+                             TruthRow(visitor="v1", start=6, end=9, exhibit="b", intent="glance"),
+                             TruthRow(visitor="v1", start=10, end=12, exhibit="a", intent="glance")]
     p.write_text("visitor,start,end,exhibit,intent\nv1,nan,5,a,listen\n")
     with pytest.raises(ScanLogError, match=r"truth.csv:2: start and end must be seconds"):
         read_truth(p)
