@@ -58,6 +58,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -338,17 +339,22 @@ def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
                              "is nothing to tune for; record walks where visitors listen at exhibits")
         search = _Search(space, site_values(site), budget, seed, progress)
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
-        with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx,
-                                 initializer=_init_worker,
-                                 initargs=(str(zones), str(scans), str(truth), lang, walk_end)) as pool:
-            def run(cands: list[Values], who: tuple[str, ...]) -> list[Metrics]:
-                return list(pool.map(_evaluate_task, cands, [who] * len(cands)))
+        try:
+            with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx,
+                                     initializer=_init_worker,
+                                     initargs=(str(zones), str(scans), str(truth), lang, walk_end)) as pool:
+                def run(cands: list[Values], who: tuple[str, ...]) -> list[Metrics]:
+                    return list(pool.map(_evaluate_task, cands, [who] * len(cands)))
 
-            ranked = search.run(lambda cands: run(cands, tune_on))
-            current = search.seen[_freeze(site_values(site))]
-            top = ranked[:5]
-            finals = top + ([current] if all(c.values != current.values for c in top) else [])
-            held_metrics = run([c.values for c in finals], held) if held else [None] * len(finals)
+                ranked = search.run(lambda cands: run(cands, tune_on))
+                current = search.seen[_freeze(site_values(site))]
+                top = ranked[:5]
+                finals = top + ([current] if all(c.values != current.values for c in top) else [])
+                held_metrics = run([c.values for c in finals], held) if held else [None] * len(finals)
+        except BrokenProcessPool:  # a worker killed (out of memory, or by hand): no traceback of ours
+            raise GuideError(f"a process of the search ended abruptly (killed, most likely for want of "
+                             f"memory), so nothing was chosen or written; run again with fewer --jobs "
+                             f"(now {jobs}), or on shorter walks") from None
     with_held = {_freeze(c.values): replace(c, held_out=m) for c, m in zip(finals, held_metrics)}
     best = tuple(with_held[_freeze(c.values)] for c in top)
     cur = with_held[_freeze(current.values)]

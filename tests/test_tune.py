@@ -4,7 +4,11 @@ checks itself on walks it did not see, and writes into zones.yaml safely."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import threading
+import time
 
 import pytest
 
@@ -346,3 +350,49 @@ def test_a_setting_with_no_hit_reads_n_a_for_its_latency_not_nan():
     assert "nan" not in text
     tuned, held = [line.split() for line in text.splitlines() if line.startswith("current")]
     assert tuned[7:9] == ["0.000", "n/a"] and held[1:3] == ["0.000", "n/a"]
+
+
+def _pool_workers() -> list[int]:
+    """The pids of this process's children that are process-pool workers
+    (Linux /proc; not multiprocessing's resource tracker)."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # "pid (comm) state ppid ...": comm may hold spaces, so read after the last ')'
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == me and b"spawn_main" in command and b"resource_tracker" not in command:
+            found.append(int(entry))
+    return found
+
+
+def test_a_search_process_killed_midway_is_one_clear_error_and_nothing_is_written(scenario, capsys):
+    """A worker killed by the kernel for want of memory (here by SIGKILL, as
+    the kernel does) broke the pool: a BrokenProcessPool traceback, as if the
+    guide had a bug."""
+    zones = scenario / "zones.yaml"
+    killed: list[int] = []
+
+    def kill_first_worker():
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            for pid in _pool_workers():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                break
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_first_worker)
+    killer.start()
+    status = main(["tune", "--zones", str(zones), "--scans", str(scenario / "scans.csv"),
+                   "--truth", str(scenario / "truth.csv"), "--budget", "200", "--jobs", "1", "--write",
+                   "--no-progress"])
+    killer.join()
+    err = capsys.readouterr().err
+    assert killed and status == 2, err
+    assert "a process of the search ended abruptly" in err and "fewer --jobs (now 1)" in err
+    assert "Traceback" not in err and zones.read_text() == ZONES and not (scenario / "zones.yaml.bak").exists()
