@@ -164,12 +164,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"{target}: {kept['rows'] - 1} of the {sum(heard.values())} advertisements heard "
                   f"are kept, of the first {kept['t']:.0f} s of the recording", file=sys.stderr)
-        left = (f"{out} is left as it was" + (f"; the rows recorded are in {target}" if kept["rows"] > 1 else "")
-                if replacing else f"{out} holds the rows recorded until then" if kept["rows"] > 1
-                else f"no file was written to {out}")
+        if replacing:
+            left = f"{out} is left as it was" + (f"; the rows recorded are in {target}" if kept["rows"] > 1 else "")
+        else:
+            left = f"{out} holds the rows recorded until then" if kept["rows"] > 1 else f"no file was written to {out}"
         print(f"guide: error: {target}: cannot write the scan log ({e.strerror or e}) "
-              f"{kept['t']:.0f} s into the recording, which stopped there, every row written whole ({left}); free space on the disk and record "
-              "the rest of the walk", file=sys.stderr)
+              f"{kept['t']:.0f} s into the recording, which stopped there, every row written whole "
+              f"({left}); free space on the disk and record the rest of the walk", file=sys.stderr)
         return 1
     counts = parser.counts()
     if not heard:  # nothing to replay: no file that looks like a recording
