@@ -558,11 +558,13 @@ class _Reader:
                 self.fail(node, f"{where} must be a whole number, not "
                           f"{_short(node.value)}{hint}{suffix}")
                 return None
+        # a float as written: 1e-400 reads as 0.0, and "not 0" would puzzle its writer
+        shown = _short(node.value) if isinstance(value, float) else _fmt(value)
         if positive and value <= 0:
-            self.fail(node, f"{where} must be greater than 0, not {_fmt(value)}{suffix}")
+            self.fail(node, f"{where} must be greater than 0, not {shown}{suffix}")
             return None
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            self.fail(node, f"{where} must be {bounds}{unit_s}, not {_fmt(value)}{suffix}")
+            self.fail(node, f"{where} must be {bounds}{unit_s}, not {shown}{suffix}")
             return None
         return value
 

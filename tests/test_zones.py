@@ -658,15 +658,17 @@ def test_a_radius_must_be_positive(problem, radius):
 
 @pytest.mark.parametrize("old,new,value,said", [
     ("    x: 12.0\n", "    x: 1.0e+308  # <-\n", "1.0e+308",
-     "beacon 'b-dome' x must be between -100000 and 100000 m, not 1e+308"),
+     "beacon 'b-dome' x must be between -100000 and 100000 m, not 1.0e+308"),
     ("    y: 7.5\n", "    y: -100000.5  # <-\n", "-100000.5",
      "beacon 'b-coin' y must be between -100000 and 100000 m, not -100000.5:"),
     ("    radius: 1.5\n", "    radius: 1.5\n    x: 4.0e+5  # <-\n    y: 0\n", "4.0e+5",
-     "exhibit 'coin-1' x must be between -100000 and 100000 m, not 400000"),
+     "exhibit 'coin-1' x must be between -100000 and 100000 m, not 4.0e+5"),
     ("exhibits:\n", "walls: [[[-1.0e+308, 0], [0, 1]]]  # <-\nexhibits:\n", "-1.0e+308",
-     "a coordinate of wall 1 must be between -100000 and 100000 m, not -1e+308"),
+     "a coordinate of wall 1 must be between -100000 and 100000 m, not -1.0e+308"),
     ("    radius: 1.5\n", "    radius: 1.0e+308  # <-\n", "1.0e+308",
-     "exhibit 'coin-1' radius must be at most 100 m, not 1e+308"),
+     "exhibit 'coin-1' radius must be at most 100 m, not 1.0e+308"),
+    ("    radius: 1.5\n", "    radius: 1e-400  # <-\n", "1e-400",
+     "exhibit 'coin-1' radius must be greater than 0, not 1e-400"),
     ("    radius: 1.5\n", "    radius: 100.5  # <-\n", "100.5", "radius must be at most 100 m"),
 ])
 def test_coordinates_and_radii_beyond_any_real_site_are_refused(problem, old, new, value, said):
