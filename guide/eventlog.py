@@ -105,6 +105,32 @@ def line(event: dict) -> bytes:
     return (json.dumps(event, ensure_ascii=False, separators=(", ", ": ")) + "\n").encode("utf-8")
 
 
+class NotJSON(ValueError):
+    """What `parse` raises: the text is not JSON this program can read.
+    `why` says so in a few words ("is not JSON"); str() adds where, if known."""
+
+    def __init__(self, why: str, detail: str = ""):
+        super().__init__(f"{why} ({detail})" if detail else why)
+        self.why = why
+
+
+def parse(text: str | bytes) -> object:
+    """`text` (UTF-8 if bytes) as parsed JSON; NotJSON for anything else,
+    including what json.loads refuses with a ValueError or RecursionError of
+    its own (a whole number of thousands of digits, arrays nested thousands
+    deep): the guide never writes them, a damaged file may hold them."""
+    try:
+        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except UnicodeDecodeError:
+        raise NotJSON("is binary data") from None
+    except json.JSONDecodeError as e:
+        raise NotJSON("is binary data" if "\0" in e.doc else "is not JSON", str(e)) from None
+    except ValueError:  # int(): a number of more digits than sys.get_int_max_str_digits()
+        raise NotJSON("holds a number too long to be one the guide wrote") from None
+    except RecursionError:
+        raise NotJSON("nests arrays or objects deeper than the guide writes") from None
+
+
 def check_event_log(path: str | os.PathLike, *, repair: bool = False) -> None:
     """GuideError unless `path` is missing, empty or an event log that no
     other process is writing (an open EventLog); with `repair`, what a crash
@@ -187,13 +213,11 @@ def _check_lines(path: Path, lines: list[bytes], first: int | None) -> None:
         if not line.strip():
             continue  # a blank line harms nothing
         try:
-            event = json.loads(line.decode("utf-8"))
+            event = parse(line)
             why = ("is not a JSON object" if not isinstance(event, dict) else
                    'is a JSON object without an "event"' if not isinstance(event.get("event"), str) else None)
-        except UnicodeDecodeError:
-            why = "is binary data"
-        except json.JSONDecodeError:
-            why = "is binary data" if b"\0" in line else "is not JSON"
+        except NotJSON as e:
+            why = e.why
         if why is not None:
             where = f"line {first + i}" if first is not None else "a line near its end"
             raise _foreign(path, f"{where} {why}")

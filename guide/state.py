@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from guide.errors import DeviceError
+from guide.eventlog import NotJSON, parse
 from guide.files import hold, release, replace_whole, sweep_temporaries, sync_folder
 
 FORMAT = "guide-device-state"
@@ -89,9 +90,9 @@ class StateFile:
             raise DeviceError(f"{self.path}: cannot read the visit state ({e.strerror}); "
                               "check the permissions of the file and its directory") from None
         try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise self._foreign(f"it is not JSON ({e})") from None
+            data = parse(raw)
+        except NotJSON as e:
+            raise self._foreign(f"it {e}") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise self._foreign(f'it lacks "format": "{FORMAT}"')
         version = data.get("version")
@@ -206,8 +207,8 @@ def visit_tail(log_path: str | os.PathLike, visitor: str) -> VisitTail:
     closed = False
     for line in reversed(lines):
         try:
-            event = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            event = parse(line)
+        except NotJSON:
             continue
         if not isinstance(event, dict) or event.get("visitor") != visitor:
             continue

@@ -48,7 +48,7 @@ def test_saving_again_replaces_the_state_and_leaves_no_temporary_file(tmp_path):
 @pytest.mark.parametrize("content, says", [
     (b"", "not JSON"),
     (b'{"format": "guide-device-state", "vers', "not JSON"),
-    (b"\xff\xfe garbage", "not JSON"),
+    (b"\xff\xfe garbage", "binary data"),
     (b'["a list"]', 'lacks "format"'),
     (b'{"lang": "en", "heard": []}', 'lacks "format"'),
     (b'{"format": "guide-device-state", "version": 9}', "version 9"),
@@ -69,6 +69,10 @@ def test_saving_again_replaces_the_state_and_leaves_no_temporary_file(tmp_path):
     (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1,'
      b' "volume": 0.5, "engine": {"heard": ["dome", -Infinity]}}',
      "not a visit state written by guide (its engine.heard[1] is not a finite number)"),
+    # valid JSON that json.loads reads only with a ValueError or a RecursionError of its own
+    (b'{"format": "guide-device-state", "version": 1, "t": ' + b"9" * 5000 + b"}",
+     "not a visit state written by guide (it holds a number too long to be one the guide wrote)"),
+    (b"[" * 10_000 + b"]" * 10_000, "(it nests arrays or objects deeper than the guide writes)"),
 ])
 def test_a_broken_or_foreign_state_file_is_reported_with_the_file_and_the_fix(tmp_path, content, says):
     path = tmp_path / "state.json"
@@ -191,6 +195,16 @@ def test_the_log_tail_takes_no_absurd_time_as_the_visit_clock(tmp_path):
     assert tail.t == 3.0 and tail.open_exhibit is None
 
 
+def test_the_log_tail_passes_over_lines_json_reads_only_with_an_error_of_its_own(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        log.write(Start(exhibit="dome", lang="en", track="en/dome.wav"), visitor="v1", t=3.0)
+    with open(path, "ab") as f:  # a rotten card: a number of 5000 digits, arrays nested 10000 deep
+        f.write(b'{"visitor": "v1", "t": ' + b"7" * 5000 + b', "event": "end", "exhibit": "dome"}\n')
+        f.write(b"[" * 10_000 + b"]" * 10_000 + b"\n")
+    assert visit_tail(path, "v1") == type(visit_tail(path, "v1"))(t=3.0, open_exhibit="dome")
+
+
 def test_the_log_tail_of_a_long_log_is_read_from_its_end(tmp_path):
     path = tmp_path / "events.jsonl"
     with EventLog(path) as log:
@@ -219,6 +233,11 @@ LINE = b'{"visitor": "v1", "t": 1.0, "event": "start", "exhibit": "dome", "lang"
     (LINE + b"[1, 2]\n", "line 2 is not a JSON object"),
     (LINE + b"notes\n" + LINE, "line 2 is not JSON"),
     (LINE * 3000 + b"appended by hand\n", "a line near its end is not JSON"),  # a long log: both ends read
+    # JSON that json.loads reads only with a ValueError or a RecursionError of its own
+    (LINE + b"1" * 5000 + b"\n", "line 2 holds a number too long to be one the guide wrote"),
+    (LINE + b'{"event": "start", "t": -' + b"1" * 5000 + b"}\n", "line 2 holds a number too long"),
+    (b"[" * 10_000 + b"]" * 10_000 + b"\n", "line 1 nests arrays or objects deeper than the guide writes"),
+    (LINE * 3000 + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"\n", "a line near its end nests"),
 ])
 def test_a_file_that_is_not_an_event_log_is_refused_and_left_as_it_was(tmp_path, content, says):
     path = tmp_path / "notes.txt"
