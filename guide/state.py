@@ -41,6 +41,7 @@ VERSION = 1
 _TAIL_BYTES = 1 << 16  # the end of the event log that is read back: hundreds of events
 MAX_T = 366 * 24 * 3600.0  # s: no visit lasts a year; a larger visit clock is damage, or an epoch time
 MAX_POSITION = 24 * 3600.0  # s into a track: no narration lasts a day
+_MISSING = object()  # a key the state file lacks, as an error names it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,7 +81,9 @@ class StateFile:
         """The saved visit, or None if there is none. DeviceError (naming the
         file and the fix) if the file is not a state this program wrote, or
         holds what it never writes (NaN, Infinity, a visit clock past a year,
-        a track position past a day)."""
+        a track position past a day, an engine snapshot of another shape:
+        exhibits heard that are not a list of names, a playing track without
+        its exhibit)."""
         sweep_temporaries(self.path)  # what a crash in the middle of a save left
         try:
             raw = self.path.read_bytes()
@@ -113,6 +116,7 @@ class StateFile:
         where = _non_finite(data)  # never written (save refuses them): the file was damaged or edited
         if where is not None:
             raise self._foreign(f"its {where} is not a finite number")
+        self._snapshot(state.engine)
         return state
 
     def save(self, state: VisitState) -> None:
@@ -131,6 +135,35 @@ class StateFile:
                               f"{kind.__name__}, not {value!r}; pass --new-visit to start a new visit over it")
         return value
 
+    def _snapshot(self, engine: Mapping[str, Any]) -> None:
+        """DeviceError unless `engine` has the shape of what Engine.snapshot
+        writes: a language, lists of exhibit names (walked_off may be absent:
+        states saved before it existed), and the playing track or null. The
+        exhibits and languages themselves are the zone map's to judge
+        (Engine.restore passes over those it has not)."""
+        def refuse(key: str, kind: str, value: Any) -> DeviceError:
+            why = (f" lacks 'engine.{key}' ({kind})" if value is _MISSING else
+                   f"'s 'engine.{key}' must be {kind}, not {_short(value)}")
+            return DeviceError(f"{self.path}: the visit state{why}; pass --new-visit to start a new visit over it")
+
+        names = "a list of exhibit names"
+        for key, kind, fits in (("lang", "a language", lambda v: isinstance(v, str)),
+                                ("heard", names, _names), ("walked_off", names, _names),
+                                ("playing", "the playing track or null", lambda v: v is None or isinstance(v, dict))):
+            if key not in engine and key != "walked_off":
+                raise refuse(key, kind, _MISSING)
+            if key in engine and not fits(engine[key]):
+                raise refuse(key, kind, engine[key])
+        playing = engine["playing"]
+        if playing is not None:  # its position is checked with the numbers, above
+            for key in ("exhibit", "lang", "track"):
+                if not isinstance(playing.get(key), str):
+                    raise refuse(f"playing.{key}", "a string", playing.get(key, _MISSING))
+            if "position" not in playing:
+                raise refuse("playing.position", "a number", _MISSING)
+            if not isinstance(playing.get("paused"), bool):
+                raise refuse("playing.paused", "true or false", playing.get("paused", _MISSING))
+
     def _number(self, value: Any, key: str, low: float, high: float) -> float:
         """`value` as a float, or DeviceError unless it is a number from `low`
         to `high` (never NaN or infinite: they fail the comparison)."""
@@ -138,6 +171,16 @@ class StateFile:
             raise DeviceError(f"{self.path}: the visit state's {key!r} must be a number from "
                               f"{low} to {high}, not {value!r}; pass --new-visit to start a new visit over it")
         return float(value)
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _short(value: Any) -> str:
+    """`value` (parsed JSON) as an error shows it: JSON, cut to 60 characters."""
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _non_finite(value: Any, where: str = "") -> str | None:

@@ -889,6 +889,29 @@ def short_walk(tmp_path) -> Path:
     return walk_csv(tmp_path / "walk.csv", [(0.5, {"dome": (AWAY, AT)}), (1.0, {"dome": AT})])
 
 
+@pytest.mark.parametrize("heard, says", [
+    ("dome", "'engine.heard' must be a list of exhibit names, not \"dome\""),  # read as exhibits d, o, m, e
+    (7, "'engine.heard' must be a list of exhibit names, not 7"),  # "'int' object is not iterable"
+])
+def test_guide_run_refuses_a_saved_visit_of_another_shape_before_writing_anything(
+        zones, tmp_path, capsys, heard, says):
+    """A state file damaged into valid JSON: the visit is not resumed with
+    its exhibits heard forgotten (replaying them), nor refused in Python's
+    words after the log was written to; the log and the state stay as they were."""
+    log, state = tmp_path / "events.jsonl", tmp_path / "events.jsonl.state.json"
+    log.write_bytes(b'{"visitor": "visit-1", "t": 4.0, "event": "start", "exhibit": "tunnel", "lang": "en", '
+                    b'"track": "en/tunnel.wav"}\n')  # a track the crash left open
+    StateFile(state).save(VisitState(visitor="visit-1", site="Test bunker", t=5.0, volume=0.8, engine={
+        "lang": "en", "heard": ["dome"], "walked_off": [], "playing": None}))
+    state.write_text(state.read_text().replace('[\n   "dome"\n  ]', json.dumps(heard)))
+    before = log.read_bytes(), state.read_bytes()
+    with file_sink(tmp_path / "alsa"):
+        assert guide_main("--zones", zones, "--events", log, "--replay", short_walk(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"guide: error: {state}: the visit state's ") and says in err and "--new-visit" in err
+    assert (log.read_bytes(), state.read_bytes()) == before
+
+
 @pytest.mark.parametrize("content", [b"no newline at end", random.Random(3).randbytes(2000),
                                      b"visitor,t,beacon,rssi\nv1,0.0,b-dome,-60\n"])
 def test_guide_run_refuses_an_events_file_that_is_not_an_event_log_and_leaves_it_alone(

@@ -69,6 +69,30 @@ def test_saving_again_replaces_the_state_and_leaves_no_temporary_file(tmp_path):
     (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1,'
      b' "volume": 0.5, "engine": {"heard": ["dome", -Infinity]}}',
      "not a visit state written by guide (its engine.heard[1] is not a finite number)"),
+    # an engine snapshot of another shape: Engine.restore read "dome" as the exhibits d, o, m and e
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1,'
+     b' "volume": 0.5, "engine": {"lang": "en", "heard": "dome", "playing": null}}',
+     """the visit state's 'engine.heard' must be a list of exhibit names, not "dome";"""),
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1,'
+     b' "volume": 0.5, "engine": {"lang": "en", "heard": [], "walked_off": 3, "playing": null}}',
+     "the visit state's 'engine.walked_off' must be a list of exhibit names, not 3;"),
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1,'
+     b' "volume": 0.5, "engine": {"lang": "en", "playing": null}}',
+     "the visit state lacks 'engine.heard' (a list of exhibit names);"),
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1,'
+     b' "volume": 0.5, "engine": {"lang": ["en"], "heard": [], "playing": null}}',
+     """the visit state's 'engine.lang' must be a language, not ["en"];"""),
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1,'
+     b' "volume": 0.5, "engine": {"lang": "en", "heard": [], "playing": "dome"}}',
+     """the visit state's 'engine.playing' must be the playing track or null, not "dome";"""),
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1,'
+     b' "volume": 0.5, "engine": {"lang": "en", "heard": [], "playing": {"exhibit": ["dome"], "lang": "en",'
+     b' "track": "en/dome.wav", "position": 3, "paused": false}}}',
+     """the visit state's 'engine.playing.exhibit' must be a string, not ["dome"];"""),
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "v", "site": "s", "t": 1,'
+     b' "volume": 0.5, "engine": {"lang": "en", "heard": [], "playing": {"exhibit": "dome", "lang": "en",'
+     b' "track": "en/dome.wav", "position": 3}}}',
+     "the visit state lacks 'engine.playing.paused' (true or false);"),
     # valid JSON that json.loads reads only with a ValueError or a RecursionError of its own
     (b'{"format": "guide-device-state", "version": 1, "t": ' + b"9" * 5000 + b"}",
      "not a visit state written by guide (it holds a number too long to be one the guide wrote)"),
