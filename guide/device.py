@@ -252,8 +252,10 @@ class Device:
                                    volume=self.volume, engine=self.engine.snapshot(now)))
 
     def _mark_quiet(self) -> None:
-        """Nothing plays: a finite source may end the visit now."""
-        self._quiet.set() if self.engine.playing is None and self._intro is None else self._quiet.clear()
+        """Nothing plays (a paused track is silent, and waits for a button that
+        may never come): a finite source may end the visit now."""
+        silent = self.engine.playing is None or self._paused
+        self._quiet.set() if silent and self._intro is None else self._quiet.clear()
 
     async def _announce(self, lang: str) -> None:
         """Tell the visitor how much of the visit exists in their language, in

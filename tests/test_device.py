@@ -494,6 +494,33 @@ def test_the_buttons_pause_resume_change_language_and_volume_and_skip(site, tmp_
     assert state.engine["lang"] == "fr" and state.volume == 0.7 and state.engine["heard"] == ["dome"]
 
 
+def test_a_replay_that_ends_while_the_track_is_paused_ends_the_run_keeping_the_pause(site, tmp_path):
+    """A paused track is silent and waits for a button that may never come: a
+    replay (or a resumed paused visit) that ran out waited for it to play
+    out, for ever. The pause is kept for the next run."""
+    device_ref, hung = [], []
+    keys = Keys([(lambda: device_ref and device_ref[0].player.playing is not None, Button.PAUSE)])
+
+    async def script(emit, device):
+        device_ref.append(device)
+        await hold(emit, {"dome": (AWAY, AT)}, 0.5)
+        await until(lambda: device.player.paused)
+
+    give_up = time.monotonic() + 5  # far past the end (within `until`'s 10 s): only when the run waits for ever
+
+    def hanging(device, recorder):
+        if time.monotonic() > give_up:
+            hung.append(True)
+        return bool(hung)
+
+    run_device(site, tmp_path, script, keys=keys, stop_when=hanging)
+    assert not hung, "the run waited for the paused track to play out"
+    assert kinds(tmp_path / "events.jsonl") == [
+        ("start", "dome", "en"), ("pause", "dome", None), ("end", "dome", "stopped")]
+    state = StateFile(tmp_path / "events.jsonl.state.json").load()
+    assert state.engine["playing"]["exhibit"] == "dome" and state.engine["playing"]["paused"] is True
+
+
 def test_a_track_that_cannot_be_played_gives_way_to_the_next_language(site, tmp_path, caplog):
     async def script(emit, device):
         await hold(emit, {"dome": (AWAY, AT)}, 0.5)
