@@ -329,10 +329,14 @@ def _check_languages(site: Site, findings: list[Finding]) -> None:
         chain = site.chain(lang)[1:]
         if none:
             tried = f" nor in {', '.join(chain)}" if chain else " and it has no fallback"
+            # a fallback that helps: the languages with a track at those exhibits (every
+            # exhibit has one), in the site's order; not merely the default language
+            helps = [other for other in site.languages if other != lang
+                     and any(other in site.exhibit(e).tracks for e in none)]
             findings.append(Finding(severity="warning", subject=f"language {lang}", message=(
                 f"visitors choosing {language_name(lang)} hear nothing at {_listing(none)}: "
                 f"no track in {lang}{tried}; add a track, or a fallback for {lang} in zones.yaml "
-                f"(fallback: {{{lang}: [{site.languages[0] if site.languages[0] != lang else '...'}]}})")))
+                f"(fallback: {{{lang}: [{', '.join(helps)}]}})")))
         by_lang: dict[str, list[str]] = defaultdict(list)
         for e in site.exhibits:
             found = site.track_for(e.id, lang)

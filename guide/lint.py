@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from guide.errors import counted
-from guide.radio import RadioModel, mean_rssi
+from guide.radio import RadioModel, mean_levels, mean_rssi
 from guide.settings import SETTINGS, TriggerSettings
 from guide.site import Exhibit, Site
 from guide.zones import MAX_RADIUS
@@ -191,6 +191,7 @@ class _Linter:
         # a beacon's expected score at a point of the site as it is, and each
         # exhibit's clearance: every pair near an exhibit asks for them again
         self._scores: dict[tuple[str, Point], float] = {}
+        self._spot_scores: dict[tuple[str, str], list[float]] = {}  # (beacon, exhibit): at its spots
         self._clearance: dict[str, float] = {}
         # the site without walls and with only the pair being moved apart, for
         # spacing_needed (a copy of the whole site per step made it quadratic)
@@ -218,6 +219,18 @@ class _Linter:
                                          - site.beacons[e.beacon].tx_power)
         return found
 
+    def scores(self, site: Site, e: Exhibit, at: Exhibit, spots: list[Point]) -> list[float]:
+        """`score` of `e`'s beacon at each of `spots`, those of exhibit `at`,
+        in one call of the radio model (remembered for the site as it is)."""
+        key = (e.beacon, at.id)
+        found = self._spot_scores.get(key) if site is self.site else None
+        if found is None:
+            found = (mean_levels(site, e.beacon, [p[0] for p in spots], [p[1] for p in spots], self.radio)
+                     - site.beacons[e.beacon].tx_power).tolist()
+            if site is self.site:
+                self._spot_scores[key] = found
+        return found
+
     def pair(self, site: Site, a: Exhibit, b: Exhibit) -> tuple[float, float, float]:
         """At `a`'s standing spots: (share of visitors for whom `a` leads `b` by
         a's margin, share for whom `b` leads `a` by b's margin, median lead)."""
@@ -225,8 +238,8 @@ class _Linter:
         ok = wrong = 0.0
         leads = []
         spots = self.spots(a) if site is self.site else _spots_of(a, self.walls)
-        for p in spots:
-            lead = self.score(site, a, p) - self.score(site, b, p)
+        for sa, sb in zip(self.scores(site, a, a, spots), self.scores(site, b, a, spots)):
+            lead = sa - sb
             leads.append(lead)
             ok += _phi((lead - a.trigger.margin) / s)
             wrong += _phi((-lead - b.trigger.margin) / s)

@@ -226,7 +226,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.events and policy == policies[0]:
             _write_events(args.events, events)
         if args.render_audio and policy == policies[0]:
-            _render(site, events, args.visitor, args.render_audio, lang)
+            _render(site, events, args.visitor, args.render_audio, lang, ends)
         if truth is not None:
             results[policy] = score(truth, events, durations=started_track_durations(site, events), walk_end=ends)
         else:
@@ -326,13 +326,25 @@ def _write_events(path: Path, events: list[dict]) -> None:
         raise GuideError(f"--events {path}: cannot write it ({e.strerror or e})") from None
 
 
-def _render(site: Site, events: list[dict], visitor: str, out: Path, lang: str) -> None:
+def _render(site: Site, events: list[dict], visitor: str, out: Path, lang: str,
+            visitors: Iterable[str]) -> None:
+    """Render what `visitor` heard; a GuideError when no track was played for
+    them, saying whether they walked at all (`visitors`: those of the replay)
+    and which visitors have a visit to render, if any."""
     from guide.render import render_visit
 
     mine = [e for e in events if e["visitor"] == visitor]
     if not mine:
-        raise not_one_of("--visitor", visitor, {e["visitor"] for e in events},
-                         "the visitors a track was played for")
+        played = {e["visitor"] for e in events}
+        if not played:
+            raise GuideError(f"--visitor {visitor}: no track was played for any visitor of this "
+                             "replay, so there is no visit to render; give walks or scans that "
+                             "reach the site's exhibits (guide lint tells which the radio misses)")
+        if visitor in visitors:
+            raise GuideError(f"--visitor {visitor}: no track was played for them in this replay, "
+                             f"so they heard nothing to render; give one a track was played for: "
+                             f"{listed(sorted(played))}")
+        raise not_one_of("--visitor", visitor, played, "the visitors a track was played for")
     if lang in site.intro:  # the device speaks the site's intro as the visit begins
         mine.insert(0, {"visitor": visitor, "t": 0.0, "event": "intro", "lang": lang,
                         "track": site.intro[lang]})

@@ -713,29 +713,39 @@ def _seg_seg(p: np.ndarray, q: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def _entrance(site: Site, floor: _Floor) -> tuple[float, float]:
     """A free spot near the site's lower-left corner, away from every exhibit,
-    from which an exhibit can be reached."""
+    from which an exhibit can be reached.
+
+    The spots of a 0.5 m grid are tried nearest the corner first, drawn in
+    quarter-discs of growing reach: the whole grid of a site 10 km across
+    would not fit in memory, and a spot is nearly always found near the corner."""
     xs = [e.x for e in site.exhibits]
     ys = [e.y for e in site.exhibits]
     x0, y0, x1, y1 = floor.box if floor.box else (min(xs) - 3, min(ys) - 3, max(xs) + 3, max(ys) + 3)
-    gx, gy = np.meshgrid(np.arange(x0 + 0.5, x1, 0.5), np.arange(y0 + 0.5, y1, 0.5))
-    cand = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    cand = cand[floor.clearance(cand) >= 0.6]
+    ax, ay = np.arange(x0 + 0.5, x1, 0.5), np.arange(y0 + 0.5, y1, 0.5)
     ex = np.array([[e.x, e.y] for e in site.exhibits])
     rad = np.array([e.radius for e in site.exhibits])
-    far = (np.hypot(cand[:, None, 0] - ex[None, :, 0], cand[:, None, 1] - ex[None, :, 1])
-           > rad[None, :] + 1.0).all(axis=1)
-    cand = cand[far]
-    cand = cand[np.argsort(np.hypot(cand[:, 0] - x0, cand[:, 1] - y0), kind="stable")]
     tried = 0
-    for p in cand:
-        if not floor.inside(p):
-            continue
-        tried += 1
-        if tried > 60:
-            break
-        near = ex[np.argsort(np.hypot(*(ex - p).T))[:3]]
-        if any(floor.route(p, e) is not None for e in near):
-            return float(p[0]), float(p[1])
+    done, reach, whole = -1.0, 16.0, math.hypot(x1 - x0, y1 - y0)
+    while done < whole and tried <= 60:
+        gx, gy = np.meshgrid(ax[ax <= x0 + reach], ay[ay <= y0 + reach])
+        cand = np.stack([gx.ravel(), gy.ravel()], axis=1)
+        dist = np.hypot(cand[:, 0] - x0, cand[:, 1] - y0)
+        cand = cand[(dist > done) & (dist <= reach)]  # this ring: row-major, as one grid would be
+        done, reach = reach, reach * 2
+        cand = cand[floor.clearance(cand) >= 0.6]
+        far = (np.hypot(cand[:, None, 0] - ex[None, :, 0], cand[:, None, 1] - ex[None, :, 1])
+               > rad[None, :] + 1.0).all(axis=1)
+        cand = cand[far]
+        cand = cand[np.argsort(np.hypot(cand[:, 0] - x0, cand[:, 1] - y0), kind="stable")]
+        for p in cand:
+            if not floor.inside(p):
+                continue
+            tried += 1
+            if tried > 60:
+                break
+            near = ex[np.argsort(np.hypot(*(ex - p).T))[:3]]
+            if any(floor.route(p, e) is not None for e in near):
+                return float(p[0]), float(p[1])
     raise ZoneMapError([Problem(file=str(site.path), message=(
         "no free spot for visitors to enter: every place is walled off or inside an "
         "exhibit's radius; leave a doorway in the walls"))])

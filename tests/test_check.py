@@ -290,3 +290,17 @@ def test_a_broken_track_says_what_each_language_hears_instead_through_the_fallba
     assert all("would hear nothing" not in m for m in errors.values())
     assert main(["check", "--zones", str(zones), "--no-progress"]) == 1
     assert "visitors choosing English hear it in French instead" in capsys.readouterr().out
+
+
+def test_the_fallback_suggested_for_a_language_heard_nowhere_is_one_with_tracks_there(tmp_path, make_wav):
+    """It suggested the site's first language, itself without a track there
+    (fallback: {de: [en]} when en has none either), and '...' for the first."""
+    for e in ("dome", "v2"):
+        make_wav(tmp_path / "tracks" / "fr" / f"{e}.wav", 1.0, tone=440)
+    zones = write_site(tmp_path, {e: {"fr": f"fr/{e}.wav"} for e in ("dome", "v2")},
+                       languages=("en", "fr", "de"), fallback={"en": [], "de": []})
+    warnings = {f.subject: f.message for f in check_site(zones).findings if f.severity == "warning"}
+    assert warnings["language de"].endswith(
+        "no track in de and it has no fallback; add a track, or a fallback for de in zones.yaml "
+        "(fallback: {de: [fr]})"), warnings
+    assert warnings["language en"].endswith("(fallback: {en: [fr]})"), warnings

@@ -265,3 +265,29 @@ def test_many_findings_print_ten_of_each_kind_and_say_how_many_more_all_and_json
     assert out.count("their zones overlap") == 15 and "more of this kind" not in out
     assert main(["lint", "--zones", str(zones), "--json"]) == 1
     assert len(json.loads(capsys.readouterr().out)["findings"]) == len(report.findings)
+
+
+def test_lint_asks_the_radio_model_once_per_exhibit_spots_not_once_per_point(tmp_path, make_wav, monkeypatch):
+    """A dense site of 200 exhibits took minutes (guide map too): every standing
+    spot of every pair, and of each spacing tried, was a call of the radio model."""
+    import guide.radio as radio
+    from guide.lint import lint_site
+    from guide.zones import load_zones
+
+    beacons, exhibits = [], []
+    for i in range(4):
+        beacons.append(f"  b{i}:\n    ibeacon: {{uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 1, "
+                       f"minor: {i + 1}}}\n    tx_power: -59\n    x: {0.5 * i}\n    y: 0")
+        exhibits.append(f"  - id: e{i}\n    title: {{en: E{i}}}\n    beacon: b{i}\n    radius: 1\n"
+                        f"    tracks: {{en: en/e{i}.wav}}")
+        make_wav(tmp_path / "tracks" / "en" / f"e{i}.wav", 0.5)
+    (tmp_path / "zones.yaml").write_text("site: Dense\nlanguages: [en]\nbeacons:\n" + "\n".join(beacons)
+                                         + "\nexhibits:\n" + "\n".join(exhibits) + "\n")
+    site = load_zones(tmp_path / "zones.yaml")
+    calls = []
+    real = radio._path_level
+    monkeypatch.setattr(radio, "_path_level", lambda *a: calls.append(len(a[3])) or real(*a))
+    report = lint_site(site)
+    assert {f.kind for f in report.findings} >= {"indistinct", "overlap"}
+    # 6 pairs, each tried at up to 24 spacings, 17 spots each: per point it was thousands of calls
+    assert len(calls) < 2 * 6 * 2 * 25 + 100 and max(calls) == 17, (len(calls), sum(calls))

@@ -519,6 +519,26 @@ def test_listen_rows_after_the_end_of_their_walk_are_reported_once_as_missed(sce
     assert code == 0 and "after the walk" not in err
 
 
+def test_render_audio_of_a_visitor_no_track_was_played_for_says_so(scenario, capsys, tmp_path):
+    """A visitor of the replay who heard nothing is not 'not one of the visitors';
+    a replay where nobody heard anything does not end in 'give one of none'."""
+    beacon = load_zones(scenario / "zones.yaml").exhibits[0].beacon
+    faint = "".join(f"{v},{t / 2:.1f},{beacon},-99\n" for v in ("q001", "q002") for t in range(60))
+    scans = tmp_path / "scans.csv"
+    scans.write_text((scenario / "scans.csv").read_text() + faint)
+    out = tmp_path / "v.wav"
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scans,
+                       "--render-audio", out, "--visitor", "q002", "--no-progress")
+    assert code == 2 and ("--visitor q002: no track was played for them in this replay, so they "
+                          "heard nothing to render; give one a track was played for: v001") in err, err
+    scans.write_text("visitor,t,beacon,rssi\n" + faint)
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scans,
+                       "--render-audio", out, "--visitor", "q003", "--no-progress")
+    assert code == 2 and ("--visitor q003: no track was played for any visitor of this replay, so "
+                          "there is no visit to render") in err and "none" not in err, err
+    assert not out.exists()
+
+
 def test_render_audio_of_an_unknown_visitor_suggests_the_nearest_and_writes_nothing(scenario, capsys, tmp_path):
     out = tmp_path / "v.wav"
     code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",

@@ -306,3 +306,29 @@ def test_a_long_walk_time_is_echoed_cut_short(tmp_path):
     with pytest.raises(ScanLogError, match=r"walks.csv:3: t=10{19}\.\.\. \(301 characters\) is "
                                            r"more than a week after the walk began"):
         list(read_walks(p))
+
+
+def test_the_entrance_of_a_site_100_km_across_is_found_near_its_corner(tmp_path):
+    """simulate.py --zones Z (generated visitors) on a valid site spanning the
+    coordinate limits died of a MemoryError: the entrance was sought on a
+    0.5 m grid of the whole site (1 TiB), when it is found by the corner."""
+    from guide.walks import _entrance, _Floor
+
+    wav = tmp_path / "tracks" / "en" / "a.wav"
+    wav.parent.mkdir(parents=True)
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(1), w.setframerate(8000)
+        w.writeframes(b"\x80" * 8000)
+    exhibits = "".join(f"  - {{id: e{i}, title: {{en: E}}, beacon: b{i}, radius: 2, tracks: {{en: en/a.wav}}}}\n"
+                       for i in range(2))
+    (tmp_path / "zones.yaml").write_text(
+        "site: Wide\nlanguages: [en]\nbeacons:\n"
+        "  b0: {ibeacon: {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 1, minor: 1}, "
+        "tx_power: -59, x: -100000, y: -100000}\n"
+        "  b1: {ibeacon: {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 1, minor: 2}, "
+        "tx_power: -59, x: 100000, y: 100000}\n"
+        "exhibits:\n" + exhibits)
+    site = load_zones(tmp_path / "zones.yaml")
+    x, y = _entrance(site, _Floor(site))
+    # the grid's first free spot from the corner (-100003, -100003), 3 m or more from e0's zone
+    assert (x, y) == (-100002.5, -100002.5)
