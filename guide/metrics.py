@@ -26,11 +26,11 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection, Iterable, Mapping
+from typing import Collection, Iterable, Mapping, Sequence
 
 from guide.csvlog import (check_header, header_cells, id_problem, not_utf8, number_hint, open_text,
                           plain_float, short, shown, time_problem, unreadable)
-from guide.errors import ScanLogError, listed
+from guide.errors import ScanLogError, counted, listed
 
 MIN_LISTEN = 15.0  # s: shorter listen rows do not count for recall
 SLACK = 5.0  # s a start may precede its listen row
@@ -172,9 +172,15 @@ def after_walk(rows: Iterable[TruthRow], ends: Mapping[str, float]) -> list[Trut
     return [r for r in rows if r.visitor in ends and r.start > ends[r.visitor]]
 
 
-def rows_named(rows: Iterable[TruthRow]) -> str:
-    """'v001 at dome, v002 at coin-1 ...': truth rows for a message."""
-    return listed(f"{short(r.visitor)} at {short(r.exhibit)}" for r in rows)
+def after_walk_said(late: Sequence[TruthRow], truth: str | os.PathLike, walk: str = "walk") -> str:
+    """The rows `after_walk` found, for a message that goes on with what is
+    done with them: '2 listen rows of truth.csv start after the walk of their
+    visitor ends (v001 at dome, v002 at coin-1)'; `walk`: 'walk' or 'scans'."""
+    one = len(late) == 1
+    ends = "end" if walk.endswith("s") else "ends"
+    return (f"{counted(len(late), 'listen row')} of {truth} start{'s' if one else ''} after the "
+            f"{walk} of their visitor {ends} "
+            f"({listed(f'{short(r.visitor)} at {short(r.exhibit)}' for r in late)})")
 
 
 @dataclass(frozen=True, kw_only=True)

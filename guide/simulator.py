@@ -24,7 +24,7 @@ from guide.errors import GuideError, TrackError, counted, listed
 from guide.eventlog import check_event_log
 from guide.eventlog import line as event_line
 from guide.files import replace_whole
-from guide.metrics import Metrics, after_walk, format_table, read_truth, rows_named, score
+from guide.metrics import Metrics, after_walk, after_walk_said, format_table, read_truth, score
 from guide.replay import POLICIES, ScanStats, read_scans, replay, started_track_durations
 from guide.site import Site
 from guide.zones import load_zones
@@ -213,10 +213,8 @@ def _run(args: argparse.Namespace) -> int:
                       "listen rows count as missed", file=sys.stderr)
             late = after_walk((r for r in truth if r.counted), ends)
             if late:
-                print(f"simulate.py: {counted(len(late), 'listen row')} of {args.truth.name} "
-                      f"start{'s' if len(late) == 1 else ''} after the walk of their visitor ends "
-                      f"({rows_named(late)}): {'it counts' if len(late) == 1 else 'they count'} "
-                      "as missed", file=sys.stderr)
+                print(f"simulate.py: {after_walk_said(late, args.truth.name)}: "
+                      f"{'it counts' if len(late) == 1 else 'they count'} as missed", file=sys.stderr)
             untold = sorted(set(ends) - {r.visitor for r in truth})
             if untold:
                 print(f"simulate.py: {counted(len(untold), 'visitor')} of the "

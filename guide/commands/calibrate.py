@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from guide.calibrate import calibrate, format_result, select_visitors
     from guide.cli import output_file
     from guide.errors import GuideError, counted, listed
-    from guide.metrics import after_walk, read_truth, rows_named
+    from guide.metrics import after_walk, after_walk_said, read_truth
     from guide.replay import ScanStats, read_scans
     from guide.yamledit import set_beacons, set_trigger, write_zones
     from guide.zones import load_zones
@@ -99,9 +99,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"guide calibrate: {counted(len(unrecorded), 'visitor')} of {args.truth} not in "
               f"{args.scans} ({listed(unrecorded)}): their stays are left out", file=sys.stderr)
     if result.changes and late:
-        print(f"guide calibrate: {counted(len(late), 'listen row')} of {args.truth} "
-              f"start{'s' if len(late) == 1 else ''} after the scans of their visitor end "
-              f"({rows_named(late)}): left out", file=sys.stderr)
+        print(f"guide calibrate: {after_walk_said(late, args.truth, 'scans')}: left out", file=sys.stderr)
     if not result.changes:
         if not rows:
             why = "it has no 'listen' rows for those visitors"

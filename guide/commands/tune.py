@@ -83,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from guide.errors import GuideError, counted, listed
+    from guide.errors import GuideError, listed
     from guide.files import replace_whole
-    from guide.metrics import rows_named
+    from guide.metrics import after_walk_said
     from guide.tune import PARAMETERS, format_result, snippet, tune
     from guide.yamledit import set_trigger, write_zones
     from guide.zones import load_zones
@@ -111,11 +111,8 @@ def run(args: argparse.Namespace) -> int:
               f"zones.yaml?): {listed(result.unheard)}; their listen rows count as missed "
               "whatever the settings", file=sys.stderr)
     if result.late:  # as simulate.py and guide calibrate, with metrics.after_walk
-        late = result.late
-        print(f"guide tune: {counted(len(late), 'listen row')} of {args.truth} "
-              f"start{'s' if len(late) == 1 else ''} after the {'scans' if args.scans else 'walk'} "
-              f"of their visitor end ({rows_named(late)}): "
-              f"{'it counts' if len(late) == 1 else 'they count'} as missed", file=sys.stderr)
+        print(f"guide tune: {after_walk_said(result.late, args.truth, 'scans' if args.scans else 'walk')}: "
+              f"{'it counts' if len(result.late) == 1 else 'they count'} as missed", file=sys.stderr)
     note = f"guide tune {datetime.date.today().isoformat()} on {source}"
     chosen = {k: result.chosen.values[k] for k in PARAMETERS}
     text = snippet(chosen, comment=note)
