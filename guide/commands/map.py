@@ -112,22 +112,20 @@ def _walk(site, args, lang):
     if args.walks:
         from guide.radio import RadioModel, read_walks, scans_from_walk
 
-        every = list(read_walks(args.walks, grouped=False))
-        positions = [row for row in every if row[0] == args.visitor]
+        walkers: set[str] = set()  # named if the visitor is not among them; their rows are not kept
+        positions = [row for row in read_walks(args.walks, grouped=False)
+                     if walkers.add(row[0]) or row[0] == args.visitor]
         if not positions:
-            raise not_one_of("--visitor", args.visitor, {row[0] for row in every},
-                             f"the visitors of {args.walks}")
+            raise not_one_of("--visitor", args.visitor, walkers, f"the visitors of {args.walks}")
         seed = 7 if args.seed is None else args.seed  # the default of --seed
         rows = list(scans_from_walk(site, positions, RadioModel.preset(args.radio), seed=seed,
                                     rate_hz=args.rate))
     else:
         stats = ScanStats()
-        every = list(read_scans(args.scans, site, stats=stats))
+        rows = [r for r in read_scans(args.scans, site, stats=stats) if r[0] == args.visitor]
         stats.check_site(args.scans, site)
-        rows = [r for r in every if r[0] == args.visitor]
-        if not rows:
-            raise not_one_of("--visitor", args.visitor, {r[0] for r in every},
-                             f"the visitors of {args.scans}")
+        if not rows:  # the stats know every visitor: the others' rows are not kept
+            raise not_one_of("--visitor", args.visitor, stats.last_t, f"the visitors of {args.scans}")
     if truth is not None and not any(r.visitor == args.visitor for r in truth):
         raise GuideError(f"--visitor {args.visitor}: no rows of that visitor in {args.truth}, so every "
                          "start would count as false; give that visitor's ground truth, or leave "
