@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from guide.csvlog import short
 from guide.errors import DeviceError
 from guide.eventlog import NotJSON, parse
 from guide.files import hold, release, replace_whole, sweep_temporaries, sync_folder
@@ -142,8 +143,10 @@ class StateFile:
         exhibits and languages themselves are the zone map's to judge
         (Engine.restore passes over those it has not)."""
         def refuse(key: str, kind: str, value: Any) -> DeviceError:
-            why = (f" lacks 'engine.{key}' ({kind})" if value is _MISSING else
-                   f"'s 'engine.{key}' must be {kind}, not {_short(value)}")
+            if value is _MISSING:
+                why = f" lacks 'engine.{key}' ({kind})"
+            else:  # as JSON, as the file writes it
+                why = f"'s 'engine.{key}' must be {kind}, not {short(json.dumps(value, ensure_ascii=True), 60)}"
             return DeviceError(f"{self.path}: the visit state{why}; pass --new-visit to start a new visit over it")
 
         names = "a list of exhibit names"
@@ -175,12 +178,6 @@ class StateFile:
 
 def _names(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _short(value: Any) -> str:
-    """`value` (parsed JSON) as an error shows it: JSON, cut to 60 characters."""
-    text = json.dumps(value, ensure_ascii=True)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _non_finite(value: Any, where: str = "") -> str | None:
