@@ -26,8 +26,9 @@ few seconds before where it stopped. --lang chooses a new visit's language; a
 resumed visit keeps its own. Ctrl-C or SIGTERM stops cleanly. --events is a new
 file or an event log of guide's: any other file is refused, and left as it was;
 so is a log or a state file another guide run is writing (one run per log and
-per state file; a run that was killed holds nothing). A disk that fills up mid-visit does not stop the visit; the run
-then exits 1 and says how many writes failed.
+per state file; a run that was killed holds nothing). A disk that fills up
+mid-visit does not stop the visit; the run then exits 1 and says how many
+writes failed.
 
 Keys (in a terminal): space pause/resume, r replay, s skip, l next language,
 + / - volume.
