@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import errno
 import importlib
 import math
 import os
@@ -32,6 +33,7 @@ from typing import NoReturn
 
 import guide
 import guide.commands
+from guide.csvlog import looped
 from guide.errors import GuideError
 from guide.files import temporary
 from guide.site import Site
@@ -192,7 +194,7 @@ def output_file(path: str | os.PathLike[str], option: str, *,
     ends in a slash), not a regular file (a device, a pipe), one of the
     command's `inputs` (what names it, e.g. "--zones" -> its path; None
     values are skipped), read-only, or in a folder that cannot be created or
-    written to; with `replaces` = (what it writes, test), also when it
+    written to, or behind a loop of symbolic links; with `replaces` = (what it writes, test), also when it
     exists, is not empty, and `test(path)` says it is not such a file (a
     command never writes over a file of another kind). Missing folders are
     created. A symbolic link is followed: the path returned is where the data
@@ -201,6 +203,11 @@ def output_file(path: str | os.PathLike[str], option: str, *,
     text = os.fspath(path)
     if not text.strip():
         raise GuideError(f"{option}: give a file name")
+    try:
+        os.path.realpath(text, strict=True)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise GuideError(f"{option} {text}: {looped(e.filename or text, 'file')}") from None
     real = Path(os.path.realpath(text))
     if real.is_dir() or text.endswith(("/", os.sep)):
         raise GuideError(f"{option} {text}: is a folder; give a file name")

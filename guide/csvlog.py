@@ -41,6 +41,13 @@ def short(text: str, most: int = 24) -> str:
     return text if len(text) <= most else f"{text[:most - 4]}... ({len(text)} characters)"
 
 
+def looped(path: str | os.PathLike, what: str) -> str:
+    """The end of a message on a path that leads through a loop of symbolic
+    links (ELOOP), saying how to mend it; `what` the file should be ("scan log")."""
+    return (f"leads through a loop of symbolic links ({short(os.fspath(path), 200)} leads back to "
+            f"itself): replace the link with the {what} itself, or a link to it")
+
+
 def control_char(text: str) -> str | None:
     """The first control character in `text` (NUL, tab, line break, escape,
     DEL, C1...), which prints raw or garbles a terminal; None when it has none."""
@@ -233,6 +240,8 @@ def open_text(path: str | os.PathLike, what: str) -> IO[str]:
         raise ScanLogError(f"{path}: is {e.kind}, not a regular file: the {what} is read from "
                            f"a file; save it to one and give that file's path") from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ScanLogError(f"{path}: {looped(e.filename or path, what)}") from None
         raise ScanLogError(f"{path}: cannot open the {what} ({e.strerror})") from None
 
 

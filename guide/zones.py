@@ -73,8 +73,8 @@ from typing import Any, NamedTuple
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from guide.csvlog import (MAX_COORDINATE, NotRegular, control_char, number_hint, open_input, plain_float,
-                          visible)
+from guide.csvlog import (MAX_COORDINATE, NotRegular, control_char, looped, number_hint, open_input,
+                          plain_float, visible)
 from guide.csvlog import short as _short
 from guide.errors import Problem, ZoneMapError, counted
 from guide.settings import SETTINGS, TriggerSettings
@@ -213,6 +213,8 @@ def _read_text(path: Path, file: str) -> str:
         raise fail("cannot be read (permission denied): make it readable "
                    f"(chmod a+r {file})") from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise fail(looped(e.filename or path, "zone map")) from None
         raise fail(f"cannot be read ({e.strerror or e}): check the file and the disk") from None
     try:
         text = raw.decode("utf-8-sig")
@@ -1134,8 +1136,7 @@ def _look(path: Path) -> tuple[Path, os.stat_result | None]:
 def _unlookable(e: OSError, what: str) -> str:
     """The end of a message about a path `_look` could not follow."""
     if e.errno == errno.ELOOP:
-        return (f"leads through a loop of symbolic links ({_short(str(e.filename), 200)} leads "
-                f"back to itself): replace the link with the {what} itself, or a link to it")
+        return looped(str(e.filename), what)
     return (f"cannot be looked at ({e.strerror or e}): check the path, and the permissions "
             "of the folders on the way")
 

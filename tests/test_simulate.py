@@ -323,6 +323,19 @@ def test_an_event_log_behind_a_link_is_written_where_the_link_points(scenario, c
     assert target.read_text().startswith('{"visitor"') and (target.stat().st_mode & 0o777) == 0o640
 
 
+@pytest.mark.parametrize("option, what", [("--zones", "zone map"), ("--scans", "scan log"),
+                                          ("--truth", "ground truth"), ("--events", "file")])
+def test_a_loop_of_symbolic_links_says_how_to_mend_it(scenario, capsys, tmp_path, option, what):
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to("loop.csv")
+    given = {"--zones": scenario / "zones.yaml", "--scans": scenario / "scans.csv",
+             "--truth": scenario / "truth.csv", "--events": tmp_path / "events.jsonl", option: loop}
+    code, _, err = run(capsys, *[x for kv in given.items() for x in kv], "--no-progress")
+    assert code == 2 and "Traceback" not in err, err
+    assert f"{loop}: leads through a loop of symbolic links" in err, err
+    assert f"replace the link with the {what} itself, or a link to it" in err, err
+
+
 def test_a_binary_file_is_refused_as_a_scan_log(scenario, capsys, tmp_path):
     log = tmp_path / "scans.csv"
     log.write_bytes(bytes(range(256)) * 4)
