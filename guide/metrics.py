@@ -50,7 +50,19 @@ class TruthRow:
     def counted(self) -> bool:
         """A `listen` row long enough to count for recall (MIN_LISTEN s or
         more; rounded, so 127.7 to 142.7 is 15 s as it reads)."""
-        return self.intent == "listen" and round(self.end - self.start, 6) >= MIN_LISTEN
+        return self.intent == "listen" and span(self.start, self.end) >= MIN_LISTEN
+
+    def holds_start(self, t: float) -> bool:
+        """A start at `t` is within this row, SLACK s before its start
+        included (as written: 5.2 - 5 is 0.2, however the floats round)."""
+        return span(self.start, t) >= -SLACK and t <= self.end
+
+
+def span(a: float, b: float) -> float:
+    """Seconds from `a` to `b` as the times read: rounded to the microsecond,
+    so that 142.7 - 127.7 is 15 and 0.2 - 5.2 is -5 rather than a hair off,
+    which would move a figure across a limit of FORMATS.md."""
+    return round(b - a, 6)
 
 
 def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None) -> list[TruthRow]:
@@ -296,10 +308,10 @@ def score(truth: Iterable[TruthRow], events: Iterable[dict], *,
             if not r.counted:
                 continue
             listen_rows += 1
-            already = any(ex == r.exhibit and st < r.start - SLACK and r.start < en
+            already = any(ex == r.exhibit and span(r.start, st) < -SLACK and r.start < en
                           for ex, st, en, _, _ in plays)
             first = next((s["t"] for s in starts_by.get(v, [])
-                          if s["exhibit"] == r.exhibit and r.start - SLACK <= s["t"] <= r.end), None)
+                          if s["exhibit"] == r.exhibit and r.holds_start(s["t"])), None)
             if already:
                 hits += 1
                 latencies.append(0.0)
@@ -311,7 +323,7 @@ def score(truth: Iterable[TruthRow], events: Iterable[dict], *,
         for ex, st, en, _, _ in plays:
             legit = None
             for i, r in enumerate(listens):
-                if r.exhibit == ex and r.start - SLACK <= st <= r.end and i not in used:
+                if r.exhibit == ex and r.holds_start(st) and i not in used:
                     legit = i
                     break
             if legit is None:
@@ -321,7 +333,7 @@ def score(truth: Iterable[TruthRow], events: Iterable[dict], *,
                 used.add(legit)
         # interruptions
         for ex, st, en, full, ended in plays:
-            if not ended or en >= st + full - END_TOLERANCE:
+            if not ended or span(st, en) >= round(full - END_TOLERANCE, 6):
                 continue
             if any(r.exhibit == ex and r.intent in ("listen", "wander") and r.start <= en <= r.end
                    for r in rows):

@@ -40,6 +40,27 @@ def test_a_start_up_to_five_seconds_early_counts_with_zero_latency():
     assert m.hits == 1 and m.latencies == (0.0,) and m.false_starts == 0
 
 
+def test_a_start_exactly_five_seconds_early_as_written_counts_whatever_the_float_sum():
+    # 5.2 - 5 is 0.20000000000000018 in binary floating point, after the start at 0.2
+    m = score([row(5.2, 100, "a")], [start(0.2, "a"), end(60.2, "a")],
+              durations=DUR, walk_end={"v1": 200})
+    assert m.hits == 1 and m.latencies == (0.0,)
+    assert m.false_starts == 0 and m.unwanted == 0
+    early = score([row(5.2, 100, "a")], [start(0.19, "a"), end(60.19, "a")],
+                  durations=DUR, walk_end={"v1": 200})
+    assert early.false_starts == 1  # still a hit: it plays as the row begins
+
+
+def test_a_track_ending_half_a_second_short_as_written_is_no_interruption():
+    # 4.4 + 60 - 0.5 is 63.900000000000006 in binary floating point, after the end at 63.9
+    m = score([row(0, 100, "a")], [start(4.4, "a"), end(63.9, "a")],
+              durations=DUR, walk_end={"v1": 200})
+    assert m.interruptions == 0
+    cut = score([row(0, 100, "a")], [start(4.4, "a"), end(63.89, "a")],
+                durations=DUR, walk_end={"v1": 200})
+    assert cut.interruptions == 1
+
+
 def test_short_listen_rows_do_not_count_for_recall():
     m = score([row(10, 20, "a")], [], durations=DUR, walk_end={"v1": 100})
     assert m.listen_rows == 0
