@@ -14,7 +14,8 @@ Definitions (per visitor, summed over visitors):
   duration minus 0.5 s after its start) at a time inside a `listen` or
   `wander` row for X.
 - unwanted audio: seconds played by false starts, to their end or the end of
-  the walk.
+  the walk (or the next start, in a log that lacks the end: one track plays
+  at a time).
 """
 
 from __future__ import annotations
@@ -281,16 +282,19 @@ def score(truth: Iterable[TruthRow], events: Iterable[dict], *,
     starts_by: dict[str, list[dict]] = defaultdict(list)
     plays_by: dict[str, list[tuple[str, float, float, float]]] = defaultdict(list)
     # plays: (exhibit, start t, end t or walk end, full length from start)
+    # every start is one play, in the order of the starts: a start with no end
+    # before the next start stopped there (a device plays one track at a time);
+    # an end naming another exhibit than the one playing ends nothing
     open_: dict[str, dict] = {}
     for e in events:
         v = e["visitor"]
         if e["event"] == "start":
             starts_by[v].append(e)
+            if v in open_:
+                plays_by[v].append(_play(open_[v], e["t"], durations))
             open_[v] = e
-        elif e["event"] == "end" and v in open_:
-            s = open_.pop(v)
-            if s["exhibit"] == e["exhibit"]:
-                plays_by[v].append(_play(s, e["t"], durations))
+        elif e["event"] == "end" and v in open_ and open_[v]["exhibit"] == e["exhibit"]:
+            plays_by[v].append(_play(open_.pop(v), e["t"], durations))
     for v, s in open_.items():
         plays_by[v].append(_play(s, walk_end.get(v, s["t"]), durations, ended=False))
 

@@ -100,6 +100,18 @@ def test_a_second_start_of_the_same_exhibit_in_one_row_is_a_false_start():
     assert m.interruptions == 1
 
 
+def test_a_start_with_no_end_before_the_next_start_is_still_scored():
+    # a log cut short (a device that died and was not restarted to close its
+    # track), or an end naming another exhibit: the start is still a start, and
+    # its track stopped when the next one began (a device plays one at a time)
+    events = [start(2, "b"), end(3, "a", "stopped"), start(12, "a"), end(30, "a", "stopped"),
+              start(40, "a")]
+    m = score([row(10, 100, "a")], events, durations=DUR, walk_end={"v1": 100})
+    assert m.hits == 1 and m.latencies == (2.0,)
+    assert m.false_starts == 2 and m.unwanted == pytest.approx(10 + 60)
+    assert m.interruptions == 1  # the start at 12, cut at 30
+
+
 def test_a_track_cut_while_its_visitor_listens_or_wanders_is_an_interruption():
     truth = [row(10, 40, "a"), row(40, 70, "a", "wander")]
     cut_in_wander = [start(12, "a"), end(50, "a", "interrupted")]
