@@ -322,19 +322,14 @@ def score(truth: Iterable[TruthRow], events: Iterable[dict], *,
             elif first is not None:
                 hits += 1
                 latencies.append(max(0.0, first - r.start))
-        # false starts and unwanted audio
-        used: set[int] = set()
-        for ex, st, en, _, _ in plays:
-            legit = None
-            for i, r in enumerate(listens):
-                if r.exhibit == ex and r.holds_start(st) and i not in used:
-                    legit = i
-                    break
-            if legit is None:
+        # false starts and unwanted audio: a start is wanted when it is the
+        # first of its exhibit within a listen row for it (any row it is first in)
+        wanted = {next((i for i, (ex, st, *_) in enumerate(plays)
+                        if ex == r.exhibit and r.holds_start(st)), None) for r in listens}
+        for i, (ex, st, en, _, _) in enumerate(plays):
+            if i not in wanted:
                 false_starts += 1
                 unwanted += max(0.0, en - st)
-            else:
-                used.add(legit)
         # interruptions
         for ex, st, en, full, ended in plays:
             if not ended or span(st, en) >= round(full - END_TOLERANCE, 6):

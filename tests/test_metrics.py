@@ -112,6 +112,15 @@ def test_a_start_with_no_end_before_the_next_start_is_still_scored():
     assert m.interruptions == 1  # the start at 12, cut at 30
 
 
+def test_a_start_first_within_two_listen_rows_is_the_first_of_each():
+    # it starts in the last second of one row and within the 5 s slack of the
+    # next row of the same exhibit: a start after it in that next row is a second one
+    truth = [row(100, 200, "a"), row(200, 203, "b", "glance"), row(203, 300, "a")]
+    events = [start(199, "a"), end(201, "a", "stopped"), start(210, "a"), end(270, "a")]
+    m = score(truth, events, durations=DUR, walk_end={"v1": 400})
+    assert m.hits == 2 and m.false_starts == 1 and m.unwanted == pytest.approx(60)
+
+
 def test_a_track_cut_while_its_visitor_listens_or_wanders_is_an_interruption():
     truth = [row(10, 40, "a"), row(40, 70, "a", "wander")]
     cut_in_wander = [start(12, "a"), end(50, "a", "interrupted")]
