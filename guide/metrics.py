@@ -14,7 +14,8 @@ Definitions (per visitor, summed over visitors):
   duration minus 0.5 s after its start) at a time inside a `listen` or
   `wander` row for X.
 - unwanted audio: seconds played by false starts, to their end or the end of
-  the walk.
+  the walk (or the next start, in a log that lacks the end: one track plays
+  at a time).
 """
 
 from __future__ import annotations
@@ -50,7 +51,19 @@ class TruthRow:
     def counted(self) -> bool:
         """A `listen` row long enough to count for recall (MIN_LISTEN s or
         more; rounded, so 127.7 to 142.7 is 15 s as it reads)."""
-        return self.intent == "listen" and round(self.end - self.start, 6) >= MIN_LISTEN
+        return self.intent == "listen" and span(self.start, self.end) >= MIN_LISTEN
+
+    def holds_start(self, t: float) -> bool:
+        """A start at `t` is within this row, SLACK s before its start
+        included (as written: 5.2 - 5 is 0.2, however the floats round)."""
+        return span(self.start, t) >= -SLACK and t <= self.end
+
+
+def span(a: float, b: float) -> float:
+    """Seconds from `a` to `b` as the times read: rounded to the microsecond,
+    so that 142.7 - 127.7 is 15 and 0.2 - 5.2 is -5 rather than a hair off,
+    which would move a figure across a limit of FORMATS.md."""
+    return round(b - a, 6)
 
 
 def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None) -> list[TruthRow]:
@@ -269,16 +282,19 @@ def score(truth: Iterable[TruthRow], events: Iterable[dict], *,
     starts_by: dict[str, list[dict]] = defaultdict(list)
     plays_by: dict[str, list[tuple[str, float, float, float]]] = defaultdict(list)
     # plays: (exhibit, start t, end t or walk end, full length from start)
+    # every start is one play, in the order of the starts: a start with no end
+    # before the next start stopped there (a device plays one track at a time);
+    # an end naming another exhibit than the one playing ends nothing
     open_: dict[str, dict] = {}
     for e in events:
         v = e["visitor"]
         if e["event"] == "start":
             starts_by[v].append(e)
+            if v in open_:
+                plays_by[v].append(_play(open_[v], e["t"], durations))
             open_[v] = e
-        elif e["event"] == "end" and v in open_:
-            s = open_.pop(v)
-            if s["exhibit"] == e["exhibit"]:
-                plays_by[v].append(_play(s, e["t"], durations))
+        elif e["event"] == "end" and v in open_ and open_[v]["exhibit"] == e["exhibit"]:
+            plays_by[v].append(_play(open_.pop(v), e["t"], durations))
     for v, s in open_.items():
         plays_by[v].append(_play(s, walk_end.get(v, s["t"]), durations, ended=False))
 
@@ -296,32 +312,27 @@ def score(truth: Iterable[TruthRow], events: Iterable[dict], *,
             if not r.counted:
                 continue
             listen_rows += 1
-            already = any(ex == r.exhibit and st < r.start - SLACK and r.start < en
+            already = any(ex == r.exhibit and span(r.start, st) < -SLACK and r.start < en
                           for ex, st, en, _, _ in plays)
             first = next((s["t"] for s in starts_by.get(v, [])
-                          if s["exhibit"] == r.exhibit and r.start - SLACK <= s["t"] <= r.end), None)
+                          if s["exhibit"] == r.exhibit and r.holds_start(s["t"])), None)
             if already:
                 hits += 1
                 latencies.append(0.0)
             elif first is not None:
                 hits += 1
                 latencies.append(max(0.0, first - r.start))
-        # false starts and unwanted audio
-        used: set[int] = set()
-        for ex, st, en, _, _ in plays:
-            legit = None
-            for i, r in enumerate(listens):
-                if r.exhibit == ex and r.start - SLACK <= st <= r.end and i not in used:
-                    legit = i
-                    break
-            if legit is None:
+        # false starts and unwanted audio: a start is wanted when it is the
+        # first of its exhibit within a listen row for it (any row it is first in)
+        wanted = {next((i for i, (ex, st, *_) in enumerate(plays)
+                        if ex == r.exhibit and r.holds_start(st)), None) for r in listens}
+        for i, (ex, st, en, _, _) in enumerate(plays):
+            if i not in wanted:
                 false_starts += 1
                 unwanted += max(0.0, en - st)
-            else:
-                used.add(legit)
         # interruptions
         for ex, st, en, full, ended in plays:
-            if not ended or en >= st + full - END_TOLERANCE:
+            if not ended or span(st, en) >= round(full - END_TOLERANCE, 6):
                 continue
             if any(r.exhibit == ex and r.intent in ("listen", "wander") and r.start <= en <= r.end
                    for r in rows):

@@ -40,6 +40,27 @@ def test_a_start_up_to_five_seconds_early_counts_with_zero_latency():
     assert m.hits == 1 and m.latencies == (0.0,) and m.false_starts == 0
 
 
+def test_a_start_exactly_five_seconds_early_as_written_counts_whatever_the_float_sum():
+    # 5.2 - 5 is 0.20000000000000018 in binary floating point, after the start at 0.2
+    m = score([row(5.2, 100, "a")], [start(0.2, "a"), end(60.2, "a")],
+              durations=DUR, walk_end={"v1": 200})
+    assert m.hits == 1 and m.latencies == (0.0,)
+    assert m.false_starts == 0 and m.unwanted == 0
+    early = score([row(5.2, 100, "a")], [start(0.19, "a"), end(60.19, "a")],
+                  durations=DUR, walk_end={"v1": 200})
+    assert early.false_starts == 1  # still a hit: it plays as the row begins
+
+
+def test_a_track_ending_half_a_second_short_as_written_is_no_interruption():
+    # 4.4 + 60 - 0.5 is 63.900000000000006 in binary floating point, after the end at 63.9
+    m = score([row(0, 100, "a")], [start(4.4, "a"), end(63.9, "a")],
+              durations=DUR, walk_end={"v1": 200})
+    assert m.interruptions == 0
+    cut = score([row(0, 100, "a")], [start(4.4, "a"), end(63.89, "a")],
+                durations=DUR, walk_end={"v1": 200})
+    assert cut.interruptions == 1
+
+
 def test_short_listen_rows_do_not_count_for_recall():
     m = score([row(10, 20, "a")], [], durations=DUR, walk_end={"v1": 100})
     assert m.listen_rows == 0
@@ -77,6 +98,27 @@ def test_a_second_start_of_the_same_exhibit_in_one_row_is_a_false_start():
     # and cutting the first inside its listen row was an interruption
     assert m.hits == 1 and m.false_starts == 1 and m.unwanted == pytest.approx(60)
     assert m.interruptions == 1
+
+
+def test_a_start_with_no_end_before_the_next_start_is_still_scored():
+    # a log cut short (a device that died and was not restarted to close its
+    # track), or an end naming another exhibit: the start is still a start, and
+    # its track stopped when the next one began (a device plays one at a time)
+    events = [start(2, "b"), end(3, "a", "stopped"), start(12, "a"), end(30, "a", "stopped"),
+              start(40, "a")]
+    m = score([row(10, 100, "a")], events, durations=DUR, walk_end={"v1": 100})
+    assert m.hits == 1 and m.latencies == (2.0,)
+    assert m.false_starts == 2 and m.unwanted == pytest.approx(10 + 60)
+    assert m.interruptions == 1  # the start at 12, cut at 30
+
+
+def test_a_start_first_within_two_listen_rows_is_the_first_of_each():
+    # it starts in the last second of one row and within the 5 s slack of the
+    # next row of the same exhibit: a start after it in that next row is a second one
+    truth = [row(100, 200, "a"), row(200, 203, "b", "glance"), row(203, 300, "a")]
+    events = [start(199, "a"), end(201, "a", "stopped"), start(210, "a"), end(270, "a")]
+    m = score(truth, events, durations=DUR, walk_end={"v1": 400})
+    assert m.hits == 2 and m.false_starts == 1 and m.unwanted == pytest.approx(60)
 
 
 def test_a_track_cut_while_its_visitor_listens_or_wanders_is_an_interruption():
