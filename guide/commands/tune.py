@@ -56,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lang", help="the visitors' language (default: the site's first)")
     p.add_argument("--radio", default="museum", choices=("textbook", "museum", "harsh"),
                    help="with --walks: the radio model preset (default: museum)")
-    p.add_argument("--rate", type=rate, help="with --walks: advertisements per second per beacon")
+    p.add_argument("--rate", type=rate, help="with --walks: advertisements per second per beacon "
+                   "(default: the radio model's, 10; 1 for a phone)")
     p.add_argument("--seed", type=seed, default=7,
                    help="random seed of the search and the radio (default: 7)")
     p.add_argument("--budget", type=number("a number of evaluations, 1 or more", whole=True, low=1),
