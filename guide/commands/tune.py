@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="random seed of the search and the radio (default: 7)")
     p.add_argument("--budget", type=number("a number of evaluations, 1 or more", whole=True, low=1),
                    default=200, metavar="N",
-                   help="how many settings to try (default: 200, about a minute on 2 cores)")
+                   help="the most settings to try (default: 200, about a minute on 2 cores)")
     p.add_argument("--jobs", type=number("a number of processes, 1 or more", whole=True, low=1),
                    default=2, metavar="N", help="processes (default: 2)")
     p.add_argument("--no-holdout", action="store_true",
