@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The device's radio path: CPU per second of visit, and start latency.
 
-    .venv/bin/python benchmarks/bench_device.py [--seconds 600] [--laps 1]
+    .venv/bin/python benchmarks/bench_device.py [--seconds 1200] [--laps 1]
 
 A synthetic site of 20 exhibits in a row, 4 m apart, one iBeacon each, every
 beacon heard at 10 Hz (200 advertisements a second, the brief's worst case),

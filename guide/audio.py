@@ -40,7 +40,6 @@ import contextlib
 import logging
 import math
 import os
-import struct
 import subprocess
 import tempfile
 import threading
@@ -56,7 +55,7 @@ import numpy as np
 from guide import tracks
 from guide.errors import TrackError
 from guide.site import Site
-from guide.tracks import TrackTooLong, check_regular, permission_denied
+from guide.tracks import TrackTooLong, check_complete, check_regular
 
 logger = logging.getLogger("guide.audio")
 
@@ -155,7 +154,7 @@ def _chunks(path: Path, started: Callable[[subprocess.Popen], None] | None,
     check_regular(path, st)  # ffmpeg would wait on a pipe for a writer forever
     if st.st_size == 0:
         raise TrackError(f"{path}: the file is empty; export the track again")
-    _check_complete(path, st.st_size)
+    check_complete(path, st.st_size)
     chunk -= chunk % SAMPLE_WIDTH
     command = [AudioSegment.converter, "-nostdin", "-hide_banner", "-loglevel", "error",
                "-i", str(path), "-map", "0:a:0", "-vn",
@@ -232,67 +231,6 @@ def _ffmpeg_message(stderr: bytes, path: Path) -> str:
             line = line[len(f"{path}: "):]
         return line
     return ""
-
-
-def _check_complete(path: Path, size: int) -> None:
-    """Refuse a file cut short where ffmpeg would silently decode what is left:
-    an Ogg stream must end with a whole page flagged end-of-stream, and a WAV
-    must hold as many bytes as its header announces."""
-    try:
-        _check_container(path, size)
-    except PermissionError:
-        raise permission_denied(path) from None
-    except OSError as e:
-        raise TrackError(f"{path}: cannot read the track ({e.strerror})") from None
-
-
-def _check_container(path: Path, size: int) -> None:
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if head[:4] == b"OggS":
-            # the largest Ogg page is 27 + 255 + 255 * 255 = 65,307 bytes
-            f.seek(max(0, size - 65_307))
-            _check_ogg_end(path, f.read())
-        elif head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-            _check_wav_size(path, f, size)
-
-
-def _check_ogg_end(path: Path, tail: bytes) -> None:
-    # Scan back for the page that ends exactly at the end of the file ("OggS"
-    # may also occur inside audio data; such a false header almost never
-    # happens to end exactly there).
-    i = tail.rfind(b"OggS")
-    while i >= 0:
-        header = tail[i:i + 27]
-        if len(header) == 27 and header[4] == 0:
-            segments = header[26]
-            table = tail[i + 27:i + 27 + segments]
-            if len(table) == segments and i + 27 + segments + sum(table) == len(tail):
-                if header[5] & 0x04:
-                    return
-                raise TrackError(f"{path}: the file is cut short (its Ogg stream has no last page); "
-                                 "export the track again, or copy it again in full")
-        i = tail.rfind(b"OggS", 0, i)
-    raise TrackError(f"{path}: the file is cut short (it ends inside an Ogg page); "
-                     "export the track again, or copy it again in full")
-
-
-def _check_wav_size(path: Path, f, size: int) -> None:
-    offset = 12
-    while offset + 8 <= size:
-        f.seek(offset)
-        chunk = f.read(8)
-        if len(chunk) < 8:
-            return
-        ident, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-        if ident == b"data":
-            # 0 and 0xFFFFFFFF: written by a streaming encoder that could not seek back
-            if length not in (0, 0xFFFFFFFF) and offset + 8 + length > size:
-                missing = offset + 8 + length - size
-                raise TrackError(f"{path}: the file is cut short ({missing} bytes of audio missing "
-                                 "of what its header announces); export the track again")
-            return
-        offset += 8 + length + (length & 1)  # chunks are padded to even sizes
 
 
 class TrackCache:

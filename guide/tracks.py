@@ -11,7 +11,9 @@ of times.
 A track may last at most `MAX_SECONDS` (an hour): the device holds a track it plays
 decoded in memory, whole (simpleaudio plays from one buffer), so a longer one
 is refused here, by `guide check` and by the player's decoder, naming the
-track, its length and the limit.
+track, its length and the limit. So is a file cut short (`check_complete`: an
+Ogg stream without its whole last page, a WAV shorter than its header says),
+which the decoder refuses too: its header or last page would give a length.
 """
 
 from __future__ import annotations
@@ -148,8 +150,77 @@ def permission_denied(path: str | os.PathLike) -> TrackError:
                       f"(chmod a+r {path})")
 
 
+def check_complete(path: str | os.PathLike, size: int) -> None:
+    """Refuse a file cut short where ffmpeg would silently decode what is left:
+    an Ogg stream must end with a whole page flagged end-of-stream, and a WAV
+    must hold as many bytes as its header announces."""
+    try:
+        _check_container(path, size)
+    except PermissionError:
+        raise permission_denied(path) from None
+    except OSError as e:
+        raise TrackError(f"{path}: cannot read the track ({e.strerror})") from None
+
+
+def _check_container(path: str | os.PathLike, size: int) -> None:
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] == b"OggS":
+            # the largest Ogg page is 27 + 255 + 255 * 255 = 65,307 bytes
+            f.seek(max(0, size - 65_307))
+            _check_ogg_end(path, f.read())
+        elif head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            _check_wav_size(path, f, size)
+
+
+def _check_ogg_end(path: str | os.PathLike, tail: bytes) -> None:
+    # Scan back for the page that ends exactly at the end of the file ("OggS"
+    # may also occur inside audio data; such a false header almost never
+    # happens to end exactly there).
+    i = tail.rfind(b"OggS")
+    while i >= 0:
+        header = tail[i:i + 27]
+        if len(header) == 27 and header[4] == 0:
+            segments = header[26]
+            table = tail[i + 27:i + 27 + segments]
+            if len(table) == segments and i + 27 + segments + sum(table) == len(tail):
+                if header[5] & 0x04:
+                    return
+                raise TrackError(f"{path}: the file is cut short (its Ogg stream has no last page); "
+                                 "export the track again, or copy it again in full")
+        i = tail.rfind(b"OggS", 0, i)
+    raise TrackError(f"{path}: the file is cut short (it ends inside an Ogg page); "
+                     "export the track again, or copy it again in full")
+
+
+def _check_wav_size(path: str | os.PathLike, f, size: int) -> None:
+    offset = 12
+    while offset + 8 <= size:
+        f.seek(offset)
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            return
+        ident, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if ident == b"data":
+            # 0 and 0xFFFFFFFF: written by a streaming encoder that could not seek back
+            if length not in (0, 0xFFFFFFFF) and offset + 8 + length > size:
+                missing = offset + 8 + length - size
+                raise TrackError(f"{path}: the file is cut short ({missing} bytes of audio missing "
+                                 "of what its header announces); export the track again")
+            return
+        offset += 8 + length + (length & 1)  # chunks are padded to even sizes
+
+
 @functools.lru_cache(maxsize=4096)
 def _duration(path: str, _mtime: int, size: int) -> float:
+    seconds = _measure(path, size)
+    # a file cut short has a length (its header's, or its last page's, or what
+    # ffprobe finds left), but the device's decoder refuses it: so does this
+    check_complete(path, size)
+    return seconds
+
+
+def _measure(path: str, size: int) -> float:
     try:
         open(path, "rb").close()
     except PermissionError:

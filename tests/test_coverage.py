@@ -197,6 +197,16 @@ def test_the_coverage_command_lists_every_unplayable_track_and_exits_1(coupole, 
         ("en/ex-03.wav", "ex-03", "en"), ("en/ex-07.wav", "ex-07", "en")]
 
 
+def test_a_track_cut_short_is_listed_as_unplayable_as_the_device_refuses_it(coupole, capsys):
+    # half a WAV: its header announces the whole; counted at the header's length before
+    track = coupole.parent / "tracks" / "en" / "ex-03.wav"
+    track.write_bytes(track.read_bytes()[:8000])
+    assert main(["coverage", "--zones", str(coupole)]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].split() == ["English", "en", "13/16", "35/45", "min", "French", "(3)"]
+    assert "\n  en/ex-03.wav (ex-03, en): the file is cut short (" in out
+
+
 def test_an_unreadable_track_asks_for_its_permissions_to_be_fixed(coupole, unprivileged):
     track = coupole.parent / "tracks/en/ex-03.wav"
     track.chmod(0)

@@ -72,6 +72,24 @@ def test_a_streamed_wav_whose_header_gives_no_length_is_measured(tmp_path):
         assert duration(tmp_path / "streamed.wav") == pytest.approx(1.0, abs=0.01)
 
 
+@pytest.mark.parametrize("name, codec", [("a.opus", "libopus"), ("a.ogg", "libvorbis")])
+def test_an_ogg_file_cut_short_has_no_duration_as_the_decoder_plays_none(tmp_path, name, codec):
+    # a copy interrupted mid-page still has a last page header with a granule
+    # position; its length was counted (coverage, simulator) as if playable
+    whole = encode(tmp_path / name, 2.5, codec).read_bytes()
+    cut = tmp_path / f"cut-{name}"
+    cut.write_bytes(whole[:len(whole) - 10])
+    with pytest.raises(TrackError, match=rf"cut-{name}: the file is cut short \(it ends inside an Ogg page\)"):
+        duration(cut)
+
+
+def test_a_wav_shorter_than_its_header_says_has_no_duration(tmp_path, make_wav):
+    data = make_wav(tmp_path / "whole.wav", 1.0).read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[:-8000])
+    with pytest.raises(TrackError, match=r"cut.wav: the file is cut short \(8000 bytes of audio missing"):
+        duration(tmp_path / "cut.wav")
+
+
 def test_a_pipe_or_a_folder_is_not_a_track(tmp_path):
     os.mkfifo(tmp_path / "pipe.wav")  # reading it would wait for a writer forever
     with pytest.raises(TrackError, match="pipe.wav: is not a regular file"):

@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=number(f"seconds, more than 0 and at most a week ({MAX_T:g})",
                                              low=0, high=MAX_T),
                    metavar="S", help="stop after S seconds (default: at Ctrl-C)")
-    p.add_argument("--force", action="store_true", help="overwrite CSV if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace CSV if it is a scan log (never another file), once the new "
+                        "recording is done")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
     p.set_defaults(run=run)
 

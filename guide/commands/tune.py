@@ -56,12 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lang", help="the visitors' language (default: the site's first)")
     p.add_argument("--radio", default="museum", choices=("textbook", "museum", "harsh"),
                    help="with --walks: the radio model preset (default: museum)")
-    p.add_argument("--rate", type=rate, help="with --walks: advertisements per second per beacon")
+    p.add_argument("--rate", type=rate, help="with --walks: advertisements per second per beacon "
+                   "(default: the radio model's, 10; 1 for a phone)")
     p.add_argument("--seed", type=seed, default=7,
                    help="random seed of the search and the radio (default: 7)")
     p.add_argument("--budget", type=number("a number of evaluations, 1 or more", whole=True, low=1),
                    default=200, metavar="N",
-                   help="how many settings to try (default: 200, about a minute on 2 cores)")
+                   help="the most settings to try (default: 200, about a minute on 2 cores)")
     p.add_argument("--jobs", type=number("a number of processes, 1 or more", whole=True, low=1),
                    default=2, metavar="N", help="processes (default: 2)")
     p.add_argument("--no-holdout", action="store_true",
