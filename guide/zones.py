@@ -271,7 +271,7 @@ _YAML = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + t for t in ("str", "int", "float", "bool", "null"))
 _PLAIN_TAGS = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL, _YAML + "timestamp"})
 
-_ID = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+_ID = re.compile(r"[a-z0-9-]+\Z")  # FORMATS.md: "lower-case letters, digits, '-'"
 _LANG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*\Z")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _HEX = re.compile(r"[0-9a-f]*\Z")
@@ -595,8 +595,20 @@ class _Reader:
         if not _ID.match(value):
             fixed = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-") or "dome-n"
             self.fail(node, f"{where} '{_echo(value)}' is not a valid id: use lower-case "
-                      f"letters, digits and '-' only, starting with a letter or digit "
-                      f"(e.g. '{_echo(fixed)}')")
+                      f"letters, digits and '-' only (e.g. '{_echo(fixed)}')")
+            return None
+        return value
+
+    def beacon_ident(self, node: Node) -> str | None:
+        """A beacon's id: FORMATS.md asks only for "a short id", so any text
+        a scan log's cell can hold (a MAC address, 'B_Dome', 'sensor 20'), but
+        not padded with spaces, which the scan log's reader strips off."""
+        value = self.text(node, "beacon id", "an id")
+        if value is None:
+            return None
+        if value != value.strip():
+            self.fail(node, f"beacon id {_echo(value)!r} begins or ends with a space, which a "
+                      f"scan log's cell does not keep: write '{_echo(value.strip())}'")
             return None
         return value
 
@@ -859,7 +871,7 @@ class _Reader:
         beacons: dict[str, Beacon] = {}  # the valid ones
         seen: dict[IBeacon | Eddystone, tuple[str, int]] = {}
         for key, (key_node, value_node) in entries.items():
-            beacon_id = self.ident(key_node, "beacon id")
+            beacon_id = self.beacon_ident(key_node)
             beacon = self.read_beacon(value_node, key)
             if beacon is None:
                 continue

@@ -544,10 +544,25 @@ def test_ids_must_be_lower_case_letters_digits_and_dashes(problem, bad, fixed):
     assert "not a valid id" in p.message and f"e.g. '{fixed}'" in p.message
 
 
-def test_a_beacon_id_must_be_a_valid_id_too(problem):
-    text = edit("  b-spare:\n", "  B Spare:  # <-\n")
+def test_an_exhibit_id_may_be_any_run_of_lower_case_letters_digits_and_dashes(load):
+    site = load(edit("  - id: coin-1\n", "  - id: -coin-1-\n"))  # as FORMATS.md words it
+    assert site.exhibit("-coin-1-").beacon == "b-coin"
+
+
+@pytest.mark.parametrize("given", ["AA:BB:CC:DD:EE:01", "B_Dome", "sensor 20", "101"])
+def test_a_beacon_id_is_any_short_id_as_formats_md_allows(load, given):
+    # FORMATS.md: "keyed by a short id"; only exhibit ids are held to a- z, 0-9, '-'
+    text = edit("  b-dome:\n", f'  "{given}":\n').replace("beacon: b-dome", f'beacon: "{given}"')
+    site = load(text)
+    assert site.exhibit("dome").beacon == given and given in site.beacons
+
+
+@pytest.mark.parametrize("given, why", [(" b-spare", "begins or ends with a space"),
+                                        ("b\\tspare", "holds a tab")])
+def test_a_beacon_id_must_survive_a_scan_log_cell(problem, given, why):
+    text = edit("  b-spare:\n", f'  "{given}":  # <-\n')
     p = problem(text)
-    assert (p.line, p.column) == (line_of(text), 3) and "e.g. 'b-spare'" in p.message
+    assert (p.line, p.column) == (line_of(text), 3) and why in p.message, p.message
 
 
 # --------------------------------------------------------------------------
