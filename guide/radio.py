@@ -39,6 +39,7 @@ import functools
 import itertools
 import math
 import zlib
+from array import array
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -236,21 +237,54 @@ NO_SCANS = ("no beacon of the site is heard along them (positions are metres in 
 
 
 def read_walks(path: str | Path, *, grouped: bool = True) -> Iterator[tuple[str, float, float, float]]:
-    """Rows (visitor, t, x, y) of a FORMATS.md walk CSV, streamed.
+    """Rows (visitor, t, x, y) of a FORMATS.md walk CSV.
 
     Extra columns are ignored. A malformed row, or a visitor's time going
-    backwards, raises ScanLogError naming the file, the line and the field;
-    so does, when `grouped` (what `scans_from_walk` needs), a visitor whose
-    rows come back after other visitors' rows.
+    backwards, raises ScanLogError naming the file, the line and the field.
+    With `grouped` (what `scans_from_walk` needs) the rows come one visitor
+    after another, in the order visitors first appear: a file whose visitors
+    are interleaved (FORMATS.md allows it of scan logs and does not forbid it
+    of walks) is read twice, once to find that out and once to gather each
+    visitor's positions (24 bytes a row); one already grouped is streamed.
 
     >>> rows = list(read_walks("walks.csv"))  # doctest: +SKIP
     """
     p = Path(path)
+    if not grouped or _grouped(p):
+        yield from _walk_rows(p)
+        return
+    gathered: dict[str, tuple[array, array, array]] = {}
+    for visitor, t, x, y in _walk_rows(p):
+        columns = gathered.get(visitor)
+        if columns is None:
+            columns = gathered[visitor] = (array("d"), array("d"), array("d"))
+        columns[0].append(t)
+        columns[1].append(x)
+        columns[2].append(y)
+    for visitor, (ts, xs, ys) in gathered.items():
+        for t, x, y in zip(ts, xs, ys):
+            yield visitor, t, x, y
+
+
+def _grouped(p: Path) -> bool:
+    """Whether each visitor's rows of the walk at `p` come together."""
+    seen: set[str] = set()
+    current = None
+    for visitor, *_ in _walk_rows(p):
+        if visitor != current:
+            if visitor in seen:
+                return False
+            seen.add(visitor)
+            current = visitor
+    return True
+
+
+def _walk_rows(p: Path) -> Iterator[tuple[str, float, float, float]]:
+    """The rows of `read_walks`, checked, in the file's order."""
     with open_csv(p, "walk", ("visitor", "t", "x", "y")) as (_, reader, index):
         iv, it, ix, iy = index
         width = max(iv, it, ix, iy) + 1
         last: dict[str, float] = {}
-        current = None
         while True:
             try:
                 row = next(reader)
@@ -284,13 +318,6 @@ def read_walks(path: str | Path, *, grouped: bool = True) -> Iterator[tuple[str,
                                    f"{MAX_COORDINATE / 1000:g} km from the site's origin; positions "
                                    f"are metres in the zone map's frame")
             before = last.get(visitor)
-            if grouped and visitor != current:
-                if before is not None:
-                    raise ScanLogError(
-                        f"{p}:{line}: the rows of visitor {short(visitor)} resume here after other "
-                        "visitors' rows; give each visitor's rows together (sort the walk by "
-                        "visitor, then t)")
-                current = visitor
             if before is not None and t < before:
                 raise ScanLogError(
                     f"{p}:{line}: field t: time goes backwards for visitor {short(visitor)} "

@@ -214,7 +214,7 @@ def test_read_walks_streams_rows_and_ignores_extra_columns(tmp_path):
     ("visitor,t,x,y\nv1,0.0,1.0,2.0\nv1,0.1,east,2.0\n", ":3:", "x"),
     ("visitor,t,x,y\nv1,0.0,1.0,2.0\nv1,0.1,1.0,nan\n", ":3:", "y"),
     ("visitor,t,x,y\nv1,5.0,1.0,2.0\nv1,4.0,1.0,2.0\n", ":3:", "backwards"),
-    ("visitor,t,x,y\nv1,5.0,1.0,2.0\nv2,0.0,1.0,2.0\nv1,6.0,1.0,2.0\n", ":4:", "resume here after other"),
+    ("visitor,t,x,y\nv1,5.0,1.0,2.0\nv2,0.0,1.0,2.0\nv1,4.0,1.0,2.0\n", ":4:", "backwards"),
     ("visitor,t,x,y\nv1,0.0,1.0\n", ":2:", "visitor,t,x,y"),
     ("visitor,time,x,y\nv1,0.0,1.0,2.0\n", ":1:", "lacks t"),
 ])
@@ -224,6 +224,13 @@ def test_a_bad_walk_csv_names_the_file_line_and_field(tmp_path, text, where, fie
         list(read_walks(p))
     assert f"walks.csv{where}" in str(e.value)
     assert field in str(e.value)
+
+
+def test_a_walk_with_its_visitors_interleaved_is_read_one_visitor_after_another(tmp_path):
+    p = write(tmp_path / "walks.csv", "visitor,t,x,y\nv2,0,9,9\nv1,0,1,2\nv2,1,8,9\nv1,1,2,2\nv3,0,0,0\n")
+    assert list(read_walks(p)) == [("v2", 0.0, 9.0, 9.0), ("v2", 1.0, 8.0, 9.0), ("v1", 0.0, 1.0, 2.0),
+                                   ("v1", 1.0, 2.0, 2.0), ("v3", 0.0, 0.0, 0.0)]
+    assert [r[0] for r in read_walks(p, grouped=False)] == ["v2", "v1", "v2", "v1", "v3"]
 
 
 def test_a_missing_walk_file_is_a_clear_error(tmp_path):

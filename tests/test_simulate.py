@@ -125,6 +125,21 @@ def test_walks_are_turned_into_scans_by_the_radio_model_at_one_hertz(scenario, c
     assert ours["recall"] >= 0.6 and ours["listen_rows"] > 0
 
 
+def test_a_walk_with_its_visitors_interleaved_in_time_scores_as_the_same_walk_grouped(scenario, capsys,
+                                                                                    tmp_path):
+    header, *rows = (scenario / "walks.csv").read_text().splitlines()
+    mixed = tmp_path / "walks.csv"  # every visitor's rows by time, as a simulator stepping them all writes
+    mixed.write_text("\n".join([header, *sorted(rows, key=lambda r: float(r.split(",")[1]))]) + "\n")
+    assert mixed.read_text() != (scenario / "walks.csv").read_text()
+    figures = []
+    for walks in (scenario / "walks.csv", mixed):
+        code, out, err = run(capsys, "--zones", scenario / "zones.yaml", "--walks", walks,
+                             "--truth", scenario / "truth.csv", "--json", "--no-progress")
+        assert code == 0, err
+        figures.append(json.loads(out))
+    assert figures[0] == figures[1] and figures[0]["engine"]["listen_rows"] > 0
+
+
 @pytest.mark.parametrize("row, message", [
     ("v1,0.5,b-e1", r"scans.csv:3: expected 4 fields"),
     ("v1,abc,b-e1,-60", r"scans.csv:3: field t = 'abc' is not a number of seconds$"),
