@@ -248,6 +248,7 @@ class Engine:
                                  wanted=self.lang if lang != self.lang else None))
                 return out
         self._heard.add(p.exhibit)
+        self._block = p.index  # as finished: with replay_heard, not again until a return
         out.extend(self._evaluate(now))
         return out
 
@@ -290,6 +291,7 @@ class Engine:
             return []
         self._heard.add(p.exhibit)
         self._playing = None
+        self._block = p.index  # with replay_heard, a skip is not undone at once: not until a return
         return [End(exhibit=p.exhibit, reason="skipped", fade=self._fade)]
 
     def set_language(self, lang: str, now: float) -> list[Action]:

@@ -274,6 +274,22 @@ def test_skip_ends_the_track_and_counts_it_as_heard():
     assert starts(v.log) == ["a"]  # not started again
 
 
+@pytest.mark.parametrize("stop", ["skip", "failed"])
+def test_with_replay_heard_a_skipped_or_unplayable_exhibit_waits_for_a_return(stop):
+    # replay_heard means on return: not at once, under the feet of a visitor who pressed skip
+    v = Visit(make_site(replay_heard=True))
+    v.stay(8, AT_A)
+    for _ in range(2 if stop == "failed" else 1):  # failed: en, then its fr fallback
+        v.log.extend((v.t, a) for a in getattr(v.engine, stop)(v.t))
+    assert v.engine.playing is None and "a" in v.engine.heard
+    v.stay(20, AT_A)
+    assert starts(v.log) == (["a"] if stop == "skip" else ["a", "a"])  # the fallback, not a restart
+    v.stay(20, AT_C)
+    v.finish()
+    v.stay(20, AT_A)
+    assert starts(v.log)[-2:] == ["c", "a"]  # back again: it starts
+
+
 def test_changing_language_restarts_the_exhibit_in_the_new_language():
     v = Visit()
     v.stay(20, AT_A)
