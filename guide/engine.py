@@ -226,7 +226,7 @@ class Engine:
             return []
         self._heard.add(p.exhibit)
         self._playing = None
-        self._block = p.index  # replay_heard means on return, not at once
+        self._hold(p.index)  # replay_heard means on return, not at once
         return [End(exhibit=p.exhibit, reason="finished"), *self._evaluate(now)]
 
     def failed(self, now: float, message: str = "") -> list[Action]:
@@ -248,7 +248,7 @@ class Engine:
                                  wanted=self.lang if lang != self.lang else None))
                 return out
         self._heard.add(p.exhibit)
-        self._block = p.index  # as finished: with replay_heard, not again until a return
+        self._hold(p.index)  # as finished: with replay_heard, not again until a return
         out.extend(self._evaluate(now))
         return out
 
@@ -291,7 +291,7 @@ class Engine:
             return []
         self._heard.add(p.exhibit)
         self._playing = None
-        self._block = p.index  # with replay_heard, a skip is not undone at once: not until a return
+        self._hold(p.index)  # with replay_heard, a skip is not undone at once: not until a return
         return [End(exhibit=p.exhibit, reason="skipped", fade=self._fade)]
 
     def set_language(self, lang: str, now: float) -> list[Action]:
@@ -391,7 +391,7 @@ class Engine:
                 # rule 5: a glance or a wrong start; it costs seconds, not minutes
                 self._playing = None
                 out.append(End(exhibit=p.exhibit, reason="abandoned", fade=self._fade))
-                self._block = i  # it must be earned again by a fresh arrival
+                self._hold(i)  # it must be earned again by a fresh arrival
                 self._walked_off.add(i)
         if self._playing is None and self._settled and here != self._block:
             ex = self._exhibits[here]
@@ -399,6 +399,14 @@ class Engine:
                 out.extend(self._start(here, now, committed=False))
         self._deadline = self._next_deadline(now)
         return out
+
+    def _hold(self, index: int) -> None:
+        """Start nothing at exhibit `index` until the visitor has left it: a
+        visitor standing there when its track ended (or was abandoned) has
+        not arrived again. One who had already left it when it ended arrives
+        afresh when they come back, and may hear it (`_move` lifts the hold
+        only when the visitor's place changes)."""
+        self._block = index if self._here == index else None
 
     def _move(self, here: int | None, now: float) -> None:
         """The visitor is now at `here` (rule 2). A candidate that drops out

@@ -171,6 +171,18 @@ def test_a_glance_fades_out_quickly_and_does_not_count_as_heard():
     assert starts(v.log).count("a") == 2
 
 
+@pytest.mark.parametrize("rate", [1.0, 10.0])
+def test_a_visitor_back_at_an_exhibit_they_had_walked_off_hears_it(rate):
+    # the track is abandoned while the visitor is already between exhibits
+    # (at none): coming straight back to it is a fresh arrival, not standing on
+    v = Visit(rate=rate)
+    v.stay(v.site.trigger.dwell + 1.5, AT_A)
+    v.stay(12, {"a": -75, "b": -75, "c": FAR})
+    assert ends(v.log) == [("a", "abandoned")] and v.engine.here is None
+    v.stay(30, AT_A)
+    assert starts(v.log) == ["a", "a"]
+
+
 def test_a_wrong_start_is_replaced_by_the_exhibit_the_visitor_settles_at():
     v = Visit()
     v.stay(v.site.trigger.dwell + 1.5, AT_B)  # a brief stop at b starts it
