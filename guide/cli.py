@@ -193,10 +193,11 @@ def output_file(path: str | os.PathLike[str], option: str, *,
     long work: GuideError naming `option` when it is empty, a folder (or
     ends in a slash), not a regular file (a device, a pipe), one of the
     command's `inputs` (what names it, e.g. "--zones" -> its path; None
-    values are skipped), read-only, or in a folder that cannot be created or
-    written to, or behind a loop of symbolic links; with `replaces` = (what it writes, test), also when it
-    exists, is not empty, and `test(path)` says it is not such a file (a
-    command never writes over a file of another kind). Missing folders are
+    values are skipped), read-only, in a folder that cannot be created or
+    written to, or behind a loop of symbolic links; with `replaces` = (what
+    it writes, test), also when it exists, is not empty, and `test(path)`
+    says it is not such a file (a command never writes over a file of
+    another kind). Missing folders are
     created. A symbolic link is followed: the path returned is where the data
     goes, so replacing that file whole (write beside it, then rename) keeps
     the link."""
