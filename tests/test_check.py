@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -85,7 +86,8 @@ def test_a_silent_track_is_a_warning_and_the_exit_status_stays_0(tmp_path, make_
     assert main(["check", "--zones", str(zones), "--no-progress"]) == 0
 
 
-def test_a_long_silence_before_the_narration_is_a_warning(tmp_path, make_wav):
+def tone_between_silences(tmp_path: Path, make_wav, before: float, after: float) -> None:
+    """tracks/fr/dome.wav: `before` s of nothing, 1 s of a tone, `after` s of nothing."""
     import wave
 
     make_wav(tmp_path / "tone.wav", 1.0, tone=300)
@@ -95,7 +97,11 @@ def test_a_long_silence_before_the_narration_is_a_warning(tmp_path, make_wav):
     path.parent.mkdir(parents=True)
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
-        w.writeframes(bytes(2 * 8000 * 4) + tone)  # 4 s of nothing, then sound
+        w.writeframes(bytes(int(2 * 8000 * before)) + tone + bytes(int(2 * 8000 * after)))
+
+
+def test_a_long_silence_before_the_narration_is_a_warning(tmp_path, make_wav):
+    tone_between_silences(tmp_path, make_wav, 4, 0)
     zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav"}}, languages=("fr",))
     report = check_site(zones)
     (w,) = report.findings
@@ -232,16 +238,7 @@ def test_checking_a_long_track_takes_no_more_memory_than_a_short_one(tmp_path, m
 
 
 def test_the_analysis_of_a_track_runs_on_across_the_chunks_it_is_decoded_in(tmp_path, make_wav):
-    import wave
-
-    make_wav(tmp_path / "tone.wav", 1.0, tone=300)
-    with wave.open(str(tmp_path / "tone.wav")) as w:
-        tone = w.readframes(w.getnframes())
-    path = tmp_path / "tracks/fr/dome.wav"
-    path.parent.mkdir(parents=True)
-    with wave.open(str(path), "wb") as w:  # 30 s of nothing, 1 s of sound, 20 s of nothing
-        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
-        w.writeframes(bytes(2 * 8000 * 30) + tone + bytes(2 * 8000 * 20))
+    tone_between_silences(tmp_path, make_wav, 30, 20)
     zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav"}}, languages=("fr",))
     (info,) = check_site(zones).tracks  # 2.4 MB decoded: three chunks
     assert info.seconds == pytest.approx(51.0)
