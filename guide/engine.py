@@ -344,11 +344,11 @@ class Engine:
         position = float(p.get("position", 0.0))
         if track != p.get("track"):
             position = 0.0  # the map changed under us: start that exhibit afresh
-        offset = max(0.0, position - site.trigger.resume_rewind)
+        offset = round(max(0.0, position - site.trigger.resume_rewind), 3)  # as Start and Pause say it
         engine._playing = _Playing(exhibit=p["exhibit"], index=engine._index(p["exhibit"]),
                                    lang=lang, track=track,
                                    started=now, offset=offset, committed=True)
-        start = Start(exhibit=p["exhibit"], lang=lang, track=track, offset=round(offset, 3),
+        start = Start(exhibit=p["exhibit"], lang=lang, track=track, offset=offset,
                       wanted=engine.lang if lang != engine.lang else None)
         if p.get("paused"):
             engine._playing.paused_at = offset

@@ -335,6 +335,19 @@ def test_a_saved_visit_resumes_a_little_before_where_it_stopped():
     assert engine.position(1002.0) == pytest.approx(pos - rewind + 2.0, abs=1e-3)
 
 
+def test_a_paused_visit_resumes_paused_where_its_start_says():
+    v = Visit()
+    v.stay(20, AT_A)
+    v.engine.pause(v.t)
+    snap = v.engine.snapshot(v.t)
+    snap["playing"]["position"] = 17.123456  # as a state file written by another version may hold
+    engine, acts = Engine.restore(v.site, snap, now=0.0)
+    offset = round(17.123456 - v.site.trigger.resume_rewind, 3)
+    assert acts == [Start(exhibit="a", lang="en", track="en/a.ogg", offset=offset),
+                    Pause(exhibit="a", position=offset)]
+    assert engine.resume(5.0) == [Resume(exhibit="a", position=offset)]
+
+
 def test_a_snapshot_after_a_finished_track_remembers_it_as_heard():
     v = Visit()
     v.stay(20, AT_A)
