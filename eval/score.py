@@ -16,11 +16,13 @@ import argparse
 import random
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from guide.cli import guarded, number  # noqa: E402
+from guide.errors import GuideError  # noqa: E402
 from guide.metrics import Metrics, format_table, read_truth, score  # noqa: E402
 from guide.replay import POLICIES, ScanStats, read_scans, replay, started_track_durations  # noqa: E402
 from guide.zones import load_zones  # noqa: E402
@@ -62,8 +64,13 @@ def _main(args: argparse.Namespace) -> None:
         next(iter(read_scans(Path(f) / "scans.csv", site)), None)  # opens it, reads its header
     seeds = range(1, args.subsamples + 1) if args.rate_keep < 1.0 else [0]
     jobs = [(f, p, args.rate_keep, s) for f in args.folders for p in POLICIES for s in seeds]
-    with ProcessPoolExecutor(2) as pool:
-        results = list(pool.map(run, jobs))
+    try:
+        with ProcessPoolExecutor(2) as pool:
+            results = list(pool.map(run, jobs))
+    except BrokenProcessPool:  # a worker killed: out of memory, or by hand
+        raise GuideError("a scoring process was killed before it finished (out of memory, or "
+                         "stopped by hand); nothing was scored: run again, with fewer folders "
+                         "at once if memory is short") from None
     by: dict[tuple[str, str], list[Metrics]] = {}
     for (f, p, _, _), m in zip(jobs, results):
         by.setdefault((f, p), []).append(m)

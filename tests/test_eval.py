@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -114,3 +115,18 @@ def test_the_eval_scripts_report_a_missing_scenario_in_one_line_exit_2(tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith(f"{script}.py: error: ") and "nowhere" in done.stderr
+
+
+def _killed(job):
+    os._exit(9)  # a worker the kernel's OOM killer took
+
+
+def test_score_reports_a_killed_worker_in_one_line_exit_2(scenarios, monkeypatch, capsys):
+    score = load("score")
+    monkeypatch.setattr(score, "run", _killed)
+    monkeypatch.setattr(sys, "argv", ["score.py", str(scenarios["textbook"])])
+    with pytest.raises(SystemExit) as stop:
+        score.main()
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("score.py: error: a scoring process was killed") and "run again" in err
