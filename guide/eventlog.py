@@ -118,11 +118,19 @@ def parse(text: str | bytes) -> object:
     """`text` (UTF-8 if bytes) as parsed JSON; NotJSON for anything else,
     including what json.loads refuses with a ValueError or RecursionError of
     its own (a whole number of thousands of digits, arrays nested thousands
-    deep): the guide never writes them, a damaged file may hold them."""
+    deep), and text holding half a character (a lone surrogate, "\\udc80",
+    which reads but cannot be written back in UTF-8): the guide never writes
+    them, a damaged or edited file may hold them."""
     try:
-        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+        text = text.decode("utf-8") if isinstance(text, bytes) else text
+        value = json.loads(text)
+        if "\\u" in text:  # an escape may be a lone surrogate: the value must write back as UTF-8
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
     except UnicodeDecodeError:
         raise NotJSON("is binary data") from None
+    except UnicodeEncodeError:
+        raise NotJSON("holds half a character (a lone surrogate escape, \\ud800 to \\udfff)") from None
     except json.JSONDecodeError as e:
         raise NotJSON("is binary data" if "\0" in e.doc else "is not JSON", str(e)) from None
     except ValueError:  # int(): a number of more digits than sys.get_int_max_str_digits()

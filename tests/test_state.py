@@ -97,6 +97,10 @@ def test_saving_again_replaces_the_state_and_leaves_no_temporary_file(tmp_path):
     (b'{"format": "guide-device-state", "version": 1, "t": ' + b"9" * 5000 + b"}",
      "not a visit state written by guide (it holds a number too long to be one the guide wrote)"),
     (b"[" * 10_000 + b"]" * 10_000, "(it nests arrays or objects deeper than the guide writes)"),
+    # half a character: json reads it, and the first save (or the log's first line) could not write it
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "visit-\\udc80", "site": "s", "t": 1,'
+     b' "volume": 0.5, "engine": {"lang": "en", "heard": [], "playing": null}}',
+     "(it holds half a character (a lone surrogate escape"),
 ])
 def test_a_broken_or_foreign_state_file_is_reported_with_the_file_and_the_fix(tmp_path, content, says):
     path = tmp_path / "state.json"
@@ -262,6 +266,9 @@ LINE = b'{"visitor": "v1", "t": 1.0, "event": "start", "exhibit": "dome", "lang"
     (LINE + b'{"event": "start", "t": -' + b"1" * 5000 + b"}\n", "line 2 holds a number too long"),
     (b"[" * 10_000 + b"]" * 10_000 + b"\n", "line 1 nests arrays or objects deeper than the guide writes"),
     (LINE * 3000 + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"\n", "a line near its end nests"),
+    # half a character, which a restart would have copied into its own line and failed to write
+    (LINE + b'{"visitor": "v1", "t": 2.0, "event": "start", "exhibit": "\\ud800"}\n',
+     "line 2 holds half a character"),
 ])
 def test_a_file_that_is_not_an_event_log_is_refused_and_left_as_it_was(tmp_path, content, says):
     path = tmp_path / "notes.txt"
