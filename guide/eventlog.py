@@ -10,8 +10,8 @@ saying so, so the file is always valid JSON Lines. The simulator writes the
 same lines without fsync.
 
 An existing file is appended to only if it is an event log: its complete
-lines are JSON objects with an "event", and an unfinished last line looks
-like the start of one of ours. Anything else (a user's other file, binary
+lines are JSON objects with an "event", shorter than 64 KiB, and an
+unfinished last line looks like the start of one of ours. Anything else (a user's other file, binary
 data) is refused with a GuideError and left exactly as it was.
 
 One writer at a time: an EventLog holds an exclusive flock on the file while
@@ -40,6 +40,7 @@ from guide.files import append_whole, lock
 
 _CHECKED = 1 << 16  # bytes read at each end of an existing log to tell whether it is one
 _OPENING = b'{"visitor": '  # how every line the guide writes begins (to_event, Device._record)
+_LONG = f"is longer than any line the guide writes ({_CHECKED // 1024} KiB or more)"
 
 logger = logging.getLogger("guide.eventlog")
 
@@ -182,14 +183,26 @@ def _check(f: IO[bytes], path: Path, *, repair: bool) -> None:
         tail = f.read(end - f.tell())
     else:
         tail = b""
+    # no line the guide writes is as long as a window: each window holds the end
+    # of a line, so a file is never taken for a log unread (one huge line)
     if end <= 2 * _CHECKED:
         whole, _, torn = (head + tail).rpartition(b"\n")
-        _check_lines(path, whole.split(b"\n"), first=1)
+        lines = whole.split(b"\n")
+        longest = max(range(len(lines)), key=lambda i: len(lines[i]))
+        if len(lines[longest]) >= _CHECKED:
+            raise _foreign(path, f"line {longest + 1} {_LONG}")
+        _check_lines(path, lines, first=1)
     else:
+        if b"\n" not in head:
+            raise _foreign(path, f"line 1 {_LONG}")
         _check_lines(path, head.split(b"\n")[:-1], first=1)  # the last one is cut by the window
+        if b"\n" not in tail[:-1]:
+            raise _foreign(path, f"a line near its end {_LONG}")
         lines = tail.split(b"\n")
         torn = lines.pop()
         _check_lines(path, lines[1:], first=None)  # the first one is cut by the window
+    if len(torn) >= _CHECKED:
+        raise _foreign(path, f"its last line {_LONG}")
     if torn and not _looks_torn(torn):
         raise _foreign(path, "its last line is not JSON written by the guide")
     cut = [what for n, what in ((len(torn), f"a torn last line ({len(torn)} bytes)"),

@@ -269,6 +269,11 @@ LINE = b'{"visitor": "v1", "t": 1.0, "event": "start", "exhibit": "dome", "lang"
     # half a character, which a restart would have copied into its own line and failed to write
     (LINE + b'{"visitor": "v1", "t": 2.0, "event": "start", "exhibit": "\\ud800"}\n',
      "line 2 holds half a character"),
+    # a line as long as the window read at either end: the window held no line to check (nor cut)
+    (b"x" * 200_000 + b"\n", "line 1 is longer than any line the guide writes (64 KiB or more)"),
+    (LINE * 2000 + b"y" * 70_000 + b"\n", "a line near its end is longer than any line the guide writes"),
+    (b'{"visitor": "' + b"z" * 100_000, "its last line is longer than any line the guide writes"),
+    (LINE + b'{"event": "start", "pad": "' + b"a" * 70_000 + b'"}\n', "line 2 is longer than any"),
 ])
 def test_a_file_that_is_not_an_event_log_is_refused_and_left_as_it_was(tmp_path, content, says):
     path = tmp_path / "notes.txt"
