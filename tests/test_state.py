@@ -223,6 +223,18 @@ def test_the_log_tail_takes_no_absurd_time_as_the_visit_clock(tmp_path):
     assert tail.t == 3.0 and tail.open_exhibit is None
 
 
+def test_the_log_tail_takes_no_exhibit_that_is_not_a_name_as_a_track_left_open(tmp_path):
+    """An edited start without an exhibit name: a restart wrote an end of
+    exhibit 5 (or null) into the log, an event no reader expects."""
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        log.write(Start(exhibit="dome", lang="en", track="en/dome.wav"), visitor="v1", t=3.0)
+        log.write(End(exhibit="dome", reason="finished"), visitor="v1", t=4.0)
+    with open(path, "a") as f:
+        f.write('{"visitor": "v1", "t": 5.0, "event": "start", "exhibit": 5, "lang": "en"}\n')
+    assert visit_tail(path, "v1") == type(visit_tail(path, "v1"))(t=5.0, open_exhibit=None)
+
+
 def test_the_log_tail_passes_over_lines_json_reads_only_with_an_error_of_its_own(tmp_path):
     path = tmp_path / "events.jsonl"
     with EventLog(path) as log:
