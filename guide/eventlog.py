@@ -10,8 +10,8 @@ saying so, so the file is always valid JSON Lines. The simulator writes the
 same lines without fsync.
 
 An existing file is appended to only if it is an event log: its complete
-lines are JSON objects with an "event", and an unfinished last line looks
-like the start of one of ours. Anything else (a user's other file, binary
+lines are JSON objects with an "event", shorter than 64 KiB, and an
+unfinished last line looks like the start of one of ours. Anything else (a user's other file, binary
 data) is refused with a GuideError and left exactly as it was.
 
 One writer at a time: an EventLog holds an exclusive flock on the file while
@@ -40,6 +40,7 @@ from guide.files import append_whole, lock
 
 _CHECKED = 1 << 16  # bytes read at each end of an existing log to tell whether it is one
 _OPENING = b'{"visitor": '  # how every line the guide writes begins (to_event, Device._record)
+_LONG = f"is longer than any line the guide writes ({_CHECKED // 1024} KiB or more)"
 
 logger = logging.getLogger("guide.eventlog")
 
@@ -118,11 +119,19 @@ def parse(text: str | bytes) -> object:
     """`text` (UTF-8 if bytes) as parsed JSON; NotJSON for anything else,
     including what json.loads refuses with a ValueError or RecursionError of
     its own (a whole number of thousands of digits, arrays nested thousands
-    deep): the guide never writes them, a damaged file may hold them."""
+    deep), and text holding half a character (a lone surrogate, "\\udc80",
+    which reads but cannot be written back in UTF-8): the guide never writes
+    them, a damaged or edited file may hold them."""
     try:
-        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+        text = text.decode("utf-8") if isinstance(text, bytes) else text
+        value = json.loads(text)
+        if "\\u" in text:  # an escape may be a lone surrogate: the value must write back as UTF-8
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
     except UnicodeDecodeError:
         raise NotJSON("is binary data") from None
+    except UnicodeEncodeError:
+        raise NotJSON("holds half a character (a lone surrogate escape, \\ud800 to \\udfff)") from None
     except json.JSONDecodeError as e:
         raise NotJSON("is binary data" if "\0" in e.doc else "is not JSON", str(e)) from None
     except ValueError:  # int(): a number of more digits than sys.get_int_max_str_digits()
@@ -174,14 +183,26 @@ def _check(f: IO[bytes], path: Path, *, repair: bool) -> None:
         tail = f.read(end - f.tell())
     else:
         tail = b""
+    # no line the guide writes is as long as a window: each window holds the end
+    # of a line, so a file is never taken for a log unread (one huge line)
     if end <= 2 * _CHECKED:
         whole, _, torn = (head + tail).rpartition(b"\n")
-        _check_lines(path, whole.split(b"\n"), first=1)
+        lines = whole.split(b"\n")
+        longest = max(range(len(lines)), key=lambda i: len(lines[i]))
+        if len(lines[longest]) >= _CHECKED:
+            raise _foreign(path, f"line {longest + 1} {_LONG}")
+        _check_lines(path, lines, first=1)
     else:
+        if b"\n" not in head:
+            raise _foreign(path, f"line 1 {_LONG}")
         _check_lines(path, head.split(b"\n")[:-1], first=1)  # the last one is cut by the window
+        if b"\n" not in tail[:-1]:
+            raise _foreign(path, f"a line near its end {_LONG}")
         lines = tail.split(b"\n")
         torn = lines.pop()
         _check_lines(path, lines[1:], first=None)  # the first one is cut by the window
+    if len(torn) >= _CHECKED:
+        raise _foreign(path, f"its last line {_LONG}")
     if torn and not _looks_torn(torn):
         raise _foreign(path, "its last line is not JSON written by the guide")
     cut = [what for n, what in ((len(torn), f"a torn last line ({len(torn)} bytes)"),

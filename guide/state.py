@@ -232,7 +232,8 @@ def visit_tail(log_path: str | os.PathLike, visitor: str) -> VisitTail:
 
     Only the last few hundred events are read, so this stays fast however long
     the log grows. Lines that are not JSON objects are skipped, and a `t` that
-    is not a visit clock (NaN, Infinity, past a year) is not taken as one."""
+    is not a visit clock (NaN, Infinity, past a year) is not taken as one,
+    nor a start's exhibit that is not a name as a track left open."""
     try:
         with open(log_path, "rb") as f:
             size = f.seek(0, os.SEEK_END)
@@ -259,7 +260,8 @@ def visit_tail(log_path: str | os.PathLike, visitor: str) -> VisitTail:
         if kind == "end":
             closed = True
         if kind == "start":
-            if not closed:
-                open_exhibit = event.get("exhibit")
+            exhibit = event.get("exhibit")
+            if not closed and isinstance(exhibit, str):  # an edited line's 5 or null is no exhibit to end
+                open_exhibit = exhibit
             break
     return VisitTail(t=t, open_exhibit=open_exhibit)

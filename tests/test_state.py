@@ -97,6 +97,10 @@ def test_saving_again_replaces_the_state_and_leaves_no_temporary_file(tmp_path):
     (b'{"format": "guide-device-state", "version": 1, "t": ' + b"9" * 5000 + b"}",
      "not a visit state written by guide (it holds a number too long to be one the guide wrote)"),
     (b"[" * 10_000 + b"]" * 10_000, "(it nests arrays or objects deeper than the guide writes)"),
+    # half a character: json reads it, and the first save (or the log's first line) could not write it
+    (b'{"format": "guide-device-state", "version": 1, "visitor": "visit-\\udc80", "site": "s", "t": 1,'
+     b' "volume": 0.5, "engine": {"lang": "en", "heard": [], "playing": null}}',
+     "(it holds half a character (a lone surrogate escape"),
 ])
 def test_a_broken_or_foreign_state_file_is_reported_with_the_file_and_the_fix(tmp_path, content, says):
     path = tmp_path / "state.json"
@@ -219,6 +223,18 @@ def test_the_log_tail_takes_no_absurd_time_as_the_visit_clock(tmp_path):
     assert tail.t == 3.0 and tail.open_exhibit is None
 
 
+def test_the_log_tail_takes_no_exhibit_that_is_not_a_name_as_a_track_left_open(tmp_path):
+    """An edited start without an exhibit name: a restart wrote an end of
+    exhibit 5 (or null) into the log, an event no reader expects."""
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        log.write(Start(exhibit="dome", lang="en", track="en/dome.wav"), visitor="v1", t=3.0)
+        log.write(End(exhibit="dome", reason="finished"), visitor="v1", t=4.0)
+    with open(path, "a") as f:
+        f.write('{"visitor": "v1", "t": 5.0, "event": "start", "exhibit": 5, "lang": "en"}\n')
+    assert visit_tail(path, "v1") == type(visit_tail(path, "v1"))(t=5.0, open_exhibit=None)
+
+
 def test_the_log_tail_passes_over_lines_json_reads_only_with_an_error_of_its_own(tmp_path):
     path = tmp_path / "events.jsonl"
     with EventLog(path) as log:
@@ -262,6 +278,14 @@ LINE = b'{"visitor": "v1", "t": 1.0, "event": "start", "exhibit": "dome", "lang"
     (LINE + b'{"event": "start", "t": -' + b"1" * 5000 + b"}\n", "line 2 holds a number too long"),
     (b"[" * 10_000 + b"]" * 10_000 + b"\n", "line 1 nests arrays or objects deeper than the guide writes"),
     (LINE * 3000 + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"\n", "a line near its end nests"),
+    # half a character, which a restart would have copied into its own line and failed to write
+    (LINE + b'{"visitor": "v1", "t": 2.0, "event": "start", "exhibit": "\\ud800"}\n',
+     "line 2 holds half a character"),
+    # a line as long as the window read at either end: the window held no line to check (nor cut)
+    (b"x" * 200_000 + b"\n", "line 1 is longer than any line the guide writes (64 KiB or more)"),
+    (LINE * 2000 + b"y" * 70_000 + b"\n", "a line near its end is longer than any line the guide writes"),
+    (b'{"visitor": "' + b"z" * 100_000, "its last line is longer than any line the guide writes"),
+    (LINE + b'{"event": "start", "pad": "' + b"a" * 70_000 + b'"}\n', "line 2 is longer than any"),
 ])
 def test_a_file_that_is_not_an_event_log_is_refused_and_left_as_it_was(tmp_path, content, says):
     path = tmp_path / "notes.txt"
