@@ -69,6 +69,7 @@ class Device:
         self.site, self.lang, self.save_every = site, lang, save_every
         self._make_player = make_player
         self.store = StateFile(state_path if state_path is not None else f"{log_path}.state.json")
+        self._new_visit = new_visit
         self.saved = None if new_visit else self.store.load()
         if self.saved is not None and self.saved.site != site.name:
             raise DeviceError(f"{self.store.path}: the saved visit is of {self.saved.site!r}, but the zone "
@@ -103,6 +104,10 @@ class Device:
         self.player = self._make_player(self._from_player_thread)
         try:
             self.store.lock()  # one run per state file, as per event log: another is named and refused
+            kept = self.store.keep_unreadable() if self._new_visit else None
+            if kept is not None:
+                logger.warning("%s was not a visit state this guide reads; it is kept as %s, and a "
+                               "new visit starts", self.store.path, kept)
             self.log = EventLog(self.log_path, durable=True)
         except BaseException:
             self.store.unlock()

@@ -12,6 +12,7 @@ state or the new one, never a mixture.
     store.save(VisitState(visitor="visit-1", site="La Coupole", t=12.5, volume=0.8,
                           engine=engine.snapshot(12.5)))
     state = store.load()        # None when there is no state yet; DeviceError if foreign
+    store.keep_unreadable()     # a new visit: move a file load refuses out of its way
 
 One device at a time: `lock` makes this process the state file's one writer
 (until `unlock` or its end), so two runs given one --state cannot overwrite
@@ -120,6 +121,35 @@ class StateFile:
         self._snapshot(state.engine)
         return state
 
+    def keep_unreadable(self) -> Path | None:
+        """Before a new visit's first save over `path`: a file there that
+        `load` refuses (another program's, a damaged state, one of another
+        version) is renamed beside it to NAME.unread (NAME.unread.2, ... when
+        taken), so the new visit does not destroy what it could not read.
+        Returns that name; None when there was nothing to keep (no file, an
+        empty one, or a state, which a new visit replaces). DeviceError if
+        the file cannot be moved."""
+        try:
+            if self.path.stat().st_size == 0:
+                return None
+            self.load()
+            return None
+        except FileNotFoundError:
+            return None
+        except (DeviceError, OSError):
+            pass
+        n = 1
+        while (aside := self.path.with_name(f"{self.path.name}.unread" + (f".{n}" if n > 1 else ""))).exists():
+            n += 1
+        try:
+            os.rename(self.path, aside)
+            sync_folder(self.path)
+        except OSError as e:
+            raise DeviceError(f"{self.path}: not a visit state this guide reads, and it cannot be "
+                              f"moved aside to {aside.name} ({e.strerror or e}); move it away "
+                              "yourself, or give --state another file") from None
+        return aside
+
     def save(self, state: VisitState) -> None:
         body = {"format": FORMAT, "version": VERSION, **asdict(state)}
         data = json.dumps(body, ensure_ascii=False, indent=1, allow_nan=False).encode("utf-8")
@@ -127,7 +157,8 @@ class StateFile:
 
     def _foreign(self, why: str) -> DeviceError:
         return DeviceError(f"{self.path}: not a visit state written by guide ({why}); "
-                           "move it away, or pass --new-visit to start a new visit over it")
+                           "move it away, or pass --new-visit to start a new visit (it is then kept "
+                           f"as {self.path.name}.unread)")
 
     def _field(self, data: dict, key: str, kind: type) -> Any:
         value = data.get(key)

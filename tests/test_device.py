@@ -583,11 +583,38 @@ def test_a_disk_failing_mid_track_is_said_once_not_at_every_autosave_and_its_ret
     assert StateFile(tmp_path / "events.jsonl.state.json").load().engine["heard"] == ["dome"]
 
 
-def test_a_foreign_state_file_stops_the_device_naming_it_and_the_fix(site, tmp_path):
-    (tmp_path / "events.jsonl.state.json").write_text('{"some": "other program"}')
+def test_a_foreign_state_file_stops_the_device_and_a_new_visit_keeps_it_aside(site, tmp_path):
+    state = tmp_path / "events.jsonl.state.json"
+    state.write_text('{"some": "other program"}')
     with pytest.raises(DeviceError, match="--new-visit"):
         Device(site, lang="en", make_player=Recorder, log_path=tmp_path / "events.jsonl")
-    Device(site, lang="en", make_player=Recorder, log_path=tmp_path / "events.jsonl", new_visit=True)
+    (tmp_path / "events.jsonl.state.json.unread").write_text("kept by an earlier new visit")
+
+    async def nothing(emit, device):
+        await asyncio.sleep(0.1)
+
+    run_device(site, tmp_path, nothing, new_visit=True)
+    assert (tmp_path / "events.jsonl.state.json.unread.2").read_text() == '{"some": "other program"}'
+    assert (tmp_path / "events.jsonl.state.json.unread").read_text() == "kept by an earlier new visit"
+    assert StateFile(state).load().visitor.startswith("visit-")  # the new visit's state
+
+
+def test_a_new_visit_replaces_a_saved_visit_without_keeping_it(site, tmp_path):
+    async def listen(emit, device):
+        await hold(emit, {"dome": (AWAY, AT)}, 0.5)
+        await until(lambda: device.engine.playing == "dome")
+        device.player.finish()
+        await asyncio.sleep(0.1)
+
+    run_device(site, tmp_path, listen)
+    assert StateFile(tmp_path / "events.jsonl.state.json").load().engine["heard"] == ["dome"]
+
+    async def nothing(emit, device):
+        await asyncio.sleep(0.1)
+
+    run_device(site, tmp_path, nothing, new_visit=True)
+    assert StateFile(tmp_path / "events.jsonl.state.json").load().engine["heard"] == []
+    assert not list(tmp_path.glob("*.unread*"))
 
 
 def test_a_state_saved_at_another_site_is_not_restored(site, tmp_path):
@@ -638,6 +665,18 @@ def test_guide_run_refuses_a_foreign_state_file_and_says_how_to_go_on(zones, tmp
         assert main(["run", "--zones", str(zones), "--events", str(tmp_path / "e.jsonl")]) == 2
     err = capsys.readouterr().err
     assert "e.jsonl.state.json" in err and "--new-visit" in err and "Traceback" not in err
+
+
+def test_guide_run_new_visit_keeps_a_file_it_cannot_read_instead_of_writing_over_it(zones, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"  # --state given the wrong file
+    notes.write_text("opening hours: 10-18\n")
+    with file_sink(tmp_path / "alsa"):
+        assert guide_main("--zones", zones, "--events", tmp_path / "events.jsonl", "--state", notes,
+                          "--new-visit", "--replay", short_walk(tmp_path)) == 0
+    err = capsys.readouterr().err
+    assert f"{notes} was not a visit state this guide reads; it is kept as {notes}.unread" in err
+    assert (tmp_path / "notes.txt.unread").read_text() == "opening hours: 10-18\n"
+    assert StateFile(notes).load().engine["heard"] == ["dome"]
 
 
 @pytest.mark.parametrize("t, position", [(5.0, "Infinity"), (5.0, "NaN"), (5.0, "1e300"), ("1e300", 1.0)])

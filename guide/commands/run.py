@@ -45,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--events", default="events.jsonl", metavar="JSONL",
                    help="the event log, appended durably (default: events.jsonl)")
     p.add_argument("--state", metavar="PATH", help="the visit state file (default: EVENTS.state.json)")
-    p.add_argument("--new-visit", action="store_true", help="start a new visit, ignoring any saved one")
+    p.add_argument("--new-visit", action="store_true",
+                   help="start a new visit, ignoring any saved one (a --state file that is not a "
+                        "visit state is kept, renamed to NAME.unread)")
     p.add_argument("--adapter", metavar="HCI", help="Bluetooth adapter (default: the first powered one)")
     p.add_argument("--replay", metavar="CSV", help="sightings from a scan log instead of Bluetooth")
     p.add_argument("--visitor", metavar="V", help="with --replay: whose rows (default: the first visitor's)")
