@@ -169,10 +169,20 @@ def unreadable(path: str | os.PathLike, line: int, error: Exception) -> ScanLogE
 def not_utf8(path: str | os.PathLike, what: str) -> ScanLogError:
     """The error for a file that is not UTF-8 text, naming the line and the
     byte: a decoder reads ahead, so where it stopped is not where the byte
-    is. Only read on error paths."""
+    is. Lines end as the csv readers end them (LF, CRLF or a lone CR, as old
+    Mac tools write), so the line is the one their other errors would name;
+    a file that opens with a UTF-16 byte-order mark is said to be UTF-16.
+    Only read on error paths."""
     try:
-        with open(path, "rb") as f:
-            for n, raw in enumerate(f, 1):
+        # Latin-1 maps each byte to one character: the raw bytes of each line,
+        # split at LF, CRLF or CR (bytes a UTF-8 character never holds)
+        with open(path, encoding="latin-1", newline="") as f:
+            for n, text in enumerate(f, 1):
+                raw = text.encode("latin-1")
+                if n == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                    return ScanLogError(
+                        f"{path}:1: not UTF-8 text but UTF-16 (it opens with a UTF-16 byte-order "
+                        f"mark); save the {what} as UTF-8 (in a spreadsheet: CSV UTF-8)")
                 try:
                     raw.decode("utf-8")
                 except UnicodeDecodeError as e:
