@@ -161,8 +161,14 @@ def stray_quote(path: str | os.PathLike, upto: int) -> str | None:
 
 def unreadable(path: str | os.PathLike, line: int, error: Exception) -> ScanLogError:
     """The error for a csv.Error (or a row over several lines) at `line`: the
-    stray quote above it, when that is the cause."""
-    why = stray_quote(path, line) or f"{line}: not valid CSV text ({short(str(error), 120)})"
+    stray quote above it, when that is the cause, or a cell longer than the
+    csv module reads (a damaged file: a run of bytes with no comma)."""
+    why = stray_quote(path, line)
+    if why is None and "field larger than field limit" in str(error):
+        why = (f"{line}: a cell is longer than {csv.field_size_limit()} characters, which no id or "
+               "number is: the file is damaged or not the one meant; mend the line or give "
+               "another file")
+    why = why or f"{line}: not valid CSV text ({short(str(error), 120)})"
     return ScanLogError(f"{path}:{why}")
 
 
@@ -270,7 +276,7 @@ def open_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...]
         except UnicodeDecodeError:
             raise not_utf8(path, what) from None
         except csv.Error as e:
-            raise ScanLogError(f"{path}:1: not a CSV text file ({e})") from None
+            raise unreadable(path, max(reader.line_num, 1), e) from None
         if header is None:
             raise ScanLogError(f"{path}: the {what} is empty; it needs the header {header_line}")
         cols = header_cells(header)

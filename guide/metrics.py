@@ -84,7 +84,7 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
         except UnicodeDecodeError:
             raise not_utf8(path, "ground truth") from None
         except csv.Error as e:
-            raise ScanLogError(f"{path}:1: not a CSV text file ({e})") from None
+            raise unreadable(path, max(reader.reader.line_num, 1), e) from None
         if fields:
             reader.fieldnames = header_cells(fields)
         need = ("visitor", "start", "end", "exhibit", "intent")
@@ -98,8 +98,8 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
                 rec = next(records, None)
             except UnicodeDecodeError:
                 raise not_utf8(path, "ground truth") from None
-            except csv.Error as e:
-                raise unreadable(path, reader.line_num, e) from None
+            except csv.Error as e:  # the DictReader's line_num is the last row it returned
+                raise unreadable(path, reader.reader.line_num, e) from None
             if rec is None:
                 break
             line = reader.line_num

@@ -281,3 +281,19 @@ def test_a_utf16_file_is_said_to_be_utf16(site, tmp_path, what):
     with pytest.raises(GuideError, match=rf"{p}:1: not UTF-8 text but UTF-16 \(it opens with a "
                                          rf"UTF-16 byte-order mark\); save the {what} as UTF-8"):
         read(p, site)
+
+
+@pytest.mark.parametrize("what", CSV_READERS)
+@pytest.mark.parametrize("line", [1, 3])
+def test_a_cell_longer_than_csv_reads_is_called_damaged_on_its_line(site, tmp_path, what, line):
+    """A run of 200 000 bytes without a comma, in the header or a row, was
+    'not valid CSV text (field larger than field limit (131072))'."""
+    text, read = READERS[what]
+    lines = text.splitlines()
+    lines = lines[:1] + lines[1:] * 3
+    lines[line - 1] += "x" * 200_000
+    p = tmp_path / "in"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(GuideError, match=rf"^{p}:{line}: a cell is longer than 131072 characters, "
+                                         r"which no id or number is: the file is damaged"):
+        read(p, site)
