@@ -102,6 +102,17 @@ def check_header(path: str | os.PathLike, what: str, cols: list[str], columns: I
                                f"delete all but one")
 
 
+def header_again(row: list[str], index: Iterable[int], columns: Iterable[str]) -> str | None:
+    """Why a row the reader cannot read is the header again (a file joined
+    to another with `cat`, each with its header): its cells at `index` name
+    `columns`; None when it is not. Only read on error paths."""
+    cells = header_cells([row[i] if i < len(row) else "" for i in index])
+    if cells != list(columns):
+        return None
+    return ("this line repeats the header (two files joined into one?); a header is the first "
+            "line only: delete this one")
+
+
 def plain_float(text: str) -> float:
     """float(text) for a number as FORMATS.md writes them, in plain ASCII:
     digits, a sign, a decimal point, an exponent (padding allowed; inf and

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Iterable, Mapping, Sequence
 
-from guide.csvlog import (check_header, header_cells, id_problem, not_utf8, number_hint, open_text,
+from guide.csvlog import (check_header, header_again, header_cells, id_problem, not_utf8, number_hint, open_text,
                           plain_float, short, shown, time_problem, unreadable)
 from guide.errors import ScanLogError, counted, listed
 
@@ -120,6 +120,9 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
                 if not (math.isfinite(start) and math.isfinite(end)):
                     raise ValueError
             except (TypeError, ValueError):
+                again = header_again([rec[k] for k in need], range(len(need)), need)
+                if again:
+                    raise ScanLogError(f"{path}:{line}: {again}") from None
                 hint = number_hint(rec["start"]) or number_hint(rec["end"])
                 raise ScanLogError(f"{path}:{line}: start and end must be seconds "
                                    f"(found {short(rec['start'])!r}, {short(rec['end'])!r}){hint}"

@@ -297,3 +297,15 @@ def test_a_cell_longer_than_csv_reads_is_called_damaged_on_its_line(site, tmp_pa
     with pytest.raises(GuideError, match=rf"^{p}:{line}: a cell is longer than 131072 characters, "
                                          r"which no id or number is: the file is damaged"):
         read(p, site)
+
+
+@pytest.mark.parametrize("what", CSV_READERS)
+def test_a_header_repeated_below_is_called_a_repeated_header(site, tmp_path, what):
+    """Two files joined with cat, the second with a BOM: its header was 'field
+    t = 't' is not a number' (or start and end must be seconds)."""
+    text, read = READERS[what]
+    p = tmp_path / "in"
+    p.write_bytes(text.encode() + "\ufeff".encode() + text.replace(",", " , ").encode())
+    with pytest.raises(GuideError, match=rf"^{p}:3: this line repeats the header \(two files joined "
+                                         r"into one\?\); a header is the first line only: delete this one$"):
+        read(p, site)
