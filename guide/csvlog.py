@@ -102,6 +102,17 @@ def check_header(path: str | os.PathLike, what: str, cols: list[str], columns: I
                                f"delete all but one")
 
 
+def header_again(row: list[str], index: Iterable[int], columns: Iterable[str]) -> str | None:
+    """Why a row the reader cannot read is the header again (a file joined
+    to another with `cat`, each with its header): its cells at `index` name
+    `columns`; None when it is not. Only read on error paths."""
+    cells = header_cells([row[i] if i < len(row) else "" for i in index])
+    if cells != list(columns):
+        return None
+    return ("this line repeats the header (two files joined into one?); a header is the first "
+            "line only: delete this one")
+
+
 def plain_float(text: str) -> float:
     """float(text) for a number as FORMATS.md writes them, in plain ASCII:
     digits, a sign, a decimal point, an exponent (padding allowed; inf and
@@ -161,18 +172,34 @@ def stray_quote(path: str | os.PathLike, upto: int) -> str | None:
 
 def unreadable(path: str | os.PathLike, line: int, error: Exception) -> ScanLogError:
     """The error for a csv.Error (or a row over several lines) at `line`: the
-    stray quote above it, when that is the cause."""
-    why = stray_quote(path, line) or f"{line}: not valid CSV text ({short(str(error), 120)})"
+    stray quote above it, when that is the cause, or a cell longer than the
+    csv module reads (a damaged file: a run of bytes with no comma)."""
+    why = stray_quote(path, line)
+    if why is None and "field larger than field limit" in str(error):
+        why = (f"{line}: a cell is longer than {csv.field_size_limit()} characters, which no id or "
+               "number is: the file is damaged or not the one meant; mend the line or give "
+               "another file")
+    why = why or f"{line}: not valid CSV text ({short(str(error), 120)})"
     return ScanLogError(f"{path}:{why}")
 
 
 def not_utf8(path: str | os.PathLike, what: str) -> ScanLogError:
     """The error for a file that is not UTF-8 text, naming the line and the
     byte: a decoder reads ahead, so where it stopped is not where the byte
-    is. Only read on error paths."""
+    is. Lines end as the csv readers end them (LF, CRLF or a lone CR, as old
+    Mac tools write), so the line is the one their other errors would name;
+    a file that opens with a UTF-16 byte-order mark is said to be UTF-16.
+    Only read on error paths."""
     try:
-        with open(path, "rb") as f:
-            for n, raw in enumerate(f, 1):
+        # Latin-1 maps each byte to one character: the raw bytes of each line,
+        # split at LF, CRLF or CR (bytes a UTF-8 character never holds)
+        with open(path, encoding="latin-1", newline="") as f:
+            for n, text in enumerate(f, 1):
+                raw = text.encode("latin-1")
+                if n == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                    return ScanLogError(
+                        f"{path}:1: not UTF-8 text but UTF-16 (it opens with a UTF-16 byte-order "
+                        f"mark); save the {what} as UTF-8 (in a spreadsheet: CSV UTF-8)")
                 try:
                     raw.decode("utf-8")
                 except UnicodeDecodeError as e:
@@ -260,7 +287,7 @@ def open_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...]
         except UnicodeDecodeError:
             raise not_utf8(path, what) from None
         except csv.Error as e:
-            raise ScanLogError(f"{path}:1: not a CSV text file ({e})") from None
+            raise unreadable(path, max(reader.line_num, 1), e) from None
         if header is None:
             raise ScanLogError(f"{path}: the {what} is empty; it needs the header {header_line}")
         cols = header_cells(header)

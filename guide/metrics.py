@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Iterable, Mapping, Sequence
 
-from guide.csvlog import (check_header, header_cells, id_problem, not_utf8, number_hint, open_text,
+from guide.csvlog import (check_header, header_again, header_cells, id_problem, not_utf8, number_hint, open_text,
                           plain_float, short, shown, time_problem, unreadable)
 from guide.errors import ScanLogError, counted, listed
 
@@ -84,7 +84,7 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
         except UnicodeDecodeError:
             raise not_utf8(path, "ground truth") from None
         except csv.Error as e:
-            raise ScanLogError(f"{path}:1: not a CSV text file ({e})") from None
+            raise unreadable(path, max(reader.reader.line_num, 1), e) from None
         if fields:
             reader.fieldnames = header_cells(fields)
         need = ("visitor", "start", "end", "exhibit", "intent")
@@ -98,8 +98,8 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
                 rec = next(records, None)
             except UnicodeDecodeError:
                 raise not_utf8(path, "ground truth") from None
-            except csv.Error as e:
-                raise unreadable(path, reader.line_num, e) from None
+            except csv.Error as e:  # the DictReader's line_num is the last row it returned
+                raise unreadable(path, reader.reader.line_num, e) from None
             if rec is None:
                 break
             line = reader.line_num
@@ -120,6 +120,9 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
                 if not (math.isfinite(start) and math.isfinite(end)):
                     raise ValueError
             except (TypeError, ValueError):
+                again = header_again([rec[k] for k in need], range(len(need)), need)
+                if again:
+                    raise ScanLogError(f"{path}:{line}: {again}") from None
                 hint = number_hint(rec["start"]) or number_hint(rec["end"])
                 raise ScanLogError(f"{path}:{line}: start and end must be seconds "
                                    f"(found {short(rec['start'])!r}, {short(rec['end'])!r}){hint}"

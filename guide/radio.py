@@ -46,7 +46,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from guide.csvlog import (MAX_COORDINATE, id_problem, not_utf8, number_hint, open_csv, plain_float, short,
+from guide.csvlog import (MAX_COORDINATE, header_again, id_problem, not_utf8, number_hint, open_csv, plain_float, short,
                           time_problem, unreadable)
 from guide.errors import GuideError, ScanLogError
 from guide.site import Site
@@ -307,9 +307,15 @@ def _walk_rows(p: Path) -> Iterator[tuple[str, float, float, float]]:
                 why = id_problem(visitor, "visitor")
                 if why:
                     raise ScanLogError(f"{p}:{line}: {why}")
-            t = _number(row[it], p, line, "t")
-            x = _number(row[ix], p, line, "x")
-            y = _number(row[iy], p, line, "y")
+            try:
+                t = _number(row[it], p, line, "t")
+                x = _number(row[ix], p, line, "x")
+                y = _number(row[iy], p, line, "y")
+            except ScanLogError:
+                again = header_again(row, index, ("visitor", "t", "x", "y"))
+                if again:
+                    raise ScanLogError(f"{p}:{line}: {again}") from None
+                raise
             why = time_problem(t, row[it])
             if why:
                 raise ScanLogError(f"{p}:{line}: {why}")

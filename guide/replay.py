@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
 from guide.actions import Action, End, Start, to_event
-from guide.csvlog import (MAX_T, id_problem, not_utf8, number_hint, open_csv, plain_float, short,
+from guide.csvlog import (MAX_T, header_again, id_problem, not_utf8, number_hint, open_csv, plain_float, short,
                           time_problem, unreadable, visible)
 from guide.engine import Engine
 from guide.errors import ScanLogError, listed
@@ -146,7 +146,8 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
             elif len(row) < width:
                 why = f"expected {width} fields (visitor,t,beacon,rssi), found {len(row)}"
             else:
-                why = _not_a_number(row[it], row[ir])
+                why = (header_again(row, index, ("visitor", "t", "beacon", "rssi"))
+                       or _not_a_number(row[it], row[ir]))
             raise ScanLogError(f"{path}:{line}: {why}") from None
         except csv.Error as e:
             raise unreadable(path, reader.line_num, e) from None

@@ -255,3 +255,57 @@ def test_a_second_bom_before_the_header_is_skipped_like_the_first(site, tmp_path
     p.write_text("visitor,\ufefft,x,y\n", encoding="utf-8")
     with pytest.raises(ScanLogError, match=re.escape(r"(found visitor,\ufefft,x,y)")):
         list(read_walks(p))
+
+
+CSV_READERS = [what for what in READERS if what != "zone map"]
+
+
+@pytest.mark.parametrize("what", CSV_READERS)
+def test_a_byte_not_utf8_is_named_on_its_line_whatever_ends_the_lines(site, tmp_path, what):
+    """A file whose lines end with a lone CR (old Mac tools) is read line by
+    line; the byte that is not UTF-8 was placed on line 1, counted at LF only."""
+    text, read = READERS[what]
+    lines = text.splitlines()
+    for end in ("\r", "\r\n", "\n"):
+        p = tmp_path / "in"
+        p.write_bytes(end.join(lines[:2] + ["x\u00e9"] + lines[2:]).encode("latin-1") + end.encode())
+        with pytest.raises(GuideError, match=rf"{p}:3: not UTF-8 text \(the byte 0xE9, character 2 "):
+            read(p, site)
+
+
+@pytest.mark.parametrize("what", CSV_READERS)
+def test_a_utf16_file_is_said_to_be_utf16(site, tmp_path, what):
+    text, read = READERS[what]
+    p = tmp_path / "in"
+    p.write_bytes(text.encode("utf-16"))
+    with pytest.raises(GuideError, match=rf"{p}:1: not UTF-8 text but UTF-16 \(it opens with a "
+                                         rf"UTF-16 byte-order mark\); save the {what} as UTF-8"):
+        read(p, site)
+
+
+@pytest.mark.parametrize("what", CSV_READERS)
+@pytest.mark.parametrize("line", [1, 3])
+def test_a_cell_longer_than_csv_reads_is_called_damaged_on_its_line(site, tmp_path, what, line):
+    """A run of 200 000 bytes without a comma, in the header or a row, was
+    'not valid CSV text (field larger than field limit (131072))'."""
+    text, read = READERS[what]
+    lines = text.splitlines()
+    lines = lines[:1] + lines[1:] * 3
+    lines[line - 1] += "x" * 200_000
+    p = tmp_path / "in"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(GuideError, match=rf"^{p}:{line}: a cell is longer than 131072 characters, "
+                                         r"which no id or number is: the file is damaged"):
+        read(p, site)
+
+
+@pytest.mark.parametrize("what", CSV_READERS)
+def test_a_header_repeated_below_is_called_a_repeated_header(site, tmp_path, what):
+    """Two files joined with cat, the second with a BOM: its header was 'field
+    t = 't' is not a number' (or start and end must be seconds)."""
+    text, read = READERS[what]
+    p = tmp_path / "in"
+    p.write_bytes(text.encode() + "\ufeff".encode() + text.replace(",", " , ").encode())
+    with pytest.raises(GuideError, match=rf"^{p}:3: this line repeats the header \(two files joined "
+                                         r"into one\?\); a header is the first line only: delete this one$"):
+        read(p, site)

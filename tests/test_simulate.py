@@ -353,9 +353,9 @@ def test_a_loop_of_symbolic_links_says_how_to_mend_it(scenario, capsys, tmp_path
 
 def test_a_binary_file_is_refused_as_a_scan_log(scenario, capsys, tmp_path):
     log = tmp_path / "scans.csv"
-    log.write_bytes(bytes(range(256)) * 4)
+    log.write_bytes(bytes(range(256)) * 4)  # \n (0x0A) ends line 1, \r (0x0D) line 2, as csv reads them
     code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", log)
-    assert code == 2 and "scans.csv:2: not UTF-8 text (the byte 0x80" in err and "Traceback" not in err
+    assert code == 2 and "scans.csv:3: not UTF-8 text (the byte 0x80" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("option, header", [("--scans", "visitor,t,beacon,rssi"), ("--walks", "visitor,t,x,y")])
