@@ -185,7 +185,10 @@ class _Loader(yaml.SafeLoader):
             self.depth -= 1
 
     def compose_scalar_node(self, anchor: str | None) -> ScalarNode:
+        tag = self.peek_event().tag
         node = super().compose_scalar_node(anchor)
+        if tag not in (None, "!"):  # an explicit tag: the author's word on the type
+            node.explicit = True  # type: ignore[attr-defined]
         if _SURROGATE.search(node.value):
             self.surrogates.append(node)
         return node
@@ -534,14 +537,16 @@ class _Reader:
                           f"({_exact(value)}) by YAML 1.1: write {_exact(value)} if that is "
                           "what you meant, else the number you meant, without ':'")
                 return None
-        elif plain and node.tag == _STR and _looks_numeric(node.value):
+        elif plain and node.tag == _STR and not _explicit(node) and _looks_numeric(node.value):
             # YAML 1.1 wants a '.' and a signed exponent (1.0e+9), so PyYAML reads
             # 1e9, 1e-9 or 4.0e12 as text; written without quotes, they are numbers
             value = plain_float(node.value)
-        elif (isinstance(node, ScalarNode) and node.tag == _STR and node.style in ("'", '"')
-              and _looks_numeric(node.value)):
+        elif (isinstance(node, ScalarNode) and node.tag == _STR
+              and (node.style in ("'", '"') or _explicit(node)) and _looks_numeric(node.value)):
+            fix = "remove " + " and ".join(
+                ["the tag !!str"] * _explicit(node) + ["the quotes"] * (node.style in ("'", '"')))
             self.fail(node, f"{where} must be {wanted}, not the text {_short(node.value)!r}: "
-                      "remove the quotes")
+                      + fix)
             return None
         else:
             if self.scalar_ok(node, where, wanted):  # bool, text (١٠, 1_0e3), a date...
@@ -1162,6 +1167,12 @@ def _unprintable(c: str) -> str:
                 "line: delete it (or put a space)")
     return (f"holds the control character U+{ord(c):04X}, which would print raw (garbling the "
             "terminal) wherever the text is shown: delete it")
+
+
+def _explicit(node: Node) -> bool:
+    """Whether the node was tagged in the file (`!!str 2`): its text is then
+    text, not a number PyYAML failed to resolve (1e3)."""
+    return getattr(node, "explicit", False)
 
 
 def _peek_id(node: Node) -> str | None:

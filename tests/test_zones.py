@@ -426,6 +426,20 @@ def test_a_number_must_be_a_number(problem, value, said):
     assert "radius" in p.message and said in p.message
 
 
+@pytest.mark.parametrize("old,value,said", [
+    ("    radius: 3.0\n", "!!str 2", "radius must be a number, not the text '2': remove the tag !!str"),
+    ("    radius: 3.0\n", "!!str 1e3", "not the text '1e3': remove the tag !!str"),
+    ("    radius: 3.0\n", '!!str "2"', "not the text '2': remove the tag !!str and the quotes"),
+    ("    tx_power: -62\n", "!!str -62", "tx_power must be a whole number, not the text '-62'"),
+])
+def test_a_number_tagged_as_text_is_refused_as_quoted_text_is(problem, old, value, said):
+    # `!!str` is the author saying "this is text", as quotes are: not read as the number
+    key = old.split(":")[0]
+    text = edit(old, f"{key}: {value}  # <-\n")
+    p = marked(problem(text), text, value)
+    assert said in p.message
+
+
 def test_yaml_1_1_floats_without_a_dot_or_an_exponent_sign_are_numbers(load):
     # PyYAML reads 1e3 and 25e-1 as text (YAML 1.1 wants 1.0e+3); unquoted, they are numbers
     text = edit("    x: 12.0\n    y: 30.5\n", "    x: 1e3\n    y: -3E1\n")
