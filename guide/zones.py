@@ -50,6 +50,8 @@ Choices made here, for staff writing the file:
   that exhibit only; ``Exhibit.trigger`` is the merged result.
 - Top-level keys beginning with ``x-`` are ignored: a place to keep YAML
   anchors that beacons or exhibits share through ``<<:`` merge keys.
+- An exhibit's ``tracks`` may be ``{}`` (its narrations not recorded yet): it
+  loads, and plays nothing in any language; the key itself is required.
 - ``intro`` tracks are checked like exhibit tracks (a declared language, a
   file inside tracks_dir); a language without one is simply not spoken to.
 - The mappings in the Site (beacons, fallback, titles, tracks, intro) are `FrozenDict`:
@@ -1054,9 +1056,9 @@ class _Reader:
             tracks, good = self.per_language(
                 entries["tracks"].value, f"{where} tracks", "e.g. tracks: {fr: fr/dome.ogg}",
                 lambda value, lang: self.track(value, f"{where} track in '{_echo(lang)}'",
-                                               tracks_dir))
+                                               tracks_dir),
+                required=False)  # tracks: {} while its narrations are being recorded
             ok = ok and good
-        ok = ok and bool(tracks)
 
         position: list[float | None] = [None, None]
         given = [c for c in ("x", "y") if c in entries]
