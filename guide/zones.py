@@ -525,7 +525,12 @@ class _Reader:
             try:
                 value = (self._constructor.construct_yaml_int(node) if node.tag == _INT
                          else self._constructor.construct_yaml_float(node))
-            except ValueError:  # `!!int 1e9`, or more digits than Python will read
+            except (ValueError, IndexError):  # `!!int 1e9`, more digits than Python will
+                # read, or `!!int ""` (PyYAML looks at the sign of no digit: IndexError)
+                if not node.value.strip(" _"):
+                    self.fail(node, f"{where} must be {wanted}, not the empty text "
+                              f"{node.value!r}{suffix}")
+                    return None
                 self.fail(node, f"{where} must be {bounds + unit_s if bounds else wanted}, "
                           f"not {_short(node.value)}{suffix}")
                 return None

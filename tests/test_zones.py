@@ -525,6 +525,13 @@ def test_numbers_python_or_yaml_1_1_would_read_otherwise_are_refused(problem, ol
      "minor must be between 0 and 65535, not 1e9"),
     ("    x: 30\n", "    x: !!float ten  # <-\n", "!!float",
      "x must be between -100000 and 100000 m, not ten"),
+    # PyYAML's constructors index the sign of an empty text: an IndexError escaped
+    ("    radius: 3.0\n", '    radius: !!int ""  # <-\n', "!!int",
+     "radius must be a number, not the empty text ''"),
+    ("    x: 30\n", "    x: !!float _  # <-\n", "!!float",
+     "x must be a number, not the empty text '_'"),
+    ("    tx_power: -62\n", "    tx_power: !!int  # <-\n", "!!int",
+     "tx_power must be a whole number, not the empty text ''"),
     ("major: 100, minor: 1}", f"major: 100, minor: {'9' * 5000}}}  # <-", "9999",
      f"minor must be between 0 and 65535, not {'9' * 20}... (5000 characters)"),
     ("    x: 30\n", f"    x: {'9' * 400}  # <-\n", "9999",
