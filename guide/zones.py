@@ -379,6 +379,7 @@ class _Reader:
         self.languages: tuple[str, ...] | None = None  # None: unusable, skip checks
         self.beacon_ids: set[str] | None = None  # every key under beacons:, valid or not
         self._constructor = yaml.constructor.SafeConstructor()
+        self._merged: dict[int, dict[str, _Entry]] = {}  # id of a '<<' source -> its entries
 
     # -- reporting ---------------------------------------------------------
 
@@ -458,7 +459,12 @@ class _Reader:
                     self.fail(source, f"'<<' in {where} merges a mapping into itself: "
                               "merge another anchor")
                     continue
-                for key, entry in self._entries(source, where, merging).items():
+                # read once: anchors each merging the one before it twice would
+                # otherwise be read 2**n times (a file of 30 lines that never loads)
+                merged = self._merged.get(id(source))
+                if merged is None:
+                    merged = self._merged[id(source)] = self._entries(source, where, merging)
+                for key, entry in merged.items():
                     entries.setdefault(key, entry)
         merging.discard(id(node))
         return entries

@@ -237,6 +237,23 @@ def test_a_mapping_merged_into_itself_is_refused_not_looped_on(problems):
     assert (p.line, p.column) == (line_of(text) - 1, len("  b-spare: ") + 1)  # its anchor
 
 
+def test_anchors_merging_the_one_before_twice_are_each_read_once_not_2_to_the_n_times(
+        load, monkeypatch):
+    # 30 such lines took 2**30 readings of a mapping: a zone map that never loaded.
+    # Counted, not timed: each merged mapping is read once however often it is merged.
+    from guide import zones
+    reads = []
+    entries = zones._Reader._entries
+    monkeypatch.setattr(zones._Reader, "_entries",
+                        lambda self, *args: reads.append(1) or entries(self, *args))
+    levels = ["x-m0: &m0 {tx_power: -59}"] + [
+        f"x-m{i}: &m{i} {{<<: [*m{i - 1}, *m{i - 1}]}}" for i in range(1, 16)]
+    text = edit("beacons:\n", "\n".join(levels) + "\nbeacons:\n")
+    text = edit("    tx_power: -59\n    x: 1.0\n", "    <<: *m15\n    x: 1.0\n", text)
+    assert load(text).beacons["b-spare"].tx_power == -59
+    assert len(reads) < 100
+
+
 def test_the_sites_mappings_are_read_only_but_still_pickle_and_serialise(load):
     site = load(VALID)
     with pytest.raises(TypeError):
