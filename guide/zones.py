@@ -33,6 +33,9 @@ Choices made here, for staff writing the file:
   ``1:40``, a base-60 number to YAML 1.1 (100), is refused as a number, as
   is ``010`` (octal 8 to YAML 1.1; a beacon's minor written so was never heard)
   and ``1_0`` (10 to YAML 1.1); digits are 0-9, not another script's (``١٠``).
+- A type tag the guide does not read (``!!set``, ``!!binary``, ``!!python/tuple``)
+  is refused on any value, a mapping or list too, not ignored; ``!!str`` makes
+  a value text, so ``radius: !!str 2`` is refused as ``radius: "2"`` is.
 - Text holds no control character, not even a tab or a line break: ids,
   names, titles, languages and paths are each shown on one line, where an
   escape written in double quotes (``"\\e[31m"``, ``"\\0"``) would garble the
@@ -274,6 +277,7 @@ def _syntax_problem(file: str, e: yaml.MarkedYAMLError) -> Problem:
 
 _YAML = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + t for t in ("str", "int", "float", "bool", "null"))
+_MAP, _SEQ = _YAML + "map", _YAML + "seq"
 _PLAIN_TAGS = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL, _YAML + "timestamp"})
 
 _ID = re.compile(r"[a-z0-9-]+\Z")  # FORMATS.md: "lower-case letters, digits, '-'"
@@ -407,6 +411,9 @@ class _Reader:
             self.fail(node, f"{where} must be a mapping of 'key: value' lines, not "
                       f"{_kind(node)}{': ' + what if what else ''}")
             return None
+        if node.tag != _MAP:  # `!!set`, `!!python/object:...`: not ignored, as for a scalar
+            self.tagged(node, where)
+            return None
         entries = self._entries(node, where, set())
         if optional is not None:
             allowed = (*required, *optional)
@@ -473,14 +480,22 @@ class _Reader:
         if not isinstance(node, SequenceNode):
             self.fail(node, f"{where} must be a list, not {_kind(node)}: e.g. {example}")
             return None
+        if node.tag != _SEQ:  # `!!omap`, `!!python/tuple`
+            self.tagged(node, where)
+            return None
         return node.value
+
+    def tagged(self, node: Node, where: str) -> None:
+        """Report a node the file tags with a type the guide does not read."""
+        tag = "!!" + node.tag[len(_YAML):] if node.tag.startswith(_YAML) else node.tag
+        self.fail(node, f"{where} has the YAML tag {_echo(tag)}, which the guide does "
+                  "not read: remove the tag")
 
     def scalar_ok(self, node: Node, where: str, wanted: str) -> bool:
         if isinstance(node, ScalarNode) and node.tag in _PLAIN_TAGS and node.tag != _NULL:
             return True
         if isinstance(node, ScalarNode) and node.tag not in _PLAIN_TAGS:
-            self.fail(node, f"{where} has the YAML tag {_echo(node.tag)}, which the guide does "
-                      "not read: remove the tag")
+            self.tagged(node, where)
         else:
             self.fail(node, f"{where} must be {wanted}, not {_kind(node)}")
         return False

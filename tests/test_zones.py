@@ -254,6 +254,25 @@ def test_anchors_merging_the_one_before_twice_are_each_read_once_not_2_to_the_n_
     assert len(reads) < 100
 
 
+@pytest.mark.parametrize("old,new,tag,said", [
+    ("beacons:\n", "beacons: !!set  # <-\n", "!!set", "beacons has the YAML tag !!set"),
+    ("languages: [fr, en, de, nl]\n", "languages: !!python/tuple [fr, en, de, nl]  # <-\n", "!!python",
+     "languages has the YAML tag !!python/tuple"),
+    ("  - id: coin-1\n", "  - !!python/object/new:os.system  # <-\n    id: coin-1\n", "!!python",
+     "exhibit 'coin-1' has the YAML tag !!python/object/new:os.system"),
+    ("title: {fr: Pièce}", "title: !!set {fr: Pièce}  # <-", "!!set",
+     "exhibit 'coin-1' title has the YAML tag !!set"),
+    ("site: Test gallery", "site: !!binary VGVzdA==  # <-", "!!binary",
+     "site has the YAML tag !!binary"),
+])
+def test_a_mapping_or_list_tagged_with_a_type_is_refused_as_a_tagged_value_is(problem, old,
+                                                                               new, tag, said):
+    # a !!set, !!omap or !!python/object mapping was read as a plain one, its tag ignored
+    text = edit(old, new)
+    p = marked(problem(text), text, tag)
+    assert p.message == said + ", which the guide does not read: remove the tag"
+
+
 def test_the_sites_mappings_are_read_only_but_still_pickle_and_serialise(load):
     site = load(VALID)
     with pytest.raises(TypeError):
