@@ -324,13 +324,19 @@ def _check_languages(site: Site, findings: list[Finding]) -> None:
             f"{', '.join(language_name(w) for w in WORDED)} only: visitors choosing {names} "
             "will be told it in English; "
             "add a wording for their language to guide/coverage.py")))
+    for e in site.exhibits:
+        if not e.tracks:  # tracks: {}, its narrations not recorded yet: no fallback helps
+            findings.append(Finding(severity="warning", subject=f"exhibit {e.id}", message=(
+                "has no track in any language (tracks: {}): visitors there hear nothing, "
+                "whatever their language; add its tracks to zones.yaml once recorded")))
     for lang in site.languages:
-        none = [e.id for e in site.exhibits if site.track_for(e.id, lang) is None]
+        none = [e.id for e in site.exhibits
+                if e.tracks and site.track_for(e.id, lang) is None]
         chain = site.chain(lang)[1:]
         if none:
             tried = f" nor in {', '.join(chain)}" if chain else " and it has no fallback"
-            # a fallback that helps: the languages with a track at those exhibits (every
-            # exhibit has one), in the site's order; not merely the default language
+            # a fallback that helps: the languages with a track at those exhibits (each
+            # has one: those with none are reported above), in the site's order
             helps = [other for other in site.languages if other != lang
                      and any(other in site.exhibit(e).tracks for e in none)]
             findings.append(Finding(severity="warning", subject=f"language {lang}", message=(

@@ -33,6 +33,9 @@ Choices made here, for staff writing the file:
   ``1:40``, a base-60 number to YAML 1.1 (100), is refused as a number, as
   is ``010`` (octal 8 to YAML 1.1; a beacon's minor written so was never heard)
   and ``1_0`` (10 to YAML 1.1); digits are 0-9, not another script's (``١٠``).
+- A type tag the guide does not read (``!!set``, ``!!binary``, ``!!python/tuple``)
+  is refused on any value, a mapping or list too, not ignored; ``!!str`` makes
+  a value text, so ``radius: !!str 2`` is refused as ``radius: "2"`` is.
 - Text holds no control character, not even a tab or a line break: ids,
   names, titles, languages and paths are each shown on one line, where an
   escape written in double quotes (``"\\e[31m"``, ``"\\0"``) would garble the
@@ -50,6 +53,8 @@ Choices made here, for staff writing the file:
   that exhibit only; ``Exhibit.trigger`` is the merged result.
 - Top-level keys beginning with ``x-`` are ignored: a place to keep YAML
   anchors that beacons or exhibits share through ``<<:`` merge keys.
+- An exhibit's ``tracks`` may be ``{}`` (its narrations not recorded yet): it
+  loads, and plays nothing in any language; the key itself is required.
 - ``intro`` tracks are checked like exhibit tracks (a declared language, a
   file inside tracks_dir); a language without one is simply not spoken to.
 - The mappings in the Site (beacons, fallback, titles, tracks, intro) are `FrozenDict`:
@@ -185,7 +190,10 @@ class _Loader(yaml.SafeLoader):
             self.depth -= 1
 
     def compose_scalar_node(self, anchor: str | None) -> ScalarNode:
+        tag = self.peek_event().tag
         node = super().compose_scalar_node(anchor)
+        if tag not in (None, "!"):  # an explicit tag: the author's word on the type
+            node.explicit = True  # type: ignore[attr-defined]
         if _SURROGATE.search(node.value):
             self.surrogates.append(node)
         return node
@@ -269,6 +277,7 @@ def _syntax_problem(file: str, e: yaml.MarkedYAMLError) -> Problem:
 
 _YAML = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + t for t in ("str", "int", "float", "bool", "null"))
+_MAP, _SEQ = _YAML + "map", _YAML + "seq"
 _PLAIN_TAGS = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL, _YAML + "timestamp"})
 
 _ID = re.compile(r"[a-z0-9-]+\Z")  # FORMATS.md: "lower-case letters, digits, '-'"
@@ -374,6 +383,7 @@ class _Reader:
         self.languages: tuple[str, ...] | None = None  # None: unusable, skip checks
         self.beacon_ids: set[str] | None = None  # every key under beacons:, valid or not
         self._constructor = yaml.constructor.SafeConstructor()
+        self._merged: dict[int, dict[str, _Entry]] = {}  # id of a '<<' source -> its entries
 
     # -- reporting ---------------------------------------------------------
 
@@ -400,6 +410,9 @@ class _Reader:
         if not isinstance(node, MappingNode):
             self.fail(node, f"{where} must be a mapping of 'key: value' lines, not "
                       f"{_kind(node)}{': ' + what if what else ''}")
+            return None
+        if node.tag != _MAP:  # `!!set`, `!!python/object:...`: not ignored, as for a scalar
+            self.tagged(node, where)
             return None
         entries = self._entries(node, where, set())
         if optional is not None:
@@ -453,7 +466,12 @@ class _Reader:
                     self.fail(source, f"'<<' in {where} merges a mapping into itself: "
                               "merge another anchor")
                     continue
-                for key, entry in self._entries(source, where, merging).items():
+                # read once: anchors each merging the one before it twice would
+                # otherwise be read 2**n times (a file of 30 lines that never loads)
+                merged = self._merged.get(id(source))
+                if merged is None:
+                    merged = self._merged[id(source)] = self._entries(source, where, merging)
+                for key, entry in merged.items():
                     entries.setdefault(key, entry)
         merging.discard(id(node))
         return entries
@@ -462,14 +480,22 @@ class _Reader:
         if not isinstance(node, SequenceNode):
             self.fail(node, f"{where} must be a list, not {_kind(node)}: e.g. {example}")
             return None
+        if node.tag != _SEQ:  # `!!omap`, `!!python/tuple`
+            self.tagged(node, where)
+            return None
         return node.value
+
+    def tagged(self, node: Node, where: str) -> None:
+        """Report a node the file tags with a type the guide does not read."""
+        tag = "!!" + node.tag[len(_YAML):] if node.tag.startswith(_YAML) else node.tag
+        self.fail(node, f"{where} has the YAML tag {_echo(tag)}, which the guide does "
+                  "not read: remove the tag")
 
     def scalar_ok(self, node: Node, where: str, wanted: str) -> bool:
         if isinstance(node, ScalarNode) and node.tag in _PLAIN_TAGS and node.tag != _NULL:
             return True
         if isinstance(node, ScalarNode) and node.tag not in _PLAIN_TAGS:
-            self.fail(node, f"{where} has the YAML tag {_echo(node.tag)}, which the guide does "
-                      "not read: remove the tag")
+            self.tagged(node, where)
         else:
             self.fail(node, f"{where} must be {wanted}, not {_kind(node)}")
         return False
@@ -520,7 +546,12 @@ class _Reader:
             try:
                 value = (self._constructor.construct_yaml_int(node) if node.tag == _INT
                          else self._constructor.construct_yaml_float(node))
-            except ValueError:  # `!!int 1e9`, or more digits than Python will read
+            except (ValueError, IndexError):  # `!!int 1e9`, more digits than Python will
+                # read, or `!!int ""` (PyYAML looks at the sign of no digit: IndexError)
+                if not node.value.strip(" _"):
+                    self.fail(node, f"{where} must be {wanted}, not the empty text "
+                              f"{node.value!r}{suffix}")
+                    return None
                 self.fail(node, f"{where} must be {bounds + unit_s if bounds else wanted}, "
                           f"not {_short(node.value)}{suffix}")
                 return None
@@ -534,14 +565,16 @@ class _Reader:
                           f"({_exact(value)}) by YAML 1.1: write {_exact(value)} if that is "
                           "what you meant, else the number you meant, without ':'")
                 return None
-        elif plain and node.tag == _STR and _looks_numeric(node.value):
+        elif plain and node.tag == _STR and not _explicit(node) and _looks_numeric(node.value):
             # YAML 1.1 wants a '.' and a signed exponent (1.0e+9), so PyYAML reads
             # 1e9, 1e-9 or 4.0e12 as text; written without quotes, they are numbers
             value = plain_float(node.value)
-        elif (isinstance(node, ScalarNode) and node.tag == _STR and node.style in ("'", '"')
-              and _looks_numeric(node.value)):
+        elif (isinstance(node, ScalarNode) and node.tag == _STR
+              and (node.style in ("'", '"') or _explicit(node)) and _looks_numeric(node.value)):
+            fix = "remove " + " and ".join(
+                ["the tag !!str"] * _explicit(node) + ["the quotes"] * (node.style in ("'", '"')))
             self.fail(node, f"{where} must be {wanted}, not the text {_short(node.value)!r}: "
-                      "remove the quotes")
+                      + fix)
             return None
         else:
             if self.scalar_ok(node, where, wanted):  # bool, text (١٠, 1_0e3), a date...
@@ -1049,9 +1082,9 @@ class _Reader:
             tracks, good = self.per_language(
                 entries["tracks"].value, f"{where} tracks", "e.g. tracks: {fr: fr/dome.ogg}",
                 lambda value, lang: self.track(value, f"{where} track in '{_echo(lang)}'",
-                                               tracks_dir))
+                                               tracks_dir),
+                required=False)  # tracks: {} while its narrations are being recorded
             ok = ok and good
-        ok = ok and bool(tracks)
 
         position: list[float | None] = [None, None]
         given = [c for c in ("x", "y") if c in entries]
@@ -1162,6 +1195,12 @@ def _unprintable(c: str) -> str:
                 "line: delete it (or put a space)")
     return (f"holds the control character U+{ord(c):04X}, which would print raw (garbling the "
             "terminal) wherever the text is shown: delete it")
+
+
+def _explicit(node: Node) -> bool:
+    """Whether the node was tagged in the file (`!!str 2`): its text is then
+    text, not a number PyYAML failed to resolve (1e3)."""
+    return getattr(node, "explicit", False)
 
 
 def _peek_id(node: Node) -> str | None:

@@ -301,3 +301,18 @@ def test_the_fallback_suggested_for_a_language_heard_nowhere_is_one_with_tracks_
         "no track in de and it has no fallback; add a track, or a fallback for de in zones.yaml "
         "(fallback: {de: [fr]})"), warnings
     assert warnings["language en"].endswith("(fallback: {en: [fr]})"), warnings
+
+
+def test_an_exhibit_with_no_track_in_any_language_is_one_warning_naming_it(tmp_path, make_wav):
+    # tracks: {} (narrations still being recorded) loads; check says visitors there hear
+    # nothing, once, not once a language with a fallback to add that could not help
+    make_wav(tmp_path / "tracks" / "fr" / "dome.wav", 1.5, tone=440)
+    make_wav(tmp_path / "tracks" / "en" / "dome.wav", 1.5, tone=440)
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav", "en": "en/dome.wav"}, "v2": {}})
+    report = check_site(zones)
+    assert report.ok
+    warnings = [(f.subject, f.message) for f in report.findings if f.severity == "warning"]
+    assert len(warnings) == 1
+    subject, message = warnings[0]
+    assert subject == "exhibit v2" and "no track in any language" in message
+    assert "visitors there hear nothing" in message

@@ -154,6 +154,19 @@ def test_the_coverage_command_prints_a_table_and_the_sentences(coupole, capsys):
     assert "English: 14 of 16 exhibits, 38 of 45 minutes; the others play in French" in out
 
 
+def test_an_exhibit_with_no_track_yet_is_listed_as_narrated_in_no_language(tmp_path, make_wav,
+                                                                        capsys):
+    # tracks: {} while its narrations are recorded: silent whatever the language
+    zones = write_site(tmp_path, make_wav, {"a": {"fr": 30, "en": 20}, "b": {}})
+    assert [c.silent for c in site_coverage(load_zones(zones))] == [("b",), ("b",)]
+    assert main(["coverage", "--zones", str(zones)]) == 0
+    out = capsys.readouterr().out
+    assert "English: 1 of 2 exhibits, 20 of 20 seconds; 1 has no narration" in out
+    assert "No narration in any language (tracks: {}): b" in out
+    assert main(["coverage", "--zones", str(zones), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["no_narration"] == ["b"]
+
+
 def test_the_coverage_command_gives_the_same_figures_as_json(coupole, capsys):
     assert main(["coverage", "--zones", str(coupole), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

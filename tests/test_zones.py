@@ -8,6 +8,8 @@ import json
 import os
 import pickle
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,9 @@ from guide.errors import Problem, ZoneMapError
 from guide.settings import TriggerSettings
 from guide.site import Eddystone, IBeacon
 from guide.zones import FrozenDict, load_zones
+
+REPO = Path(__file__).resolve().parents[1]
+UUID = "f7826da6-4fa2-4e98-8024-bc5b71e0893e"
 
 # A small valid site. Tests change one thing in it (`edit`) and mark the line
 # they expect to be blamed with a "# <-" comment.
@@ -232,6 +237,42 @@ def test_a_mapping_merged_into_itself_is_refused_not_looped_on(problems):
     assert (p.line, p.column) == (line_of(text) - 1, len("  b-spare: ") + 1)  # its anchor
 
 
+def test_anchors_merging_the_one_before_twice_are_each_read_once_not_2_to_the_n_times(
+        load, monkeypatch):
+    # 30 such lines took 2**30 readings of a mapping: a zone map that never loaded.
+    # Counted, not timed: each merged mapping is read once however often it is merged.
+    from guide import zones
+    reads = []
+    entries = zones._Reader._entries
+    monkeypatch.setattr(zones._Reader, "_entries",
+                        lambda self, *args: reads.append(1) or entries(self, *args))
+    levels = ["x-m0: &m0 {tx_power: -59}"] + [
+        f"x-m{i}: &m{i} {{<<: [*m{i - 1}, *m{i - 1}]}}" for i in range(1, 16)]
+    text = edit("beacons:\n", "\n".join(levels) + "\nbeacons:\n")
+    text = edit("    tx_power: -59\n    x: 1.0\n", "    <<: *m15\n    x: 1.0\n", text)
+    assert load(text).beacons["b-spare"].tx_power == -59
+    assert len(reads) < 100
+
+
+@pytest.mark.parametrize("old,new,tag,said", [
+    ("beacons:\n", "beacons: !!set  # <-\n", "!!set", "beacons has the YAML tag !!set"),
+    ("languages: [fr, en, de, nl]\n", "languages: !!python/tuple [fr, en, de, nl]  # <-\n", "!!python",
+     "languages has the YAML tag !!python/tuple"),
+    ("  - id: coin-1\n", "  - !!python/object/new:os.system  # <-\n    id: coin-1\n", "!!python",
+     "exhibit 'coin-1' has the YAML tag !!python/object/new:os.system"),
+    ("title: {fr: Pièce}", "title: !!set {fr: Pièce}  # <-", "!!set",
+     "exhibit 'coin-1' title has the YAML tag !!set"),
+    ("site: Test gallery", "site: !!binary VGVzdA==  # <-", "!!binary",
+     "site has the YAML tag !!binary"),
+])
+def test_a_mapping_or_list_tagged_with_a_type_is_refused_as_a_tagged_value_is(problem, old,
+                                                                               new, tag, said):
+    # a !!set, !!omap or !!python/object mapping was read as a plain one, its tag ignored
+    text = edit(old, new)
+    p = marked(problem(text), text, tag)
+    assert p.message == said + ", which the guide does not read: remove the tag"
+
+
 def test_the_sites_mappings_are_read_only_but_still_pickle_and_serialise(load):
     site = load(VALID)
     with pytest.raises(TypeError):
@@ -426,6 +467,20 @@ def test_a_number_must_be_a_number(problem, value, said):
     assert "radius" in p.message and said in p.message
 
 
+@pytest.mark.parametrize("old,value,said", [
+    ("    radius: 3.0\n", "!!str 2", "radius must be a number, not the text '2': remove the tag !!str"),
+    ("    radius: 3.0\n", "!!str 1e3", "not the text '1e3': remove the tag !!str"),
+    ("    radius: 3.0\n", '!!str "2"', "not the text '2': remove the tag !!str and the quotes"),
+    ("    tx_power: -62\n", "!!str -62", "tx_power must be a whole number, not the text '-62'"),
+])
+def test_a_number_tagged_as_text_is_refused_as_quoted_text_is(problem, old, value, said):
+    # `!!str` is the author saying "this is text", as quotes are: not read as the number
+    key = old.split(":")[0]
+    text = edit(old, f"{key}: {value}  # <-\n")
+    p = marked(problem(text), text, value)
+    assert said in p.message
+
+
 def test_yaml_1_1_floats_without_a_dot_or_an_exponent_sign_are_numbers(load):
     # PyYAML reads 1e3 and 25e-1 as text (YAML 1.1 wants 1.0e+3); unquoted, they are numbers
     text = edit("    x: 12.0\n    y: 30.5\n", "    x: 1e3\n    y: -3E1\n")
@@ -506,6 +561,13 @@ def test_numbers_python_or_yaml_1_1_would_read_otherwise_are_refused(problem, ol
      "minor must be between 0 and 65535, not 1e9"),
     ("    x: 30\n", "    x: !!float ten  # <-\n", "!!float",
      "x must be between -100000 and 100000 m, not ten"),
+    # PyYAML's constructors index the sign of an empty text: an IndexError escaped
+    ("    radius: 3.0\n", '    radius: !!int ""  # <-\n', "!!int",
+     "radius must be a number, not the empty text ''"),
+    ("    x: 30\n", "    x: !!float _  # <-\n", "!!float",
+     "x must be a number, not the empty text '_'"),
+    ("    tx_power: -62\n", "    tx_power: !!int  # <-\n", "!!int",
+     "tx_power must be a whole number, not the empty text ''"),
     ("major: 100, minor: 1}", f"major: 100, minor: {'9' * 5000}}}  # <-", "9999",
      f"minor must be between 0 and 65535, not {'9' * 20}... (5000 characters)"),
     ("    x: 30\n", f"    x: {'9' * 400}  # <-\n", "9999",
@@ -873,10 +935,74 @@ def test_a_missing_tracks_dir_is_one_problem_not_one_per_track(problem):
     assert "tracks_dir 'audio'" in p.message and "does not exist" in p.message
 
 
-def test_an_exhibit_without_tracks_is_refused(problem):
-    text = edit("tracks: {fr: fr/coin-1.wav}", "tracks: {}  # <-")
+def test_an_exhibit_with_no_track_yet_loads_but_its_tracks_key_is_still_required(load, problem):
+    # FORMATS.md: an exhibit may lack a track in some languages; `tracks: {}` while they
+    # are being recorded lacks them all, and a site in that state must still load
+    site = load(edit("tracks: {fr: fr/coin-1.wav}", "tracks: {}"))
+    assert site.exhibit("coin-1").tracks == {}
+    assert [site.track_for("coin-1", lang) for lang in site.languages] == [None] * 4
+    text = edit("    tracks: {fr: fr/coin-1.wav}\n", "")
     p = problem(text)
-    assert p.line == line_of(text) and "tracks is empty: give at least one language" in p.message
+    assert "exhibit 'coin-1' is missing 'tracks'" in p.message
+    text = edit("tracks: {fr: fr/coin-1.wav}", "tracks:  # <-")
+    p = problem(text)
+    assert p.line == line_of(text) and "tracks must be a mapping" in p.message
+
+
+TRACKLESS = f"""\
+site: Trackless
+languages: [fr, en]
+fallback: {{en: []}}
+beacons:
+  b-a: {{ibeacon: {{uuid: {UUID}, major: 1, minor: 1}}, tx_power: -59, x: 0, y: 0}}
+  b-b: {{ibeacon: {{uuid: {UUID}, major: 1, minor: 2}}, tx_power: -59, x: 20, y: 0}}
+exhibits:
+  - {{id: a, title: {{fr: A}}, beacon: b-a, radius: 2, tracks: {{fr: fr/a.wav}}}}
+  - {{id: b, title: {{fr: B}}, beacon: b-b, radius: 2, tracks: {{}}}}
+"""
+
+
+def test_an_exhibit_with_no_track_is_silent_to_the_engine_as_one_lacking_the_visitors_chain(
+        tmp_path, make_wav):
+    # rule 7: nothing plays where no language of the chain has a track; `a` has none in
+    # English (no fallback), `b` none at all, so English visitors hear neither, French a only
+    from guide.engine import Engine
+    make_wav(tmp_path / "tracks" / "fr" / "a.wav", 2.0)
+    (tmp_path / "zones.yaml").write_text(TRACKLESS)
+    site = load_zones(tmp_path / "zones.yaml")
+
+    def starts(lang: str, beacon: str) -> list[str]:
+        engine, out = Engine(site, lang), []
+        for i in range(300):  # 30 s at 10 Hz, close to the beacon
+            out += engine.observe(beacon, -55, i / 10)
+        out += engine.tick(31.0)
+        return [a.exhibit for a in out if type(a).__name__ == "Start"]
+
+    assert starts("en", "b-a") == starts("en", "b-b") == starts("fr", "b-b") == []
+    assert starts("fr", "b-a") == ["a"]
+
+
+def test_lint_map_and_the_simulator_run_on_an_exhibit_with_no_track(tmp_path, make_wav, capsys):
+    make_wav(tmp_path / "tracks" / "fr" / "a.wav", 2.0)
+    zones = tmp_path / "zones.yaml"
+    zones.write_text(TRACKLESS)
+    walks = tmp_path / "walks.csv"
+    walks.write_text("visitor,t,x,y\nv1,0,0,0\nv1,40,0,0\nv1,45,20,0\nv1,90,20,0\n")
+    assert main(["lint", "--zones", str(zones)]) == 0
+    assert main(["map", "--zones", str(zones), "--walks", str(walks), "--visitor", "v1",
+                 "--out", str(tmp_path / "map.svg")]) == 0
+    assert (tmp_path / "map.svg").stat().st_size > 0
+    capsys.readouterr()
+    events = tmp_path / "events.jsonl"
+    for lang in ("fr", "en"):
+        run = subprocess.run([sys.executable, str(REPO / "simulate.py"), "--zones", str(zones),
+                              "--walks", str(walks), "--lang", lang, "--events", str(events),
+                              "--no-progress"], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+        started = [json.loads(line)["exhibit"] for line in events.read_text().splitlines()
+                   if json.loads(line)["event"] == "start"]
+        assert started == (["a"] if lang == "fr" else [])
 
 
 def test_an_intro_track_per_language_is_read_like_the_exhibit_tracks(load, site_dir, make_wav):

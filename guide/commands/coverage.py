@@ -57,9 +57,11 @@ def run(args: argparse.Namespace) -> int:
         language(site, lang)
     results = [coverage(site, lang) for lang in langs]
     broken = sorted({b for c in results for b in c.broken}, key=lambda b: (b.track, b.exhibit, b.lang))
+    # tracks: {} (narrations still being recorded): silent in every language
+    trackless = [e.id for e in site.exhibits if not e.tracks]
     if args.json:
-        print(json.dumps({"site": site.name, "languages": [c.as_dict() for c in results]},
-                         ensure_ascii=False, indent=2))
+        print(json.dumps({"site": site.name, "languages": [c.as_dict() for c in results],
+                          "no_narration": trackless}, ensure_ascii=False, indent=2))
         return 1 if broken else 0
     rows = [("language", "code", "exhibits", "narration", "others play in")]
     for c in results:
@@ -75,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     for c in results:
         print(sentence(c))
+    if trackless:
+        print(f"\nNo narration in any language (tracks: {{}}): {', '.join(trackless)}")
     if broken:
         print(f"\n{counted(len(broken), 'track')} cannot be played; visitors hear the next language "
               "of the chain instead, or nothing (the figures above count that):")
