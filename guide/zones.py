@@ -227,7 +227,7 @@ def _read_text(path: Path, file: str) -> str:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
+        line = raw[:e.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1  # lines as YAML ends them
         raise fail(f"is not UTF-8 text (byte 0x{raw[e.start]:02x}): save it as UTF-8",
                    line) from None
     odd = _ODD_BREAK.search(text)

@@ -324,9 +324,10 @@ def test_an_empty_path_is_said_to_be_empty_not_the_folder_it_runs_in(tmp_path, m
     assert "path is empty" in p.message and "is a directory" not in p.message
 
 
-def test_a_file_that_is_not_utf8_names_its_line(site_dir):
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])  # \r alone: an old Mac editor's, a line to YAML
+def test_a_file_that_is_not_utf8_names_its_line(site_dir, newline):
     path = site_dir / "zones.yaml"
-    path.write_bytes(VALID.replace("Pièce", "Pi\xe8ce").encode("latin-1"))
+    path.write_bytes(VALID.replace("Pièce", "Pi\xe8ce").replace("\n", newline).encode("latin-1"))
     with pytest.raises(ZoneMapError) as info:
         load_zones(path)
     (p,) = info.value.problems
