@@ -87,8 +87,9 @@ def header_cells(header: list[str]) -> list[str]:
 
 def shown(cells: Iterable[str]) -> str:
     """A header (its cells) as a message quotes it: control characters and
-    BOMs written as escapes (`visible`), cut short."""
-    return short(visible(",".join(cells)).replace("\ufeff", "\\ufeff"), 80)
+    BOMs written as escapes (`visible`), cut short; "a blank line" for no
+    text at all (a first line of spaces)."""
+    return short(visible(",".join(cells)).replace("\ufeff", "\\ufeff"), 80) or "a blank line"
 
 
 def check_header(path: str | os.PathLike, what: str, cols: list[str], columns: Iterable[str]) -> None:

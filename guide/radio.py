@@ -301,7 +301,7 @@ def _walk_rows(p: Path) -> Iterator[tuple[str, float, float, float]]:
                 raise unreadable(p, line, ValueError("a field holds a line break"))
             if len(row) < width:
                 raise ScanLogError(
-                    f"{p}:{line}: {len(row)} fields, expected visitor,t,x,y")
+                    f"{p}:{line}: expected {width} fields (visitor,t,x,y), found {len(row)}")
             visitor = row[iv].strip()
             if visitor not in last:
                 why = id_problem(visitor, "visitor")

@@ -215,8 +215,9 @@ def test_read_walks_streams_rows_and_ignores_extra_columns(tmp_path):
     ("visitor,t,x,y\nv1,0.0,1.0,2.0\nv1,0.1,1.0,nan\n", ":3:", "y"),
     ("visitor,t,x,y\nv1,5.0,1.0,2.0\nv1,4.0,1.0,2.0\n", ":3:", "backwards"),
     ("visitor,t,x,y\nv1,5.0,1.0,2.0\nv2,0.0,1.0,2.0\nv1,4.0,1.0,2.0\n", ":4:", "backwards"),
-    ("visitor,t,x,y\nv1,0.0,1.0\n", ":2:", "visitor,t,x,y"),
+    ("visitor,t,x,y\nv1,0.0,1.0\n", ":2:", "expected 4 fields (visitor,t,x,y), found 3"),
     ("visitor,time,x,y\nv1,0.0,1.0,2.0\n", ":1:", "lacks t"),
+    ("   \nv1,0.0,1.0,2.0\n", ":1:", "starts with the line visitor,t,x,y (found a blank line)"),
 ])
 def test_a_bad_walk_csv_names_the_file_line_and_field(tmp_path, text, where, field):
     p = write(tmp_path / "walks.csv", text)
