@@ -26,7 +26,8 @@ What an edit looks like:
   a mapping of its own (the aliased values and the new ones), the ``&t``
   anchor untouched; and where the mapping edited in place is an anchor that
   another trigger uses (``*t`` or ``<<: *t``), that one gets the values it
-  had written out; a site-wide setting (``smoothing``) added to the site's
+  had written out (those that change: a value written again as it is
+  changes nothing, so the same edit made twice is made once); a site-wide setting (``smoothing``) added to the site's
   trigger never reaches an exhibit's through such sharing, which the loader
   would refuse: a ``*t`` becomes a copy without it, a ``<<: *t`` is refused
   (ZoneMapError naming its line) before anything is written.
@@ -99,11 +100,14 @@ def set_trigger(text: str, *, site: Mapping[str, Any] | None = None,
         (exhibit, wanted.get(exhibit_id, {})) for exhibit_id, exhibit in found.items()]
     # The trigger mappings that will be edited where they are written, with the
     # keys that change: these must not reach another trigger sharing the mapping.
+    # A value written again as it is changes nothing another trigger could see.
     protected: dict[int, set[str]] = {}
     for owner, values in owners:
         entry = _own(owner).get("trigger")
         if values and entry and isinstance(entry[1], MappingNode) and not _is_alias(*entry):
-            keys = set(values)
+            written = _own(entry[1])
+            keys = {k for k, v in values.items()
+                    if k not in written or _value_source(text, written[k][1]) != v}
             if owner is root:  # a key the site gets, an exhibit sharing it had from the site,
                 # or a site-wide one, which an exhibit's trigger cannot hold
                 keys &= set(_own(entry[1])) | (set(SETTINGS) - PER_EXHIBIT)

@@ -138,3 +138,18 @@ def test_an_exhibits_new_trigger_goes_below_its_own_radius_written_as_an_alias(z
     zones.write_text(new)
     site = load_zones(zones)
     assert (site.exhibit("a").trigger.level, site.exhibit("b").trigger.level) == (None, -70)
+
+
+def test_a_setting_written_again_as_it_is_changes_nothing_where_the_trigger_is_shared(zones):
+    """A key of the site's trigger being edited was copied into each trigger
+    sharing it (`*t`, `<<: *t`) even when the value stayed the same: writing
+    the same edit twice (or a value it already had) rewrote those triggers."""
+    for shared in ("*t", "{<<: *t, margin: 2}"):
+        text = ZONES.replace("SHARED", shared)
+        zones.write_text(text)
+        load_zones(zones)
+        assert set_trigger(text, site={"dwell": 4}) == text
+        once = set_trigger(text, site={"glance": 9})
+        assert set_trigger(once, site={"glance": 9}) == once
+        zones.write_text(once)
+        assert load_zones(zones).exhibit("a").trigger.glance == 9
