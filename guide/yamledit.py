@@ -123,7 +123,8 @@ def set_beacons(text: str, beacons: Mapping[str, Mapping[str, Any]], *, note: st
     """`text` (a zones.yaml) with each beacon's `beacons[id]` values (e.g.
     ``{"tx_power": -64}``) written into its own mapping, in its style; a value
     the beacon takes from a '<<' anchor gets an own one (the anchor serves
-    other beacons too). `note` as for `set_trigger`. ZoneMapError naming
+    other beacons too), and a beacon taking a changed value with '<<' from
+    the mapping of a beacon edited gets the value it had written out. `note` as for `set_trigger`. ZoneMapError naming
     `file` if the text is not YAML or a beacon id is not in it."""
     root = _compose(text, file)
     entry = _own(root).get("beacons")
@@ -134,9 +135,21 @@ def set_beacons(text: str, beacons: Mapping[str, Mapping[str, Any]], *, note: st
         raise ZoneMapError([Problem(file=file, message=f"has no beacon {', '.join(missing)}: "
                                     "the values are for another zone map")])
     edits = _Edits(text, file)
-    for beacon, values in beacons.items():
-        if values:
-            _set_in_mapping(edits, found[beacon], _formatted(values), note)
+    wanted = {b: _formatted(values) for b, values in beacons.items() if values}
+    # a beacon merging another's mapping with '<<' (`b-2: {<<: *b-1, x: 6}`)
+    # keeps the values it had of those that change there
+    protected: dict[int, set[str]] = {}
+    for beacon, values in wanted.items():
+        written = _own(found[beacon])
+        protected[id(found[beacon])] = {k for k, v in values.items() if k not in written
+                                        or _value_source(text, written[k][1]) != v}
+    done: set[int] = set()
+    for beacon, node in found.items():
+        values = wanted.get(beacon, {})
+        values = {**_pins(edits, node, protected, values), **values}
+        if values and id(node) not in done:
+            done.add(id(node))
+            _set_in_mapping(edits, node, values, note)
     return edits.apply()
 
 

@@ -153,3 +153,19 @@ def test_a_setting_written_again_as_it_is_changes_nothing_where_the_trigger_is_s
         assert set_trigger(once, site={"glance": 9}) == once
         zones.write_text(once)
         assert load_zones(zones).exhibit("a").trigger.glance == 9
+
+
+def test_a_beacons_edit_never_reaches_a_beacon_merging_its_mapping(zones):
+    """`b-b: {<<: *ba, ...}` takes tx_power from b-a's mapping: calibrating
+    b-a's tx_power silently changed b-b's too; b-b now keeps its own."""
+    from guide.yamledit import set_beacons
+    text = ZONES.replace("    trigger: SHARED\n", "").replace("  b-a: {", "  b-a: &ba {").replace(
+        "major: 3, minor: 2}, tx_power: -59, x: 6, y: 0}", "major: 3, minor: 2}, <<: *ba, x: 6}")
+    zones.write_text(text)
+    assert load_zones(zones).beacons["b-b"].tx_power == -59
+    new = set_beacons(text, {"b-a": {"tx_power": -70, "y": 0}})
+    assert "minor: 2}, <<: *ba, x: 6, tx_power: -59}\n" in new
+    assert set_beacons(new, {"b-a": {"tx_power": -70}}) == new
+    zones.write_text(new)
+    site = load_zones(zones)
+    assert (site.beacons["b-a"].tx_power, site.beacons["b-b"].tx_power) == (-70, -59)
