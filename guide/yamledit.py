@@ -318,13 +318,18 @@ def _written(text: str, mapping: Node) -> dict[str, str]:
 
 def _pins(edits: _Edits, mapping: MappingNode, protected: Mapping[int, set[str]],
           values: Mapping[str, str]) -> dict[str, str]:
-    """The values `mapping` takes with '<<' from a mapping whose keys are being
-    changed (`protected`: id -> keys), as written: to write into it, so that
-    it keeps them. ZoneMapError if a key added there would reach it: it has
+    """The values `mapping` takes with '<<' whose keys are being changed
+    (`protected`: id -> keys) in a mapping it merges, at any depth (where
+    the value comes from the mapping edited or from one that mapping merges,
+    which the key added there would override), as written: to write into
+    it, so that it keeps them. ZoneMapError if a key added there would reach it: it has
     no value of its own to keep."""
     entries = _entries(mapping)
+    # a key changing in any mapping merged, at any depth: a value it gives
+    # (itself or a mapping it merges) would reach this one
+    changing = set().union(*(protected.get(id(m), ()) for m in _sources(mapping)))
     pins = {k: _value_source(edits.text, v) for k, (source, v) in entries.items()
-            if source is not mapping and k in protected.get(id(source), ()) and k not in values}
+            if source is not mapping and k in changing and k not in values}
     for source in _sources(mapping):
         added = [k for k in protected.get(id(source), ()) if k not in entries and k not in values]
         if added:

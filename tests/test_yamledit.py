@@ -169,3 +169,21 @@ def test_a_beacons_edit_never_reaches_a_beacon_merging_its_mapping(zones):
     zones.write_text(new)
     site = load_zones(zones)
     assert (site.beacons["b-a"].tx_power, site.beacons["b-b"].tx_power) == (-70, -59)
+
+
+def test_a_value_taken_through_two_merges_is_kept_when_the_mapping_between_gets_its_own(zones):
+    """b-a takes tx_power from x-b with '<<' and b-b merges b-a: calibrating
+    b-a gives it a tx_power of its own, which b-b then took instead of the
+    one it had from x-b, as only a value merged straight from the edited
+    mapping was kept."""
+    from guide.yamledit import set_beacons
+    text = ZONES.replace("    trigger: SHARED\n", "").replace("beacons:\n", "x-b: &xb {tx_power: -59}\nbeacons:\n").replace(
+        "  b-a: {", "  b-a: &ba {<<: *xb, ").replace(", tx_power: -59, x: 0, y: 0}", ", x: 0, y: 0}").replace(
+        "major: 3, minor: 2}, tx_power: -59, x: 6, y: 0}", "major: 3, minor: 2}, <<: *ba, x: 6}")
+    zones.write_text(text)
+    assert load_zones(zones).beacons["b-b"].tx_power == -59
+    new = set_beacons(text, {"b-a": {"tx_power": -70}})
+    assert "minor: 2}, <<: *ba, x: 6, tx_power: -59}\n" in new
+    zones.write_text(new)
+    site = load_zones(zones)
+    assert (site.beacons["b-a"].tx_power, site.beacons["b-b"].tx_power) == (-70, -59)
