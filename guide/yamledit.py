@@ -108,9 +108,10 @@ def set_trigger(text: str, *, site: Mapping[str, Any] | None = None,
             written = _own(entry[1])
             keys = {k for k, v in values.items()
                     if k not in written or _value_source(text, written[k][1]) != v}
-            if owner is root:  # a key the site gets, an exhibit sharing it had from the site,
+            if owner is root:  # a key the site gets, an exhibit sharing it had from the site
+                # (unless the site's trigger gave it, itself or by a '<<' of its own),
                 # or a site-wide one, which an exhibit's trigger cannot hold
-                keys &= set(_own(entry[1])) | (set(SETTINGS) - PER_EXHIBIT)
+                keys &= set(_entries(entry[1])) | (set(SETTINGS) - PER_EXHIBIT)
             protected[id(entry[1])] = keys
     _set_site(edits, root, owners[0][1], note, protected)
     for exhibit, values in owners[1:]:

@@ -187,3 +187,18 @@ def test_a_value_taken_through_two_merges_is_kept_when_the_mapping_between_gets_
     zones.write_text(new)
     site = load_zones(zones)
     assert (site.beacons["b-a"].tx_power, site.beacons["b-b"].tx_power) == (-70, -59)
+
+
+@pytest.mark.parametrize("shared", ["{<<: *t, glance: 9}", "*t"])
+def test_a_setting_the_site_trigger_merges_stays_for_an_exhibit_sharing_it(zones, shared):
+    """The site's trigger takes margin from x-t with '<<', exhibit a shares
+    the site's: a site-wide margin written into the site's trigger reached
+    a, which had x-t's margin written for it (as YAML reads it) and lost it."""
+    text = ZONES.replace("SHARED", shared).replace(
+        "trigger: &t {dwell: 4}\n", "x-t: &xt {margin: 4}\ntrigger: &t {<<: *xt, dwell: 4}\n")
+    zones.write_text(text)
+    assert load_zones(zones).exhibit("a").trigger.margin == 4
+    new = set_trigger(text, site={"margin": 2})
+    zones.write_text(new)
+    site = load_zones(zones)
+    assert (site.trigger.margin, site.exhibit("a").trigger.margin, site.exhibit("b").trigger.margin) == (2, 4, 2)
