@@ -406,7 +406,9 @@ def _set_in_mapping(edits: _Edits, mapping: MappingNode, values: dict[str, str],
                 f"{name} is written with the anchor &{anchor[1]}, which *{anchor[1]} shares at line "
                 f"{', '.join(map(str, edits.aliases_of(anchor[1])))}; the edit changes {name} here "
                 f"alone: write the value out in place of each *{anchor[1]} and run again"))])
-        edits.replace(v.start_mark.index + (anchor.end() if anchor else 0), v.end_mark.index, value)
+        # `level:` written with nothing after it (null: automatic) gets the space it lacks
+        edits.replace(v.start_mark.index + (anchor.end() if anchor else 0), v.end_mark.index,
+                      (" " if not _source(edits.text, v) else "") + value)
     if not added:
         return
     if mapping.flow_style:

@@ -202,3 +202,18 @@ def test_a_setting_the_site_trigger_merges_stays_for_an_exhibit_sharing_it(zones
     zones.write_text(new)
     site = load_zones(zones)
     assert (site.trigger.margin, site.exhibit("a").trigger.margin, site.exhibit("b").trigger.margin) == (2, 4, 2)
+
+
+@pytest.mark.parametrize("written", ["trigger:\n      level:\n      dwell: 3\n",
+                                     "trigger:\n      level:  # auto\n      dwell: 3\n",
+                                     "trigger: {level: , dwell: 3}\n"])
+def test_a_setting_written_with_no_value_gets_one(zones, written):
+    """`level:` with nothing after it is null, which the loader reads as
+    automatic: calibrating it wrote `level:-70`, not YAML, and guide
+    calibrate --write failed with 'a bug in the guide'."""
+    text = ZONES.replace("    trigger: SHARED\n", "    " + written)
+    zones.write_text(text)
+    assert load_zones(zones).exhibit("a").trigger.level is None
+    new = set_trigger(text, exhibits={"a": {"level": -70}})
+    zones.write_text(new)
+    assert load_zones(zones).exhibit("a").trigger.level == -70
