@@ -365,7 +365,7 @@ def _shares(mapping: Node, protected: Mapping[int, set[str]]) -> bool:
 def _value_source(text: str, node: Node) -> str:
     """A value as written, without the &anchor it may define (a copy must not
     define it again)."""
-    return re.sub(r"\A&[^\s]+\s+", "", _source(text, node))
+    return re.sub(r"\A&[^\s]+\s*", "", _source(text, node))
 
 
 def _formatted(values: Mapping[str, Any]) -> dict[str, str]:
@@ -400,15 +400,16 @@ def _set_in_mapping(edits: _Edits, mapping: MappingNode, values: dict[str, str],
         if _is_alias(k, v):  # `name: *a`: this one gets a value of its own; &a is left alone
             edits.replace(*edits.alias_after(k.end_mark.index), value)
             continue
-        anchor = re.match(r"&([^\s]+)\s+", _source(edits.text, v))
+        anchor = re.match(r"&([^\s]+)\s*", _source(edits.text, v))
         if anchor and edits.aliases_of(anchor[1]):
             raise ZoneMapError([Problem(file=edits.file, line=v.start_mark.line + 1, message=(
                 f"{name} is written with the anchor &{anchor[1]}, which *{anchor[1]} shares at line "
                 f"{', '.join(map(str, edits.aliases_of(anchor[1])))}; the edit changes {name} here "
                 f"alone: write the value out in place of each *{anchor[1]} and run again"))])
-        # `level:` written with nothing after it (null: automatic) gets the space it lacks
-        edits.replace(v.start_mark.index + (anchor.end() if anchor else 0), v.end_mark.index,
-                      (" " if not _source(edits.text, v) else "") + value)
+        # `level:` or `level: &l` with nothing after it (null: automatic) gets the space it lacks
+        start = v.start_mark.index + (anchor.end() if anchor else 0)
+        edits.replace(start, v.end_mark.index,
+                      ("" if edits.text[start - 1].isspace() else " ") + value)
     if not added:
         return
     if mapping.flow_style:

@@ -217,3 +217,22 @@ def test_a_setting_written_with_no_value_gets_one(zones, written):
     new = set_trigger(text, exhibits={"a": {"level": -70}})
     zones.write_text(new)
     assert load_zones(zones).exhibit("a").trigger.level == -70
+
+
+def test_a_setting_anchored_with_no_value_is_copied_without_its_anchor_and_set_keeping_it(zones):
+    """`level: &l` (null, automatic, anchored): the copy an exhibit's `*t`
+    gets defined &l again, and setting it dropped or glued the anchor; either
+    way the edit would not load."""
+    text = ZONES.replace("SHARED", "*t").replace(
+        "trigger: &t {dwell: 4}\n", "trigger: &t\n  level: &l\n  dwell: 4\n")
+    zones.write_text(text)
+    load_zones(zones)
+    new = set_trigger(text, site={"dwell": 5})
+    assert "    trigger: {level: , dwell: 4}\n" in new
+    zones.write_text(new)
+    site = load_zones(zones)
+    assert (site.exhibit("a").trigger.level, site.exhibit("a").trigger.dwell) == (None, 4)
+    new = set_trigger(text.replace("*t", "{dwell: 4}"), site={"level": -60})
+    assert "  level: &l -60\n" in new
+    zones.write_text(new)
+    assert load_zones(zones).trigger.level == -60
