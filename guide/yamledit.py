@@ -27,10 +27,11 @@ What an edit looks like:
   anchor untouched; and where the mapping edited in place is an anchor that
   another trigger uses (``*t`` or ``<<: *t``), that one gets the values it
   had written out (those that change: a value written again as it is
-  changes nothing, so the same edit made twice is made once); a site-wide setting (``smoothing``) added to the site's
-  trigger never reaches an exhibit's through such sharing, which the loader
-  would refuse: a ``*t`` becomes a copy without it, a ``<<: *t`` is refused
-  (ZoneMapError naming its line) before anything is written.
+  changes nothing, so the same edit made twice is made once); a site-wide
+  setting (``smoothing``) added to the site's trigger never reaches an
+  exhibit's through such sharing, which the loader would refuse: a ``*t``
+  becomes a copy without it, a ``<<: *t`` is refused (ZoneMapError naming
+  its line) before anything is written.
 
 `write_zones` keeps the file's encoding details: a UTF-8 BOM, and CRLF line
 ends (callers read the file with universal newlines, so `text` has LF).
@@ -125,8 +126,9 @@ def set_beacons(text: str, beacons: Mapping[str, Mapping[str, Any]], *, note: st
     ``{"tx_power": -64}``) written into its own mapping, in its style; a value
     the beacon takes from a '<<' anchor gets an own one (the anchor serves
     other beacons too), and a beacon taking a changed value with '<<' from
-    the mapping of a beacon edited gets the value it had written out. `note` as for `set_trigger`. ZoneMapError naming
-    `file` if the text is not YAML or a beacon id is not in it."""
+    the mapping of a beacon edited gets the value it had written out. `note`
+    as for `set_trigger`. ZoneMapError naming `file` if the text is not YAML
+    or a beacon id is not in it."""
     root = _compose(text, file)
     entry = _own(root).get("beacons")
     found = ({k.value: v for k, v in entry[1].value if isinstance(k, ScalarNode)
@@ -323,8 +325,8 @@ def _pins(edits: _Edits, mapping: MappingNode, protected: Mapping[int, set[str]]
     (`protected`: id -> keys) in a mapping it merges, at any depth (where
     the value comes from the mapping edited or from one that mapping merges,
     which the key added there would override), as written: to write into
-    it, so that it keeps them. ZoneMapError if a key added there would reach it: it has
-    no value of its own to keep."""
+    it, so that it keeps them. ZoneMapError if a key added there would reach
+    it: it has no value of its own to keep."""
     entries = _entries(mapping)
     # a key changing in any mapping merged, at any depth: a value it gives
     # (itself or a mapping it merges) would reach this one
