@@ -288,11 +288,12 @@ def header_length(path: str | os.PathLike) -> float | None:
 
 def _wav_header(path: str) -> tuple[int, int, int] | None:
     """(frames, sample rate, bytes of audio announced) of a WAV header, or
-    None if `wave` cannot read it."""
+    None if `wave` cannot read it (ffprobe and ffmpeg judge the file then)."""
     try:
         with wave.open(path, "rb") as w:
             return w.getnframes(), w.getframerate(), w.getnframes() * w.getsampwidth() * w.getnchannels()
-    except (wave.Error, EOFError, OSError):
+    # RuntimeError: `wave` skipping a chunk whose size runs past the end of the file
+    except (wave.Error, EOFError, OSError, RuntimeError):
         return None
 
 

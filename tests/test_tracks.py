@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from guide.errors import TrackError
-from guide.tracks import _ogg_duration, duration
+from guide.audio import decode
+from guide.tracks import _ogg_duration, duration, header_length
 
 
 def encode(path, seconds, codec):
@@ -125,3 +126,17 @@ def test_a_track_longer_than_the_guide_can_play_has_a_length_but_no_playing_dura
     with pytest.raises(TrackTooLong, match=r"show.wav: the track lasts 1:01, longer than the 1 minute"):
         duration(path)
     assert duration(make_wav(tmp_path / "short.wav", 60.0)) == pytest.approx(60.0)
+
+
+def test_a_wav_whose_fmt_chunk_size_runs_past_the_end_is_an_error_naming_it(tmp_path, make_wav):
+    # `wave` raised a bare RuntimeError skipping the chunk: a traceback from
+    # guide check, coverage, simulate and the device's decoder
+    path = make_wav(tmp_path / "a.wav", 0.5)
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, 16, 0xFFFFFFF0)  # the fmt chunk's size
+    path.write_bytes(data)
+    assert header_length(path) is None
+    with pytest.raises(TrackError, match=f"{path}: not a readable audio file"):
+        duration(path)
+    with pytest.raises(TrackError, match=f"{path}: cannot be decoded"):
+        decode(path)
