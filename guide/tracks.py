@@ -153,7 +153,8 @@ def permission_denied(path: str | os.PathLike) -> TrackError:
 def check_complete(path: str | os.PathLike, size: int) -> None:
     """Refuse a file cut short where ffmpeg would silently decode what is left:
     an Ogg stream must end with a whole page flagged end-of-stream, and a WAV
-    must hold as many bytes as its header announces."""
+    must hold as many bytes as its header announces. TrackError, never a
+    wait, for a pipe or a folder (it may have replaced the file since its stat)."""
     try:
         _check_container(path, size)
     except PermissionError:
@@ -163,7 +164,13 @@ def check_complete(path: str | os.PathLike, size: int) -> None:
 
 
 def _check_container(path: str | os.PathLike, size: int) -> None:
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a pipe does not wait for a writer
+    try:
+        check_regular(path, os.fstat(fd))
+    except TrackError:
+        os.close(fd)
+        raise
+    with open(fd, "rb") as f:
         head = f.read(12)
         if head[:4] == b"OggS":
             # the largest Ogg page is 27 + 255 + 255 * 255 = 65,307 bytes

@@ -11,7 +11,7 @@ import pytest
 
 from guide.errors import TrackError
 from guide.audio import decode
-from guide.tracks import _ogg_duration, duration, header_length
+from guide.tracks import _ogg_duration, check_complete, duration, header_length
 
 
 def encode(path, seconds, codec):
@@ -140,3 +140,11 @@ def test_a_wav_whose_fmt_chunk_size_runs_past_the_end_is_an_error_naming_it(tmp_
         duration(path)
     with pytest.raises(TrackError, match=f"{path}: cannot be decoded"):
         decode(path)
+
+
+def test_check_complete_refuses_a_pipe_without_waiting_for_a_writer(tmp_path):
+    # a track replaced by a pipe after its stat: opening it waited forever
+    path = tmp_path / "a.opus"
+    os.mkfifo(path)
+    with pytest.raises(TrackError, match=f"{path}: is not a regular file"):
+        check_complete(path, 0)
