@@ -38,6 +38,10 @@ from guide.errors import TrackError, counted
 # faded): a 45-minute planetarium show costs about 260 MB, an hour 350 MB.
 MAX_SECONDS = 60 * 60.0
 
+# A WAV header's sample rate above this is negative to ffmpeg, which reads the
+# field as a signed number and refuses the file ("Invalid sample rate: -1")
+MAX_RATE = 2**31 - 1
+
 
 class TrackTooLong(TrackError):
     """A track that lasts longer than the guide can play (`MAX_SECONDS`);
@@ -239,7 +243,7 @@ def _measure(path: str, size: int) -> float:
         header = _wav_header(path)  # None: a WAV variant `wave` does not know; ask ffprobe
         if header is not None:
             frames, rate, announced = header
-            if rate <= 0:
+            if not 0 < rate <= MAX_RATE:
                 raise TrackError(f"{path}: its header gives a sample rate of {rate} Hz, so it "
                                  "cannot be played; re-export it")
             if 0 < announced <= size:
@@ -285,7 +289,7 @@ def header_length(path: str | os.PathLike) -> float | None:
         return None  # opening a pipe would wait for a writer forever
     if path.lower().endswith(".wav"):
         header = _wav_header(path)
-        if header is not None and header[1] > 0 and 0 < header[2] <= st.st_size:
+        if header is not None and 0 < header[1] <= MAX_RATE and 0 < header[2] <= st.st_size:
             return header[0] / float(header[1])
         return None
     if path.lower().endswith((".opus", ".ogg", ".oga")):

@@ -47,7 +47,7 @@ def test_a_missing_track_is_a_clear_error(tmp_path):
 
 def wav_header(rate: int, frames: bytes) -> bytes:
     """A 16-bit mono PCM WAV of `frames`, its header claiming `rate` Hz."""
-    fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, (rate * 2) & 0xFFFFFFFF, 2, 16)
     return (b"RIFF" + struct.pack("<I", 4 + 8 + 16 + 8 + len(frames)) + b"WAVEfmt " + fmt
             + b"data" + struct.pack("<I", len(frames)) + frames)
 
@@ -148,3 +148,15 @@ def test_check_complete_refuses_a_pipe_without_waiting_for_a_writer(tmp_path):
     os.mkfifo(path)
     with pytest.raises(TrackError, match=f"{path}: is not a regular file"):
         check_complete(path, 0)
+
+
+def test_a_wav_whose_sample_rate_ffmpeg_reads_as_negative_has_no_length(tmp_path):
+    # 0xFFFFFFFF Hz: the header gave 0.000 s, which simulate and coverage used,
+    # while the decoder refuses the file ("Invalid sample rate: -1")
+    bad = tmp_path / "huge.wav"
+    bad.write_bytes(wav_header(0xFFFFFFFF, bytes(2000)))
+    assert header_length(bad) is None
+    with pytest.raises(TrackError, match=r"huge.wav: its header gives a sample rate of 4294967295 Hz"):
+        duration(bad)
+    with pytest.raises(TrackError, match="huge.wav: cannot be decoded"):
+        decode(bad)
