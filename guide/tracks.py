@@ -38,6 +38,10 @@ from guide.errors import TrackError, counted
 # faded): a 45-minute planetarium show costs about 260 MB, an hour 350 MB.
 MAX_SECONDS = 60 * 60.0
 
+# A WAV header's sample rate above this is negative to ffmpeg, which reads the
+# field as a signed number and refuses the file ("Invalid sample rate: -1")
+MAX_RATE = 2**31 - 1
+
 
 class TrackTooLong(TrackError):
     """A track that lasts longer than the guide can play (`MAX_SECONDS`);
@@ -153,7 +157,8 @@ def permission_denied(path: str | os.PathLike) -> TrackError:
 def check_complete(path: str | os.PathLike, size: int) -> None:
     """Refuse a file cut short where ffmpeg would silently decode what is left:
     an Ogg stream must end with a whole page flagged end-of-stream, and a WAV
-    must hold as many bytes as its header announces."""
+    must hold as many bytes as its header announces. TrackError, never a
+    wait, for a pipe or a folder (it may have replaced the file since its stat)."""
     try:
         _check_container(path, size)
     except PermissionError:
@@ -163,7 +168,13 @@ def check_complete(path: str | os.PathLike, size: int) -> None:
 
 
 def _check_container(path: str | os.PathLike, size: int) -> None:
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a pipe does not wait for a writer
+    try:
+        check_regular(path, os.fstat(fd))
+    except TrackError:
+        os.close(fd)
+        raise
+    with open(fd, "rb") as f:
         head = f.read(12)
         if head[:4] == b"OggS":
             # the largest Ogg page is 27 + 255 + 255 * 255 = 65,307 bytes
@@ -232,7 +243,7 @@ def _measure(path: str, size: int) -> float:
         header = _wav_header(path)  # None: a WAV variant `wave` does not know; ask ffprobe
         if header is not None:
             frames, rate, announced = header
-            if rate <= 0:
+            if not 0 < rate <= MAX_RATE:
                 raise TrackError(f"{path}: its header gives a sample rate of {rate} Hz, so it "
                                  "cannot be played; re-export it")
             if 0 < announced <= size:
@@ -278,7 +289,7 @@ def header_length(path: str | os.PathLike) -> float | None:
         return None  # opening a pipe would wait for a writer forever
     if path.lower().endswith(".wav"):
         header = _wav_header(path)
-        if header is not None and header[1] > 0 and 0 < header[2] <= st.st_size:
+        if header is not None and 0 < header[1] <= MAX_RATE and 0 < header[2] <= st.st_size:
             return header[0] / float(header[1])
         return None
     if path.lower().endswith((".opus", ".ogg", ".oga")):
@@ -288,11 +299,12 @@ def header_length(path: str | os.PathLike) -> float | None:
 
 def _wav_header(path: str) -> tuple[int, int, int] | None:
     """(frames, sample rate, bytes of audio announced) of a WAV header, or
-    None if `wave` cannot read it."""
+    None if `wave` cannot read it (ffprobe and ffmpeg judge the file then)."""
     try:
         with wave.open(path, "rb") as w:
             return w.getnframes(), w.getframerate(), w.getnframes() * w.getsampwidth() * w.getnchannels()
-    except (wave.Error, EOFError, OSError):
+    # RuntimeError: `wave` skipping a chunk whose size runs past the end of the file
+    except (wave.Error, EOFError, OSError, RuntimeError):
         return None
 
 

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from guide.errors import TrackError
-from guide.tracks import _ogg_duration, duration
+from guide.audio import decode
+from guide.tracks import _ogg_duration, check_complete, duration, header_length
 
 
 def encode(path, seconds, codec):
@@ -46,7 +47,7 @@ def test_a_missing_track_is_a_clear_error(tmp_path):
 
 def wav_header(rate: int, frames: bytes) -> bytes:
     """A 16-bit mono PCM WAV of `frames`, its header claiming `rate` Hz."""
-    fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, (rate * 2) & 0xFFFFFFFF, 2, 16)
     return (b"RIFF" + struct.pack("<I", 4 + 8 + 16 + 8 + len(frames)) + b"WAVEfmt " + fmt
             + b"data" + struct.pack("<I", len(frames)) + frames)
 
@@ -125,3 +126,37 @@ def test_a_track_longer_than_the_guide_can_play_has_a_length_but_no_playing_dura
     with pytest.raises(TrackTooLong, match=r"show.wav: the track lasts 1:01, longer than the 1 minute"):
         duration(path)
     assert duration(make_wav(tmp_path / "short.wav", 60.0)) == pytest.approx(60.0)
+
+
+def test_a_wav_whose_fmt_chunk_size_runs_past_the_end_is_an_error_naming_it(tmp_path, make_wav):
+    # `wave` raised a bare RuntimeError skipping the chunk: a traceback from
+    # guide check, coverage, simulate and the device's decoder
+    path = make_wav(tmp_path / "a.wav", 0.5)
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, 16, 0xFFFFFFF0)  # the fmt chunk's size
+    path.write_bytes(data)
+    assert header_length(path) is None
+    with pytest.raises(TrackError, match=f"{path}: not a readable audio file"):
+        duration(path)
+    with pytest.raises(TrackError, match=f"{path}: cannot be decoded"):
+        decode(path)
+
+
+def test_check_complete_refuses_a_pipe_without_waiting_for_a_writer(tmp_path):
+    # a track replaced by a pipe after its stat: opening it waited forever
+    path = tmp_path / "a.opus"
+    os.mkfifo(path)
+    with pytest.raises(TrackError, match=f"{path}: is not a regular file"):
+        check_complete(path, 0)
+
+
+def test_a_wav_whose_sample_rate_ffmpeg_reads_as_negative_has_no_length(tmp_path):
+    # 0xFFFFFFFF Hz: the header gave 0.000 s, which simulate and coverage used,
+    # while the decoder refuses the file ("Invalid sample rate: -1")
+    bad = tmp_path / "huge.wav"
+    bad.write_bytes(wav_header(0xFFFFFFFF, bytes(2000)))
+    assert header_length(bad) is None
+    with pytest.raises(TrackError, match=r"huge.wav: its header gives a sample rate of 4294967295 Hz"):
+        duration(bad)
+    with pytest.raises(TrackError, match="huge.wav: cannot be decoded"):
+        decode(bad)
