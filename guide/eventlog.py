@@ -11,8 +11,9 @@ same lines without fsync.
 
 An existing file is appended to only if it is an event log: its complete
 lines are JSON objects with an "event", shorter than 64 KiB, and an
-unfinished last line looks like the start of one of ours. Anything else (a user's other file, binary
-data) is refused with a GuideError and left exactly as it was.
+unfinished last line looks like the start of one of ours. Anything else (a
+user's other file, binary data) is refused with a GuideError and left
+exactly as it was.
 
 One writer at a time: an EventLog holds an exclusive flock on the file while
 it is open (the kernel drops it when the process dies, however it dies), and

@@ -138,9 +138,10 @@ class StateFile:
             return None
         except (DeviceError, OSError):
             pass
-        n = 1
-        while (aside := self.path.with_name(f"{self.path.name}.unread" + (f".{n}" if n > 1 else ""))).exists():
+        aside, n = self.path.with_name(f"{self.path.name}.unread"), 1
+        while aside.exists():  # an earlier one kept: NAME.unread.2, .3, ...
             n += 1
+            aside = self.path.with_name(f"{self.path.name}.unread.{n}")
         try:
             os.rename(self.path, aside)
             sync_folder(self.path)
