@@ -11,9 +11,10 @@ of times.
 A track may last at most `MAX_SECONDS` (an hour): the device holds a track it plays
 decoded in memory, whole (simpleaudio plays from one buffer), so a longer one
 is refused here, by `guide check` and by the player's decoder, naming the
-track, its length and the limit. So is a file cut short (`check_complete`: an
-Ogg stream without its whole last page, a WAV shorter than its header says),
-which the decoder refuses too: its header or last page would give a length.
+track, its length and the limit. So is a file cut short or damaged at its end
+(`check_complete`: an Ogg stream without its whole last page, or whose last
+page fails its checksum; a WAV shorter than its header says), which the
+decoder refuses too: its header or last page would give a length.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import stat
 import struct
 import subprocess
 import wave
+import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -156,7 +158,8 @@ def permission_denied(path: str | os.PathLike) -> TrackError:
 
 def check_complete(path: str | os.PathLike, size: int) -> None:
     """Refuse a file cut short where ffmpeg would silently decode what is left:
-    an Ogg stream must end with a whole page flagged end-of-stream, and a WAV
+    an Ogg stream must end with a whole page flagged end-of-stream whose
+    checksum matches (ffmpeg drops a page that fails it), and a WAV
     must hold as many bytes as its header announces. TrackError, never a
     wait, for a pipe or a folder (it may have replaced the file since its stat)."""
     try:
@@ -195,10 +198,13 @@ def _check_ogg_end(path: str | os.PathLike, tail: bytes) -> None:
             segments = header[26]
             table = tail[i + 27:i + 27 + segments]
             if len(table) == segments and i + 27 + segments + sum(table) == len(tail):
-                if header[5] & 0x04:
-                    return
-                raise TrackError(f"{path}: the file is cut short (its Ogg stream has no last page); "
-                                 "export the track again, or copy it again in full")
+                if not header[5] & 0x04:
+                    raise TrackError(f"{path}: the file is cut short (its Ogg stream has no last "
+                                     "page); export the track again, or copy it again in full")
+                if not _ogg_page_intact(tail, i):
+                    raise TrackError(f"{path}: the file is damaged (its last Ogg page fails its "
+                                     "checksum); export the track again, or copy it again")
+                return
         i = tail.rfind(b"OggS", 0, i)
     raise TrackError(f"{path}: the file is cut short (it ends inside an Ogg page); "
                      "export the track again, or copy it again in full")
@@ -225,8 +231,8 @@ def _check_wav_size(path: str | os.PathLike, f, size: int) -> None:
 @functools.lru_cache(maxsize=4096)
 def _duration(path: str, _mtime: int, size: int) -> float:
     seconds = _measure(path, size)
-    # a file cut short has a length (its header's, or its last page's, or what
-    # ffprobe finds left), but the device's decoder refuses it: so does this
+    # a file cut short or damaged at its end has a length (its header's, or
+    # what ffprobe finds left), but the device's decoder refuses it: so does this
     check_complete(path, size)
     return seconds
 
@@ -334,8 +340,31 @@ def _ogg_duration(path: str) -> float | None:
     while at >= 0:  # the last page of this stream (a complete header, that is)
         if len(tail) - at >= 27 and tail[at + 14:at + 18] == serial:
             granule = struct.unpack_from("<q", tail, at + 6)[0]
-            if granule > skip and rate > 0:
+            # a page cut short or failing its checksum may hold any granule
+            # (one damaged byte claimed 138 million hours): the header does
+            # not say then, and check_complete names the damage
+            if granule > skip and rate > 0 and _ogg_page_intact(tail, at):
                 return (granule - skip) / rate
             return None
         at = tail.rfind(b"OggS", 0, at)
     return None
+
+
+_REFLECTED = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
+
+
+def _ogg_page_intact(data: bytes, at: int) -> bool:
+    """Whether the Ogg page at `data[at:]` is whole and its CRC matches.
+
+    Ogg's CRC-32 is zlib's polynomial unreflected, with no initial or final
+    inversion: zlib's C code computes it over the bytes bit-reversed, with
+    its register started at 0 (crc32's `value` is the register inverted)."""
+    if len(data) - at < 27:
+        return False
+    segments = data[at + 26]
+    end = at + 27 + segments + sum(data[at + 27:at + 27 + segments])
+    if len(data) < at + 27 + segments or end > len(data):
+        return False
+    page = data[at:at + 22] + bytes(4) + data[at + 26:end]  # the CRC counts its own field as 0
+    register = ~zlib.crc32(page.translate(_REFLECTED), 0xFFFFFFFF) & 0xFFFFFFFF
+    return int(f"{register:032b}"[::-1], 2) == struct.unpack_from("<I", data, at + 22)[0]

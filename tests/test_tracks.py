@@ -84,6 +84,27 @@ def test_an_ogg_file_cut_short_has_no_duration_as_the_decoder_plays_none(tmp_pat
         duration(cut)
 
 
+@pytest.mark.parametrize("name, codec", [("a.opus", "libopus"), ("a.ogg", "libvorbis")])
+@pytest.mark.parametrize("where", ["granule", "audio"])
+def test_an_ogg_file_whose_last_page_is_damaged_is_called_damaged(tmp_path, name, codec, where):
+    # one byte of a bad copy in the last page's granule position made its
+    # length 138 million hours, refused as "longer than the guide can play,
+    # split it"; ffmpeg drops a page that fails its CRC, so the length and the
+    # audio disagreed however the byte fell
+    data = bytearray(encode(tmp_path / name, 2.5, codec).read_bytes())
+    last = data.rfind(b"OggS")
+    data[last + 12 if where == "granule" else len(data) - 3] ^= 0x55
+    bad = tmp_path / f"bad-{name}"
+    bad.write_bytes(bytes(data))
+    said = rf"bad-{name}: the file is damaged \(its last Ogg page fails its checksum\); export"
+    if where == "granule":
+        assert header_length(bad) is None  # the device's decoder asks it first
+    with pytest.raises(TrackError, match=said):
+        duration(bad)
+    with pytest.raises(TrackError, match=said):
+        decode(bad)
+
+
 def test_a_wav_shorter_than_its_header_says_has_no_duration(tmp_path, make_wav):
     data = make_wav(tmp_path / "whole.wav", 1.0).read_bytes()
     (tmp_path / "cut.wav").write_bytes(data[:-8000])
