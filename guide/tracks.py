@@ -11,9 +11,9 @@ of times.
 A track may last at most `MAX_SECONDS` (an hour): the device holds a track it plays
 decoded in memory, whole (simpleaudio plays from one buffer), so a longer one
 is refused here, by `guide check` and by the player's decoder, naming the
-track, its length and the limit. So is a file cut short or damaged at its end
-(`check_complete`: an Ogg stream without its whole last page, or whose last
-page fails its checksum; a WAV shorter than its header says), which the
+track, its length and the limit. So is a file cut short or damaged
+(`check_complete`: an Ogg stream without its whole last page, or with a page
+that fails its checksum; a WAV shorter than its header says), which the
 decoder refuses too: its header or last page would give a length.
 """
 
@@ -158,8 +158,8 @@ def permission_denied(path: str | os.PathLike) -> TrackError:
 
 def check_complete(path: str | os.PathLike, size: int) -> None:
     """Refuse a file cut short where ffmpeg would silently decode what is left:
-    an Ogg stream must end with a whole page flagged end-of-stream whose
-    checksum matches (ffmpeg drops a page that fails it), and a WAV
+    an Ogg stream's pages must all be whole and pass their checksums (ffmpeg
+    drops a page that fails it), the last flagged end-of-stream, and a WAV
     must hold as many bytes as its header announces. TrackError, never a
     wait, for a pipe or a folder (it may have replaced the file since its stat)."""
     try:
@@ -180,34 +180,36 @@ def _check_container(path: str | os.PathLike, size: int) -> None:
     with open(fd, "rb") as f:
         head = f.read(12)
         if head[:4] == b"OggS":
-            # the largest Ogg page is 27 + 255 + 255 * 255 = 65,307 bytes
-            f.seek(max(0, size - 65_307))
-            _check_ogg_end(path, f.read())
+            _check_ogg_pages(path, f, size)
         elif head[:4] == b"RIFF" and head[8:12] == b"WAVE":
             _check_wav_size(path, f, size)
 
 
-def _check_ogg_end(path: str | os.PathLike, tail: bytes) -> None:
-    # Scan back for the page that ends exactly at the end of the file ("OggS"
-    # may also occur inside audio data; such a false header almost never
-    # happens to end exactly there).
-    i = tail.rfind(b"OggS")
-    while i >= 0:
-        header = tail[i:i + 27]
-        if len(header) == 27 and header[4] == 0:
-            segments = header[26]
-            table = tail[i + 27:i + 27 + segments]
-            if len(table) == segments and i + 27 + segments + sum(table) == len(tail):
-                if not header[5] & 0x04:
-                    raise TrackError(f"{path}: the file is cut short (its Ogg stream has no last "
-                                     "page); export the track again, or copy it again in full")
-                if not _ogg_page_intact(tail, i):
-                    raise TrackError(f"{path}: the file is damaged (its last Ogg page fails its "
-                                     "checksum); export the track again, or copy it again")
-                return
-        i = tail.rfind(b"OggS", 0, i)
-    raise TrackError(f"{path}: the file is cut short (it ends inside an Ogg page); "
-                     "export the track again, or copy it again in full")
+def _check_ogg_pages(path: str | os.PathLike, f, size: int) -> None:
+    # Every page, from the first: each begins where the one before ends, is
+    # whole and passes its checksum (ffmpeg drops a page that fails it, and
+    # the device's decoder then refuses the track: so does its length); the
+    # last is flagged end-of-stream.
+    f.seek(0)
+    offset, flags = 0, 0
+    while offset < size:
+        header = f.read(27)
+        if len(header) == 27 and (header[:4] != b"OggS" or header[4] != 0):
+            raise TrackError(f"{path}: the file is damaged (no Ogg page where one should begin, "
+                             f"at byte {offset:,}); export the track again, or copy it again")
+        table = f.read(header[26]) if len(header) == 27 else b""
+        body = f.read(sum(table))
+        if len(header) < 27 or len(table) < header[26] or len(body) < sum(table):
+            raise TrackError(f"{path}: the file is cut short (it ends inside an Ogg page); "
+                             "export the track again, or copy it again in full")
+        page = header + table + body
+        if not _ogg_page_intact(page, 0):
+            raise TrackError(f"{path}: the file is damaged (its Ogg page at byte {offset:,} fails "
+                             "its checksum); export the track again, or copy it again")
+        offset, flags = offset + len(page), header[5]
+    if not flags & 0x04:
+        raise TrackError(f"{path}: the file is cut short (its Ogg stream has no last page); "
+                         "export the track again, or copy it again in full")
 
 
 def _check_wav_size(path: str | os.PathLike, f, size: int) -> None:

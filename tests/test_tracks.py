@@ -85,24 +85,37 @@ def test_an_ogg_file_cut_short_has_no_duration_as_the_decoder_plays_none(tmp_pat
 
 
 @pytest.mark.parametrize("name, codec", [("a.opus", "libopus"), ("a.ogg", "libvorbis")])
-@pytest.mark.parametrize("where", ["granule", "audio"])
-def test_an_ogg_file_whose_last_page_is_damaged_is_called_damaged(tmp_path, name, codec, where):
+@pytest.mark.parametrize("where", ["last granule", "last page", "middle"])
+def test_an_ogg_file_with_a_damaged_page_is_called_damaged(tmp_path, name, codec, where):
     # one byte of a bad copy in the last page's granule position made its
     # length 138 million hours, refused as "longer than the guide can play,
-    # split it"; ffmpeg drops a page that fails its CRC, so the length and the
-    # audio disagreed however the byte fell
-    data = bytearray(encode(tmp_path / name, 2.5, codec).read_bytes())
+    # split it"; elsewhere it went unseen: the length was counted (coverage,
+    # simulator) while ffmpeg drops a page that fails its CRC and the device's
+    # decoder refuses the track
+    data = bytearray(encode(tmp_path / name, 12, codec).read_bytes())
     last = data.rfind(b"OggS")
-    data[last + 12 if where == "granule" else len(data) - 3] ^= 0x55
+    at = {"last granule": last + 12, "last page": len(data) - 3, "middle": len(data) // 2}[where]
+    data[at] ^= 0x55
     bad = tmp_path / f"bad-{name}"
     bad.write_bytes(bytes(data))
-    said = rf"bad-{name}: the file is damaged \(its last Ogg page fails its checksum\); export"
-    if where == "granule":
+    said = rf"bad-{name}: the file is damaged \(its Ogg page at byte [\d,]+ fails its checksum\); export"
+    if where == "last granule":
         assert header_length(bad) is None  # the device's decoder asks it first
     with pytest.raises(TrackError, match=said):
         duration(bad)
     with pytest.raises(TrackError, match=said):
         decode(bad)
+
+
+def test_an_ogg_page_that_does_not_begin_where_the_last_ended_is_damage(tmp_path):
+    data = bytearray(encode(tmp_path / "a.opus", 2.5, "libopus").read_bytes())
+    second = data.find(b"OggS", 4)
+    data[second:second + 4] = b"Oggs"
+    bad = tmp_path / "bad.opus"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(TrackError, match=rf"bad.opus: the file is damaged \(no Ogg page where one "
+                                         rf"should begin, at byte {second:,}\)"):
+        duration(bad)
 
 
 def test_a_wav_shorter_than_its_header_says_has_no_duration(tmp_path, make_wav):

@@ -162,6 +162,11 @@ def test_every_reader_reads_a_damaged_track_or_names_it(tmp_path, originals, dat
     pcm, streamed = r["decode"], r["stream"]
     # decode and stream read the same samples the same way
     assert isinstance(pcm, TrackError) == isinstance(streamed, TrackError), r
+    # what simulate and coverage count as playable (it has a length) the
+    # device plays: every page of an Ogg file is checked, so damage anywhere
+    # in one is seen (a WAV's or an MP3's audio has no checksum to check)
+    if content[:4] == b"OggS" and not isinstance(r["length"], TrackError):
+        assert not isinstance(pcm, TrackError), r
     if isinstance(pcm, TrackError):
         return
     assert pcm.duration == pytest.approx(streamed, abs=1 / RATE)

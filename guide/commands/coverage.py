@@ -20,9 +20,9 @@ The device tells each visitor their line before the first exhibit, worded in
 their language, and says it aloud where zones.yaml has an intro track for it
 (tracks/make_tracks.py writes and speaks the demo site's).
 
-A track that cannot be played (unreadable, cut short, or longer than an hour)
-counts as the device plays it: the next language of the chain instead, or
-nothing.
+A track that cannot be played (unreadable, cut short, an Ogg file damaged,
+or longer than an hour) counts as the device plays it: the next language of
+the chain instead, or nothing.
 Every such track is listed under the table, with its exhibit, its language
 and why (guide check tells more about each track).
 
