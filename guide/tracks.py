@@ -265,14 +265,19 @@ def _measure(path: str, size: int) -> float:
             return seconds
     try:
         out = subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "format=duration",
+            ["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_type,codec_name",
              "-of", "json", path],
             capture_output=True, text=True, check=False, timeout=60)
     except FileNotFoundError:
         raise TrackError("ffprobe not found: install ffmpeg (./bootstrap does)") from None
     try:
-        seconds = float(json.loads(out.stdout)["format"]["duration"])
-    except (ValueError, KeyError, TypeError):
+        found = json.loads(out.stdout)
+        seconds = float(found["format"]["duration"])
+        # the device decodes the first audio stream: ffprobe gives a length
+        # (from the header) even for a codec ffmpeg has no decoder for, such
+        # as a WAV whose format code is 0 or unknown
+        audio = [s for s in found.get("streams", ()) if s.get("codec_type") == "audio"]
+    except (ValueError, KeyError, TypeError, AttributeError):
         if no_frames:
             raise TrackError(f"{path}: the track is empty (it holds no audio); "
                              "re-export it") from None
@@ -281,6 +286,12 @@ def _measure(path: str, size: int) -> float:
         raise TrackError(f"{path}: not a readable audio file ({detail}); re-export it") from None
     if not seconds > 0:
         raise TrackError(f"{path}: the track is empty; re-export it")
+    if not audio:
+        raise TrackError(f"{path}: holds no audio stream; export the narration again as Ogg Opus, "
+                         "Ogg Vorbis, FLAC, MP3 or WAV")
+    if not audio[0].get("codec_name"):
+        raise TrackError(f"{path}: its audio is in a format ffmpeg has no decoder for; export it "
+                         "again as Ogg Opus, Ogg Vorbis, FLAC, MP3 or WAV")
     return seconds
 
 

@@ -59,6 +59,29 @@ def test_a_wav_with_a_sample_rate_of_0_is_a_clear_error_not_a_division_by_zero(t
         duration(bad)
 
 
+@pytest.mark.parametrize("code", [0, 0xFFFE])
+def test_a_wav_in_a_codec_ffmpeg_cannot_decode_has_no_length(tmp_path, make_wav, code):
+    # ffprobe gives such a file (format code 0, or an extensible header
+    # without its extension) the length of its header, so simulate and guide
+    # coverage counted a track the device's decoder refuses
+    data = bytearray(make_wav(tmp_path / "ok.wav", 1.0, tone=440).read_bytes())
+    struct.pack_into("<H", data, 20, code)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(TrackError, match="bad.wav: its audio is in a format ffmpeg has no decoder for"):
+        duration(bad)
+    with pytest.raises(TrackError, match="bad.wav: cannot be decoded"):
+        decode(bad)
+
+
+def test_a_file_without_audio_has_no_length(tmp_path):
+    video = tmp_path / "dome.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=1:size=32x32",
+                    "-c:v", "mpeg4", str(video)], check=True)
+    with pytest.raises(TrackError, match="dome.mp4: holds no audio stream; export the narration again"):
+        duration(video)
+
+
 def test_a_wav_without_samples_is_an_empty_track(tmp_path, make_wav):
     with pytest.raises(TrackError, match="empty.wav: the track is empty"):
         duration(make_wav(tmp_path / "empty.wav", 0))
