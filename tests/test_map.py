@@ -348,3 +348,50 @@ def test_an_unknown_visitor_or_language_is_refused_with_the_nearest_one_and_no_p
     assert main(["map", "--zones", str(zones), "--out", "", "--no-lint"]) == 2
     assert "--out '': give a file name ending in .png or .svg" in capsys.readouterr().err
     assert not out.exists()
+
+
+def _spaced(tmp_path, make_wav):
+    """Three exhibits with long names 2.5 m apart, the middle one a little
+    higher and a wall over the first, on a 40 m plan: written up-right of its
+    spot, each label would lie on the next beacon, the next label or the wall."""
+    lines = ["site: Labels", "languages: [fr]", "walls:", "  - [[-1, 0.5], [1.5, 0.5]]", "beacons:"]
+    points = {"cannon-of-the-west-wing": (0, 0), "cannon-of-the-east-wing": (2.5, 0.4),
+              "the-last-cannon": (5, 0), "far": (40, 10)}
+    for k, (x, y) in enumerate(points.values()):
+        lines.append(f"  b{k}: {{ibeacon: {{uuid: {UUID}, major: 7, minor: {k + 1}}}, tx_power: -59, "
+                     f"x: {x}, y: {y}}}")
+    lines.append("exhibits:")
+    for k, e in enumerate(points):
+        make_wav(tmp_path / "tracks/fr" / f"{e}.wav", 0.1, rate=100)
+        lines.append(f"  - {{id: {e}, title: {{fr: E}}, beacon: b{k}, radius: 0.5, tracks: {{fr: fr/{e}.wav}}}}")
+    path = tmp_path / "zones.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_exhibit_labels_keep_off_each_other_the_beacons_the_walls_and_the_edge(tmp_path, make_wav):
+    from matplotlib.transforms import Bbox
+
+    site = load_zones(_spaced(tmp_path, make_wav))
+    fig = draw_map(site)
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    labels = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+    assert set(labels) == {e.id for e in site.exhibits}
+    marks = [line.get_window_extent(renderer) for line in ax.lines
+             if (line.get_gid() or "").startswith(("beacon-", "spot-"))]
+    assert len(marks) == 4
+    def overlap(a, b):
+        both = Bbox.intersection(a, b)
+        return both is not None and both.width * both.height > 0
+
+    boxes = list(labels.values())
+    for k, box in enumerate(boxes):
+        assert not any(overlap(box, b) for b in boxes[k + 1:] + marks)
+        assert ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1  # inside the plot
+        assert ax.bbox.y0 <= box.y0 and box.y1 <= ax.bbox.y1
+    (wx0, wy0), (wx1, wy1) = ax.transData.transform([(-1, 0.5), (1.5, 0.5)])
+    west = labels["cannon-of-the-west-wing"]  # the wall runs level: not through the label
+    assert not (west.y0 < wy0 < west.y1 and west.x0 < wx1 and wx0 < west.x1)
+    far = next(t for t in ax.texts if t.get_text() == "far")  # nothing near: where it always stood
+    assert far.xyann == (5, 5) and far.get_horizontalalignment() == "left"
