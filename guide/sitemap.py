@@ -10,11 +10,14 @@ triangle) and ended (grey square) and the false starts (red cross).
     save_map(fig, "map.png")
 
 Every element has an SVG id (``beacon-<id>``, ``zone-<exhibit>``,
-``finding-<n>``, ``start-<n>``...), so a drawing can be checked or styled.
+``finding-<n>``, ``start-<n>``...), so a drawing can be checked or styled; a
+beacon id's characters other than A-Z a-z 0-9 _ . - are written _ there (see
+`svg_names`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
@@ -22,6 +25,7 @@ import re
 import sys
 import textwrap
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -429,10 +433,11 @@ def _draw_plan(ax, site: Site, lint, walk: Walk | None, *, label, gid: str = "")
                 shared.append((px, (e.x, e.y), [e.id]))
             else:
                 near[2].append(e.id)
+    names = svg_names(site.beacons)
     for bid, b in site.beacons.items():
         marker, = ax.plot([b.x], [b.y], marker="s", markersize=7, color=BEACON_COLOUR,
                           linestyle="none", zorder=6)
-        marker.set_gid(f"{gid}beacon-{bid}")
+        marker.set_gid(f"{gid}beacon-{names[bid]}")
     if walk is not None:
         _draw_walk(ax, walk, gid)
     # each label where it hides least of what is drawn so far (beacons, spots, the
@@ -458,6 +463,34 @@ def _draw_plan(ax, site: Site, lint, walk: Walk | None, *, label, gid: str = "")
         taken.append(_place(label, LABEL_PLACES[min(costs)[-1]], renderer).extents)
         labels.append(label)
     return labels
+
+
+_NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def svg_names(ids: Iterable[str]) -> dict[str, str]:
+    """Each of `ids` (beacon ids: any short text) as it can stand in an SVG
+    element's id, an XML name: each character other than A-Z, a-z, 0-9, '_',
+    '.', '-' written '_'; should that give two the same (the ids 'B Dome' and
+    'B_Dome'), a changed one takes '_' and six hex digits of a hash of the id
+    as written (not of its place in the list). Plain ids are kept as they are.
+
+    >>> svg_names(["b-1", "B Dome", "B_Dome"])
+    {'b-1': 'b-1', 'B Dome': 'B_Dome_633705', 'B_Dome': 'B_Dome'}
+    """
+    plain = {i: _NOT_IN_NAMES.sub("_", i) for i in ids}
+    uses = Counter(plain.values())
+    names = {}
+    for i, name in plain.items():
+        if name != i and uses[name] > 1:
+            digest = hashlib.sha1(i.encode()).hexdigest()
+            n = 6
+            while uses[f"{name}_{digest[:n]}"]:  # a plain id the same, or sha1 broken
+                n += 2
+            name = f"{name}_{digest[:n]}"
+            uses[name] += 1
+        names[i] = name
+    return names
 
 
 def _place(label, place: tuple[tuple[float, float], str, str], renderer):

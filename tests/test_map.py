@@ -395,3 +395,30 @@ def test_exhibit_labels_keep_off_each_other_the_beacons_the_walls_and_the_edge(t
     assert not (west.y0 < wy0 < west.y1 and west.x0 < wx1 and wx0 < west.x1)
     far = next(t for t in ax.texts if t.get_text() == "far")  # nothing near: where it always stood
     assert far.xyann == (5, 5) and far.get_horizontalalignment() == "left"
+
+
+def test_beacon_ids_with_spaces_or_signs_give_valid_unique_svg_ids_and_plain_ones_keep_theirs(
+        tmp_path, make_wav):
+    # FORMATS.md lets a beacon's id be any short text: here two that differ only in
+    # a space and an underscore, and signs an XML id cannot hold
+    beacons = {"B Dome": (0, 0), "B_Dome": (0.2, 0), "salle 2/3 <est>": (9, 0), "b-ok": (40, 0)}
+    lines = ["site: Ids", "languages: [fr]", "beacons:"]
+    for k, (bid, (x, y)) in enumerate(beacons.items()):
+        lines.append(f"  '{bid}': {{ibeacon: {{uuid: {UUID}, major: 8, minor: {k + 1}}}, tx_power: -59, "
+                     f"x: {x}, y: {y}}}")
+    lines.append("exhibits:")
+    for k, bid in enumerate(beacons):
+        make_wav(tmp_path / "tracks/fr" / f"e{k}.wav", 0.1, rate=100)
+        lines.append(f"  - {{id: e{k}, title: {{fr: E}}, beacon: '{bid}', radius: 1, "
+                     f"tracks: {{fr: fr/e{k}.wav}}}}")
+    zones = tmp_path / "zones.yaml"
+    zones.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "map.svg"
+    assert main(["map", "--zones", str(zones), "--out", str(out)]) == 0
+    ids = [el.get("id") for el in ET.parse(out).iter() if el.get("id")]
+    assert len(ids) == len(set(ids))
+    assert [i for i in ids if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", i)] == []
+    beacon_ids = [i for i in ids if i.startswith("beacon-")]
+    assert len(beacon_ids) == 4  # the plain ones as they are, the others with '_' for each sign
+    assert {"beacon-B_Dome", "beacon-b-ok", "beacon-salle_2_3__est_"} <= set(beacon_ids)
+    assert "A-beacon-B_Dome" in ids and len([i for i in ids if i.startswith("A-beacon-B_Dome")]) == 2  # panel
