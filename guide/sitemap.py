@@ -596,8 +596,11 @@ def _notes(lint, walk: Walk | None, panels: bool = False, unboxed: int = 0) -> l
     """The text under the plan: the key, and each finding marked (the first
     MAX_LISTED) with its first suggestion, and how many more there are."""
     blocks = []
-    key = ("Key: blue square = beacon; circle = zone (radius); orange = exhibits the radio "
-           "confuses; hatched = zones overlapping; black = walls; green dashes = doorways")
+    key = ("Key: blue square = beacon; blue dot = where visitors stand at an exhibit, if not at its "
+           "beacon; circle = zone (radius); orange = exhibits the radio confuses; hatched = zones "
+           "overlapping; black = walls; green dashes = doorways")
+    if lint is not None and lint.findings:
+        key += "; red ring n = finding n, listed below"
     if panels:
         key += "; dashed box A, B...: exhibits too close to read at this scale, enlarged under the plan"
     if unboxed:

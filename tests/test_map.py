@@ -162,6 +162,17 @@ def test_dollar_signs_in_the_site_and_walk_are_drawn_as_written_not_as_formulas(
     assert main(["map", "--zones", str(zones), "--out", str(tmp_path / "map.png")]) == 0
 
 
+def test_the_key_names_the_exhibits_dots_and_the_findings_rings(zones):
+    zones.write_text(zones.read_text().replace("radius: 2, tracks: {fr: fr/a.wav}",
+                                               "radius: 2, x: 0, y: 1, tracks: {fr: fr/a.wav}"))
+    site = load_zones(zones)
+    fig = draw_map(site, lint=lint_site(site))
+    assert [line.get_gid() for line in fig.axes[0].lines if line.get_marker() == "o"][:1] == ["spot-a"]
+    key = " ".join(t.get_text() for t in fig.texts)
+    assert "blue dot = where visitors stand at an exhibit" in key and "red ring n = finding n" in key
+    assert "red ring" not in " ".join(t.get_text() for t in draw_map(site).texts)  # none drawn
+
+
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
 def test_a_map_that_fails_to_draw_leaves_the_existing_file_as_it_was(zones, tmp_path, suffix):
     out = tmp_path / f"map{suffix}"
