@@ -10,11 +10,14 @@ triangle) and ended (grey square) and the false starts (red cross).
     save_map(fig, "map.png")
 
 Every element has an SVG id (``beacon-<id>``, ``zone-<exhibit>``,
-``finding-<n>``, ``start-<n>``...), so a drawing can be checked or styled.
+``finding-<n>``, ``start-<n>``...), so a drawing can be checked or styled; a
+beacon id's characters other than A-Z a-z 0-9 _ . - are written _ there (see
+`svg_names`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
@@ -22,6 +25,7 @@ import re
 import sys
 import textwrap
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +61,13 @@ MAX_LISTED = 30  # findings marked and listed at most (the first, most serious, 
 LABEL_CHARS = 32  # an exhibit's label is cut (with an ellipsis) past this many characters
 TITLE_CHARS = 80  # and the site's name over the plan past this many
 LABEL_NEAR_PX = 8  # exhibits whose spots are this close on the picture share one label
+# where an exhibit's label may stand around its spot (offset in points, alignment),
+# the first that hides least: up-right first (where every label used to stand)
+LABEL_PLACES = (((5, 5), "left", "baseline"), ((5, -5), "left", "top"),
+                ((-5, 5), "right", "baseline"), ((-5, -5), "right", "top"),
+                ((0, 7), "center", "baseline"), ((0, -7), "center", "top"),
+                ((7, 0), "left", "center"), ((-7, 0), "right", "center"))
+WALL_WIDTH = 2.2  # points
 FORMATS = (".png", ".svg")
 
 
@@ -370,8 +381,10 @@ def draw_map(site: Site, *, lint=None, walk: Walk | None = None, title: str | No
 def _draw_plan(ax, site: Site, lint, walk: Walk | None, *, label, gid: str = "") -> list:
     """Zones, overlaps, walls, doorways, spots, beacons and the walk on one
     axes; `label(exhibit)` says whether to write its id (exhibits whose spots
-    fall on one another share one label); every SVG id starts with `gid` (so a
-    panel's elements do not take the plan's ids). Returns the labels drawn."""
+    fall on one another share one label), beside its spot where it hides least
+    (LABEL_PLACES); every SVG id starts with `gid` (so a panel's elements do
+    not take the plan's ids). Returns the labels drawn."""
+    import numpy as np
     from matplotlib.lines import Line2D
     from matplotlib.patches import Circle, Polygon
 
@@ -396,7 +409,7 @@ def _draw_plan(ax, site: Site, lint, walk: Walk | None, *, label, gid: str = "")
                 poly.set_gid(f"{gid}overlap-{a.id}-{c.id}")
                 ax.add_patch(poly)
     for k, ((wx1, wy1), (wx2, wy2)) in enumerate(site.walls):
-        line = Line2D([wx1, wx2], [wy1, wy2], color=WALL_COLOUR, linewidth=2.2, zorder=3,
+        line = Line2D([wx1, wx2], [wy1, wy2], color=WALL_COLOUR, linewidth=WALL_WIDTH, zorder=3,
                       solid_capstyle="round")
         line.set_gid(f"{gid}wall-{k}")
         ax.add_line(line)
@@ -420,34 +433,121 @@ def _draw_plan(ax, site: Site, lint, walk: Walk | None, *, label, gid: str = "")
                 shared.append((px, (e.x, e.y), [e.id]))
             else:
                 near[2].append(e.id)
-    labels = []
-    for _, at, ids in shared:
-        text = ", ".join(_short(i, LABEL_CHARS) for i in ids)
-        labels.append(ax.annotate(_short(text, 2 * LABEL_CHARS), at, xytext=(5, 5),
-                                  textcoords="offset points", fontsize=8, color="#333333", zorder=8,
-                                  annotation_clip=True, parse_math=False))
+    names = svg_names(site.beacons)
     for bid, b in site.beacons.items():
         marker, = ax.plot([b.x], [b.y], marker="s", markersize=7, color=BEACON_COLOUR,
                           linestyle="none", zorder=6)
-        marker.set_gid(f"{gid}beacon-{bid}")
+        marker.set_gid(f"{gid}beacon-{names[bid]}")
     if walk is not None:
         _draw_walk(ax, walk, gid)
+    # each label where it hides least of what is drawn so far (beacons, spots, the
+    # walk's marks and texts, the labels before it) and of the walls, inside the plot
+    renderer = ax.figure.canvas.get_renderer()
+    taken = [a.get_window_extent(renderer).extents for a in ax.lines
+             if a.get_marker() not in ("None", "", " ")]
+    taken += [t.get_window_extent(renderer).extents for t in ax.texts]
+    wall_px = WALL_WIDTH * DPI / 72
+    walls = ax.transData.transform(np.array(site.walls, dtype=float).reshape(-1, 2)).reshape(-1, 2, 2)
+    labels = []
+    for _, at, ids in shared:
+        text = ", ".join(_short(i, LABEL_CHARS) for i in ids)
+        label = ax.annotate(_short(text, 2 * LABEL_CHARS), at, xytext=LABEL_PLACES[0][0],
+                            textcoords="offset points", fontsize=8, color="#333333", zorder=8,
+                            annotation_clip=True, parse_math=False)
+        costs = []
+        drawn = np.array(taken).reshape(-1, 4)
+        for k, place in enumerate(LABEL_PLACES):
+            box = _place(label, place, renderer)
+            costs.append((box.width * box.height - _covered(box, np.array([ax.bbox.extents])),  # outside
+                          _covered(box, drawn) + _clipped(walls, box.padded(wall_px / 2)) * wall_px, k))
+        taken.append(_place(label, LABEL_PLACES[min(costs)[-1]], renderer).extents)
+        labels.append(label)
     return labels
+
+
+_NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def svg_names(ids: Iterable[str]) -> dict[str, str]:
+    """Each of `ids` (beacon ids: any short text) as it can stand in an SVG
+    element's id, an XML name: each character other than A-Z, a-z, 0-9, '_',
+    '.', '-' written '_'; should that give two the same (the ids 'B Dome' and
+    'B_Dome'), a changed one takes '_' and six hex digits of a hash of the id
+    as written (not of its place in the list). Plain ids are kept as they are.
+
+    >>> svg_names(["b-1", "B Dome", "B_Dome"])
+    {'b-1': 'b-1', 'B Dome': 'B_Dome_633705', 'B_Dome': 'B_Dome'}
+    """
+    plain = {i: _NOT_IN_NAMES.sub("_", i) for i in ids}
+    uses = Counter(plain.values())
+    names = {}
+    for i, name in plain.items():
+        if name != i and uses[name] > 1:
+            digest = hashlib.sha1(i.encode()).hexdigest()
+            n = 6
+            while uses[f"{name}_{digest[:n]}"]:  # a plain id the same, or sha1 broken
+                n += 2
+            name = f"{name}_{digest[:n]}"
+            uses[name] += 1
+        names[i] = name
+    return names
+
+
+def _place(label, place: tuple[tuple[float, float], str, str], renderer):
+    """Stand `label` at `place` (one of LABEL_PLACES) from its point; where it is then drawn."""
+    label.xyann, ha, va = place
+    label.set_horizontalalignment(ha)
+    label.set_verticalalignment(va)
+    return label.get_window_extent(renderer)
+
+
+def _covered(box, boxes) -> float:
+    """How much of window extent `box` the window extents `boxes` (an array of
+    their (x0, y0, x1, y1)) cover, in square pixels (a part two of them cover
+    counted twice): 0 when none of them overlaps it, touching edges included."""
+    import numpy as np
+
+    if not len(boxes):
+        return 0.0
+    w = np.minimum(box.x1, boxes[:, 2]) - np.maximum(box.x0, boxes[:, 0])
+    h = np.minimum(box.y1, boxes[:, 3]) - np.maximum(box.y0, boxes[:, 1])
+    return float(np.sum(np.clip(w, 0, None) * np.clip(h, 0, None)))
+
+
+def _clipped(segments, box) -> float:
+    """The length (pixels) of the segments (an array of their ends' pixels,
+    n x 2 x 2) that lies in window extent `box`, all together."""
+    import numpy as np
+
+    p, d = segments[:, 0], segments[:, 1] - segments[:, 0]
+    lo, hi = np.zeros(len(segments)), np.ones(len(segments))
+    for axis, low, high in ((0, box.x0, box.x1), (1, box.y0, box.y1)):
+        start, step = p[:, axis], d[:, axis]
+        flat = step == 0  # along the box's side: all of it or none, by where it runs
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.where(flat, np.where((low <= start) & (start <= high), -np.inf, np.inf),
+                         (low - start) / step)
+            b = np.where(flat, np.inf, (high - start) / step)
+        lo, hi = np.maximum(lo, np.minimum(a, b)), np.minimum(hi, np.maximum(a, b))
+    return float(np.sum(np.clip(hi - lo, 0, None) * np.hypot(d[:, 0], d[:, 1])))
 
 
 def _draw_findings(ax, findings: Sequence[tuple[int, object]], gid: str = "", avoid: Sequence = ()) -> None:
     """Numbered red rings at each (number, finding); rings that would sit on
     one another (a cluster's findings share a spot) or on one of the texts
     `avoid` (the exhibits' labels) are fanned out, with a leader line."""
+    import numpy as np
+    from matplotlib.transforms import Bbox
+
     ax.apply_aspect()
     renderer = ax.figure.canvas.get_renderer()
-    boxes = [t.get_window_extent(renderer) for t in avoid]
+    boxes = np.array([t.get_window_extent(renderer).extents for t in avoid]).reshape(-1, 4)
     placed: list[tuple[float, float]] = []  # pixel positions taken
     half = RING_PX / 2
 
     def taken(x: float, y: float) -> bool:
         return (any(math.hypot(x - qx, y - qy) < RING_PX for qx, qy in placed)
-                or any(b.x0 - half < x < b.x1 + half and b.y0 - half < y < b.y1 + half for b in boxes))
+                or _covered(Bbox.from_extents(x - half, y - half, x + half, y + half), boxes) > 0)
 
     for n, f in findings:
         px, py = ax.transData.transform(f.at)
@@ -496,8 +596,11 @@ def _notes(lint, walk: Walk | None, panels: bool = False, unboxed: int = 0) -> l
     """The text under the plan: the key, and each finding marked (the first
     MAX_LISTED) with its first suggestion, and how many more there are."""
     blocks = []
-    key = ("Key: blue square = beacon; circle = zone (radius); orange = exhibits the radio "
-           "confuses; hatched = zones overlapping; black = walls; green dashes = doorways")
+    key = ("Key: blue square = beacon; blue dot = where visitors stand at an exhibit, if not at its "
+           "beacon; circle = zone (radius); orange = exhibits the radio confuses; hatched = zones "
+           "overlapping; black = walls; green dashes = doorways")
+    if lint is not None and lint.findings:
+        key += "; red ring n = finding n, listed below"
     if panels:
         key += "; dashed box A, B...: exhibits too close to read at this scale, enlarged under the plan"
     if unboxed:

@@ -162,6 +162,17 @@ def test_dollar_signs_in_the_site_and_walk_are_drawn_as_written_not_as_formulas(
     assert main(["map", "--zones", str(zones), "--out", str(tmp_path / "map.png")]) == 0
 
 
+def test_the_key_names_the_exhibits_dots_and_the_findings_rings(zones):
+    zones.write_text(zones.read_text().replace("radius: 2, tracks: {fr: fr/a.wav}",
+                                               "radius: 2, x: 0, y: 1, tracks: {fr: fr/a.wav}"))
+    site = load_zones(zones)
+    fig = draw_map(site, lint=lint_site(site))
+    assert [line.get_gid() for line in fig.axes[0].lines if line.get_marker() == "o"][:1] == ["spot-a"]
+    key = " ".join(t.get_text() for t in fig.texts)
+    assert "blue dot = where visitors stand at an exhibit" in key and "red ring n = finding n" in key
+    assert "red ring" not in " ".join(t.get_text() for t in draw_map(site).texts)  # none drawn
+
+
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
 def test_a_map_that_fails_to_draw_leaves_the_existing_file_as_it_was(zones, tmp_path, suffix):
     out = tmp_path / f"map{suffix}"
@@ -348,3 +359,77 @@ def test_an_unknown_visitor_or_language_is_refused_with_the_nearest_one_and_no_p
     assert main(["map", "--zones", str(zones), "--out", "", "--no-lint"]) == 2
     assert "--out '': give a file name ending in .png or .svg" in capsys.readouterr().err
     assert not out.exists()
+
+
+def _spaced(tmp_path, make_wav):
+    """Three exhibits with long names 2.5 m apart, the middle one a little
+    higher and a wall over the first, on a 40 m plan: written up-right of its
+    spot, each label would lie on the next beacon, the next label or the wall."""
+    lines = ["site: Labels", "languages: [fr]", "walls:", "  - [[-1, 0.5], [1.5, 0.5]]", "beacons:"]
+    points = {"cannon-of-the-west-wing": (0, 0), "cannon-of-the-east-wing": (2.5, 0.4),
+              "the-last-cannon": (5, 0), "far": (40, 10)}
+    for k, (x, y) in enumerate(points.values()):
+        lines.append(f"  b{k}: {{ibeacon: {{uuid: {UUID}, major: 7, minor: {k + 1}}}, tx_power: -59, "
+                     f"x: {x}, y: {y}}}")
+    lines.append("exhibits:")
+    for k, e in enumerate(points):
+        make_wav(tmp_path / "tracks/fr" / f"{e}.wav", 0.1, rate=100)
+        lines.append(f"  - {{id: {e}, title: {{fr: E}}, beacon: b{k}, radius: 0.5, tracks: {{fr: fr/{e}.wav}}}}")
+    path = tmp_path / "zones.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_exhibit_labels_keep_off_each_other_the_beacons_the_walls_and_the_edge(tmp_path, make_wav):
+    from matplotlib.transforms import Bbox
+
+    site = load_zones(_spaced(tmp_path, make_wav))
+    fig = draw_map(site)
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    labels = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+    assert set(labels) == {e.id for e in site.exhibits}
+    marks = [line.get_window_extent(renderer) for line in ax.lines
+             if (line.get_gid() or "").startswith(("beacon-", "spot-"))]
+    assert len(marks) == 4
+    def overlap(a, b):
+        both = Bbox.intersection(a, b)
+        return both is not None and both.width * both.height > 0
+
+    boxes = list(labels.values())
+    for k, box in enumerate(boxes):
+        assert not any(overlap(box, b) for b in boxes[k + 1:] + marks)
+        assert ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1  # inside the plot
+        assert ax.bbox.y0 <= box.y0 and box.y1 <= ax.bbox.y1
+    (wx0, wy0), (wx1, wy1) = ax.transData.transform([(-1, 0.5), (1.5, 0.5)])
+    west = labels["cannon-of-the-west-wing"]  # the wall runs level: not through the label
+    assert not (west.y0 < wy0 < west.y1 and west.x0 < wx1 and wx0 < west.x1)
+    far = next(t for t in ax.texts if t.get_text() == "far")  # nothing near: where it always stood
+    assert far.xyann == (5, 5) and far.get_horizontalalignment() == "left"
+
+
+def test_beacon_ids_with_spaces_or_signs_give_valid_unique_svg_ids_and_plain_ones_keep_theirs(
+        tmp_path, make_wav):
+    # FORMATS.md lets a beacon's id be any short text: here two that differ only in
+    # a space and an underscore, and signs an XML id cannot hold
+    beacons = {"B Dome": (0, 0), "B_Dome": (0.2, 0), "salle 2/3 <est>": (9, 0), "b-ok": (40, 0)}
+    lines = ["site: Ids", "languages: [fr]", "beacons:"]
+    for k, (bid, (x, y)) in enumerate(beacons.items()):
+        lines.append(f"  '{bid}': {{ibeacon: {{uuid: {UUID}, major: 8, minor: {k + 1}}}, tx_power: -59, "
+                     f"x: {x}, y: {y}}}")
+    lines.append("exhibits:")
+    for k, bid in enumerate(beacons):
+        make_wav(tmp_path / "tracks/fr" / f"e{k}.wav", 0.1, rate=100)
+        lines.append(f"  - {{id: e{k}, title: {{fr: E}}, beacon: '{bid}', radius: 1, "
+                     f"tracks: {{fr: fr/e{k}.wav}}}}")
+    zones = tmp_path / "zones.yaml"
+    zones.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "map.svg"
+    assert main(["map", "--zones", str(zones), "--out", str(out)]) == 0
+    ids = [el.get("id") for el in ET.parse(out).iter() if el.get("id")]
+    assert len(ids) == len(set(ids))
+    assert [i for i in ids if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", i)] == []
+    beacon_ids = [i for i in ids if i.startswith("beacon-")]
+    assert len(beacon_ids) == 4  # the plain ones as they are, the others with '_' for each sign
+    assert {"beacon-B_Dome", "beacon-b-ok", "beacon-salle_2_3__est_"} <= set(beacon_ids)
+    assert "A-beacon-B_Dome" in ids and len([i for i in ids if i.startswith("A-beacon-B_Dome")]) == 2  # panel
