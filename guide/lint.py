@@ -54,6 +54,8 @@ STAND_RINGS = (0.0, 0.5, 1.0)  # m from the exhibit's spot where visitors stand
 STAND_DIRECTIONS = 8
 NEIGHBOUR_REACH = 15.0  # m: exhibits further apart are not confused (lead > 20 dB)
 DOOR_MIN, DOOR_MAX = 0.7, 6.0  # m: gaps between wall ends that are doorways
+JOIN = 0.05  # m: wall ends this close are one point (walls meeting at a corner)
+JAMB_COS = 0.05  # a doorway's side wall leaves it at 87 degrees or more (a right angle, drawn roughly)
 BEYOND_WALL = 0.5  # m past a wall where someone on the other side walks
 ENCLOSED_RAYS, ENCLOSED_HITS, ENCLOSED_REACH = 16, 13, 25.0  # inside the building?
 VISIT_REACH = 12.0  # m: a place within sight of an exhibit or a doorway is visited
@@ -669,21 +671,44 @@ def _seg_distance(p: Point, seg: tuple[Point, Point]) -> float:
 
 def _doorways(walls: list[tuple[Point, Point]]) -> list[Doorway]:
     """Gaps between wall ends: two ends DOOR_MIN-DOOR_MAX m apart with no wall
-    between them or along them (each end joined to its nearest such end)."""
-    ends = [(p, i) for i, w in enumerate(walls) for p in w]
+    between them or along them, each end joined to its nearest such end. An
+    end where walls meet (a corner) counts once; at each end of a gap, a wall
+    must run away from it (`_jamb`): the two walls of a corner do not, and a
+    gap from a corner across the room it closes is no doorway."""
+    ends: list[Point] = []
+    for w in walls:
+        for p in w:
+            if all(math.dist(p, e) >= JOIN for e in ends):
+                ends.append(p)
     best: dict[int, tuple[float, int]] = {}
-    for k, (p, i) in enumerate(ends):
-        for m, (q, j) in enumerate(ends):
-            if m <= k or i == j:
-                continue
+    for k, p in enumerate(ends):
+        for m in range(k + 1, len(ends)):
+            q = ends[m]
             d = math.dist(p, q)
-            if not DOOR_MIN <= d <= DOOR_MAX or not _open_gap(p, q, walls):
+            if (not DOOR_MIN <= d <= DOOR_MAX or not _jamb(p, q, walls) or not _jamb(q, p, walls)
+                    or not _open_gap(p, q, walls)):
                 continue
             for x, y in ((k, m), (m, k)):
                 if x not in best or d < best[x][0]:
                     best[x] = (d, y)
     pairs = {tuple(sorted((k, m))) for k, (_, m) in best.items()}
-    return [Doorway(a=ends[k][0], b=ends[m][0]) for k, m in sorted(pairs)]
+    return [Doorway(a=ends[k], b=ends[m]) for k, m in sorted(pairs)]
+
+
+def _jamb(p: Point, q: Point, walls: list[tuple[Point, Point]]) -> bool:
+    """Whether a wall at `p` runs away from the gap p-q (at a right angle or
+    more): the side of a doorway, not a corner whose walls both run along the
+    gap's side of it."""
+    gap = (q[0] - p[0], q[1] - p[1])
+    for w in walls:
+        if _seg_distance(p, w) >= JOIN:
+            continue
+        for end in w:
+            away = (end[0] - p[0], end[1] - p[1])
+            length = math.hypot(*away)
+            if length >= JOIN and (gap[0] * away[0] + gap[1] * away[1]) <= JAMB_COS * length * math.dist(p, q):
+                return True
+    return False
 
 
 def _open_gap(p: Point, q: Point, walls: list[tuple[Point, Point]]) -> bool:

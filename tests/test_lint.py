@@ -112,6 +112,22 @@ def test_a_zone_across_a_doorway_is_flagged_with_a_smaller_radius(tmp_path, make
     assert any("raise the dwell for door" in s for s in f.suggestions)
 
 
+def test_a_corner_is_no_doorway_and_a_doorway_where_walls_meet_is_found_once(tmp_path, make_wav):
+    # a room with a 2.24 m doorway near its top-left corner: the corner at
+    # (0, 0), two wall ends that are no doorway's side, was joined across the
+    # room to the doorway's side (a false finding: "visitors walk through
+    # its zone"); and a tunnel mouth, where the hall's wall and the tunnel's
+    # meet at each side, was listed once per pair of walls (its far end is
+    # a doorway too, of two free ends)
+    room = [((0, 0), (10, 0)), ((10, 0), (10, 3.5)), ((10, 3.5), (3.33, 3.5)),
+            ((1.09, 3.5), (0, 3.5)), ((0, 3.5), (0, 0))]
+    tunnel = [((50, 0), (45, 2)), ((50, 0), (50, -10)), ((56, 0), (61, 2)), ((56, 0), (56, -10))]
+    zones = write_site(tmp_path, make_wav, [("far", 40, 40, 2)], walls=room + tunnel)
+    report = lint_site(load_zones(zones))
+    assert sorted(tuple(sorted((d.a, d.b))) for d in report.doorways) == [
+        ((1.09, 3.5), (3.33, 3.5)), ((50.0, -10.0), (56.0, -10.0)), ((50.0, 0.0), (56.0, 0.0))]
+
+
 def test_a_beacon_heard_through_a_wall_into_a_room_is_flagged_but_not_through_an_outer_wall(tmp_path, make_wav):
     # two rooms side by side (x 0-10 and 10-20), a doorway far down the middle wall
     walls = [((0, 0), (20, 0)), ((20, 0), (20, 10)), ((20, 10), (0, 10)), ((0, 10), (0, 0)),
