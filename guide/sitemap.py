@@ -443,8 +443,7 @@ def _draw_plan(ax, site: Site, lint, walk: Walk | None, *, label, gid: str = "")
     # each label where it hides least of what is drawn so far (beacons, spots, the
     # walk's marks and texts, the labels before it) and of the walls, inside the plot
     renderer = ax.figure.canvas.get_renderer()
-    taken = [a.get_window_extent(renderer).extents for a in ax.lines
-             if a.get_marker() not in ("None", "", " ")]
+    taken = [a.get_window_extent(renderer).extents for a in _markers(ax)]
     taken += [t.get_window_extent(renderer).extents for t in ax.texts]
     wall_px = WALL_WIDTH * DPI / 72
     walls = ax.transData.transform(np.array(site.walls, dtype=float).reshape(-1, 2)).reshape(-1, 2, 2)
@@ -463,6 +462,11 @@ def _draw_plan(ax, site: Site, lint, walk: Walk | None, *, label, gid: str = "")
         taken.append(_place(label, LABEL_PLACES[min(costs)[-1]], renderer).extents)
         labels.append(label)
     return labels
+
+
+def _markers(ax) -> list:
+    """The lines of `ax` drawn as markers (beacons, spots, the walk's marks)."""
+    return [line for line in ax.lines if line.get_marker() not in ("None", "", " ")]
 
 
 _NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_.-]")
@@ -534,14 +538,16 @@ def _clipped(segments, box) -> float:
 
 def _draw_findings(ax, findings: Sequence[tuple[int, object]], gid: str = "", avoid: Sequence = ()) -> None:
     """Numbered red rings at each (number, finding); rings that would sit on
-    one another (a cluster's findings share a spot) or on one of the texts
-    `avoid` (the exhibits' labels) are fanned out, with a leader line."""
+    one another (a cluster's findings share a spot), on one of the texts
+    `avoid` (the exhibits' labels) or on a marker already drawn (a beacon, a
+    spot, the walk's marks) are fanned out, with a leader line."""
     import numpy as np
     from matplotlib.transforms import Bbox
 
     ax.apply_aspect()
     renderer = ax.figure.canvas.get_renderer()
-    boxes = np.array([t.get_window_extent(renderer).extents for t in avoid]).reshape(-1, 4)
+    boxes = np.array([t.get_window_extent(renderer).extents for t in avoid]
+                     + [m.get_window_extent(renderer).extents for m in _markers(ax)]).reshape(-1, 4)
     placed: list[tuple[float, float]] = []  # pixel positions taken
     half = RING_PX / 2
 

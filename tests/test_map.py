@@ -433,3 +433,21 @@ def test_beacon_ids_with_spaces_or_signs_give_valid_unique_svg_ids_and_plain_one
     assert len(beacon_ids) == 4  # the plain ones as they are, the others with '_' for each sign
     assert {"beacon-B_Dome", "beacon-b-ok", "beacon-salle_2_3__est_"} <= set(beacon_ids)
     assert "A-beacon-B_Dome" in ids and len([i for i in ids if i.startswith("A-beacon-B_Dome")]) == 2  # panel
+
+
+def test_a_finding_ring_keeps_off_the_beacon_it_would_hide(zones):
+    # a ring at a finding's spot covered a beacon standing there (a ring is
+    # bigger than a beacon's square): it is fanned out, with a leader line
+    from types import SimpleNamespace
+
+    from matplotlib.transforms import Bbox
+
+    from guide.sitemap import _draw_findings
+
+    fig = draw_map(load_zones(zones))
+    ax = fig.axes[0]
+    _draw_findings(ax, [(1, SimpleNamespace(at=(0.0, 0.0)))])  # where beacon b-a stands
+    renderer = fig.canvas.get_renderer()
+    extent = {line.get_gid(): line.get_window_extent(renderer) for line in ax.lines if line.get_gid()}
+    both = Bbox.intersection(extent["finding-1"], extent["beacon-b-a"])
+    assert both is None or both.width * both.height == 0
