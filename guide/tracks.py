@@ -233,8 +233,8 @@ def _check_wav_size(path: str | os.PathLike, f, size: int) -> None:
 @functools.lru_cache(maxsize=4096)
 def _duration(path: str, _mtime: int, size: int) -> float:
     seconds = _measure(path, size)
-    # a file cut short or damaged at its end has a length (its header's, or
-    # what ffprobe finds left), but the device's decoder refuses it: so does this
+    # a file cut short or damaged has a length (its header's, or what ffprobe
+    # finds left), but the device's decoder refuses it: so does this
     check_complete(path, size)
     return seconds
 

@@ -278,15 +278,17 @@ def test_every_track_the_walk_cannot_play_is_named_at_once(zones, tmp_path, caps
     assert not out.exists()
 
 
-def _row(tmp_path, make_wav, points, radius=1, name="Row"):
-    """zones.yaml with one exhibit e<k> at each (x, y) of `points`."""
+def _row(tmp_path, make_wav, points, radius=1, name="Row", beacon_ids=None):
+    """zones.yaml with one exhibit e<k> at each (x, y) of `points`, its
+    beacon b<k> (or the k-th of `beacon_ids`)."""
+    ids = beacon_ids or [f"b{k}" for k in range(len(points))]
     lines = [f"site: {name}", "languages: [fr]", "beacons:"]
-    lines += [f"  b{k}: {{ibeacon: {{uuid: {UUID}, major: 6, minor: {k + 1}}}, tx_power: -59, x: {x}, y: {y}}}"
-              for k, (x, y) in enumerate(points)]
+    lines += [f"  '{bid}': {{ibeacon: {{uuid: {UUID}, major: 6, minor: {k + 1}}}, tx_power: -59, "
+              f"x: {x}, y: {y}}}" for k, (bid, (x, y)) in enumerate(zip(ids, points))]
     lines.append("exhibits:")
-    for k, _ in enumerate(points):
+    for k, bid in enumerate(ids):
         make_wav(tmp_path / "tracks/fr" / f"e{k}.wav", 0.1, rate=100)
-        lines.append(f"  - {{id: e{k}, title: {{fr: E}}, beacon: b{k}, radius: {radius}, "
+        lines.append(f"  - {{id: e{k}, title: {{fr: E}}, beacon: '{bid}', radius: {radius}, "
                      f"tracks: {{fr: fr/e{k}.wav}}}}")
     path = tmp_path / "zones.yaml"
     path.write_text("\n".join(lines) + "\n")
@@ -413,17 +415,7 @@ def test_beacon_ids_with_spaces_or_signs_give_valid_unique_svg_ids_and_plain_one
     # FORMATS.md lets a beacon's id be any short text: here two that differ only in
     # a space and an underscore, and signs an XML id cannot hold
     beacons = {"B Dome": (0, 0), "B_Dome": (0.2, 0), "salle 2/3 <est>": (9, 0), "b-ok": (40, 0)}
-    lines = ["site: Ids", "languages: [fr]", "beacons:"]
-    for k, (bid, (x, y)) in enumerate(beacons.items()):
-        lines.append(f"  '{bid}': {{ibeacon: {{uuid: {UUID}, major: 8, minor: {k + 1}}}, tx_power: -59, "
-                     f"x: {x}, y: {y}}}")
-    lines.append("exhibits:")
-    for k, bid in enumerate(beacons):
-        make_wav(tmp_path / "tracks/fr" / f"e{k}.wav", 0.1, rate=100)
-        lines.append(f"  - {{id: e{k}, title: {{fr: E}}, beacon: '{bid}', radius: 1, "
-                     f"tracks: {{fr: fr/e{k}.wav}}}}")
-    zones = tmp_path / "zones.yaml"
-    zones.write_text("\n".join(lines) + "\n")
+    zones = _row(tmp_path, make_wav, list(beacons.values()), name="Ids", beacon_ids=list(beacons))
     out = tmp_path / "map.svg"
     assert main(["map", "--zones", str(zones), "--out", str(out)]) == 0
     ids = [el.get("id") for el in ET.parse(out).iter() if el.get("id")]
