@@ -106,9 +106,7 @@ def set_trigger(text: str, *, site: Mapping[str, Any] | None = None,
     for owner, values in owners:
         entry = _own(owner).get("trigger")
         if values and entry and isinstance(entry[1], MappingNode) and not _is_alias(*entry):
-            written = _own(entry[1])
-            keys = {k for k, v in values.items()
-                    if k not in written or _value_source(text, written[k][1]) != v}
+            keys = _changing(text, entry[1], values)
             if owner is root:  # a key the site gets, an exhibit sharing it had from the site
                 # (unless the site's trigger gave it, itself or by a '<<' of its own),
                 # or a site-wide one, which an exhibit's trigger cannot hold
@@ -143,9 +141,7 @@ def set_beacons(text: str, beacons: Mapping[str, Mapping[str, Any]], *, note: st
     # keeps the values it had of those that change there
     protected: dict[int, set[str]] = {}
     for beacon, values in wanted.items():
-        written = _own(found[beacon])
-        protected[id(found[beacon])] = {k for k, v in values.items() if k not in written
-                                        or _value_source(text, written[k][1]) != v}
+        protected[id(found[beacon])] = _changing(text, found[beacon], values)
     done: set[int] = set()
     for beacon, node in found.items():
         values = wanted.get(beacon, {})
@@ -310,6 +306,14 @@ def _entries(mapping: MappingNode) -> dict[str, tuple[MappingNode, Node]]:
         for k, (_, v) in _own(source).items():
             out.setdefault(k, (source, v))
     return out
+
+
+def _changing(text: str, mapping: MappingNode, values: Mapping[str, str]) -> set[str]:
+    """The keys of `values` (as written) that change `mapping`'s own entries:
+    a value written again as it is changes nothing another mapping sharing
+    it could see."""
+    own = _own(mapping)
+    return {k for k, v in values.items() if k not in own or _value_source(text, own[k][1]) != v}
 
 
 def _written(text: str, mapping: Node) -> dict[str, str]:
