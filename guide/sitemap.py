@@ -10,7 +10,7 @@ triangle) and ended (grey square) and the false starts (red cross).
     save_map(fig, "map.png")
 
 Every element has an SVG id (``beacon-<id>``, ``zone-<exhibit>``,
-``finding-<n>``, ``start-<n>``...), so a drawing can be checked or styled; a
+``overlap-<exhibit>_<exhibit>``, ``finding-<n>``, ``start-<n>``...), so a drawing can be checked or styled; a
 beacon id's characters other than A-Z a-z 0-9 _ . - are written _ there (see
 `svg_names`).
 """
@@ -406,7 +406,7 @@ def _draw_plan(ax, site: Site, lint, walk: Walk | None, *, label, gid: str = "")
             if pts:
                 poly = Polygon(pts, closed=True, facecolor=OVERLAP_COLOUR, alpha=0.45,
                                edgecolor=OVERLAP_COLOUR, hatch="///", linewidth=0.8, zorder=2)
-                poly.set_gid(f"{gid}overlap-{a.id}-{c.id}")
+                poly.set_gid(f"{gid}overlap-{a.id}_{c.id}")  # "_" is in no exhibit id
                 ax.add_patch(poly)
     for k, ((wx1, wy1), (wx2, wy2)) in enumerate(site.walls):
         line = Line2D([wx1, wx2], [wy1, wy2], color=WALL_COLOUR, linewidth=WALL_WIDTH, zorder=3,

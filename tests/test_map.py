@@ -72,9 +72,9 @@ def test_an_svg_map_names_every_beacon_zone_overlap_wall_and_finding(zones, tmp_
     assert f"wrote {out}" in capsys.readouterr().out
     ids = {el.get("id") for el in ET.parse(out).iter() if el.get("id")}
     assert {"beacon-b-a", "beacon-b-b", "beacon-b-far", "zone-a", "zone-b", "zone-far",
-            "overlap-a-b", "wall-0", "wall-1"} <= ids
+            "overlap-a_b", "wall-0", "wall-1"} <= ids
     assert {"finding-1", "finding-2"} <= ids and "finding-3" not in ids  # overlap + indistinct a/b
-    assert "overlap-a-far" not in ids
+    assert "overlap-a_far" not in ids
     assert not {i for i in ids if i.startswith("panel")}  # 3 m apart on a 37 m plan: readable as is
 
 
@@ -88,7 +88,7 @@ def test_exhibits_too_close_to_read_are_boxed_and_drawn_enlarged_under_the_plan(
     fig = draw_map(site, lint=lint, walk=walk)
     save_map(fig, tmp_path / "map.svg")
     ids = {el.get("id") for el in ET.parse(tmp_path / "map.svg").iter() if el.get("id")}
-    assert {"panel-box-A", "panel-A", "A-zone-a", "A-zone-b", "A-overlap-a-b", "A-beacon-b-a"} <= ids
+    assert {"panel-box-A", "panel-A", "A-zone-a", "A-zone-b", "A-overlap-a_b", "A-beacon-b-a"} <= ids
     assert {"walk", "start-1", "A-walk", "A-start-1"} <= ids  # the walk on the plan and in the panel
     assert "panel-B" not in ids and "zone-far" in ids  # far stands alone
     # a and b's findings are numbered as under the plan, and drawn in the panel only
@@ -425,6 +425,19 @@ def test_beacon_ids_with_spaces_or_signs_give_valid_unique_svg_ids_and_plain_one
     assert len(beacon_ids) == 4  # the plain ones as they are, the others with '_' for each sign
     assert {"beacon-B_Dome", "beacon-b-ok", "beacon-salle_2_3__est_"} <= set(beacon_ids)
     assert "A-beacon-B_Dome" in ids and len([i for i in ids if i.startswith("A-beacon-B_Dome")]) == 2  # panel
+
+
+def test_each_overlap_has_its_own_svg_id_whatever_the_exhibit_ids(zones, tmp_path):
+    # "a" with "b-c" and "a-b" with "c": joined by "-" both were overlap-a-b-c
+    text = zones.read_text().replace("x: 25, y: 0}", "x: 25, y: 0}\n  b-d: {ibeacon: {uuid: %s, "
+                                     "major: 5, minor: 4}, tx_power: -59, x: 27, y: 0}" % UUID)
+    text = text.replace("id: b,", "id: b-c,").replace("id: far,", "id: a-b,")
+    text += "  - {id: c, title: {fr: C}, beacon: b-d, radius: 2, tracks: {fr: fr/b.wav}}\n"
+    zones.write_text(text)
+    out = tmp_path / "map.svg"
+    save_map(draw_map(load_zones(zones)), out)
+    ids = [el.get("id") for el in ET.parse(out).iter() if (el.get("id") or "").startswith("overlap-")]
+    assert sorted(ids) == ["overlap-a-b_c", "overlap-a_b-c"]
 
 
 def test_a_finding_ring_keeps_off_the_beacon_it_would_hide(zones):
