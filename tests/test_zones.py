@@ -334,6 +334,22 @@ def test_a_file_that_is_not_utf8_names_its_line(site_dir, newline):
     assert p.line == line_of(VALID, "Pièce") and "save it as UTF-8" in p.message
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])  # with a BOM (Notepad), without
+@pytest.mark.parametrize("accents", [True, False])  # an ASCII-only map still decodes as UTF-8 (with NULs)
+def test_a_zone_map_saved_as_utf16_says_so_not_a_byte_or_a_nul(site_dir, encoding, accents):
+    path = site_dir / "zones.yaml"
+    path.write_bytes((VALID if accents else VALID.replace("Pièce", "Piece")).encode(encoding))
+    with pytest.raises(ZoneMapError) as info:
+        load_zones(path)
+    (p,) = info.value.problems
+    assert p.line == 1 and "UTF-16" in p.message and "save it as UTF-8" in p.message, p
+
+
+def test_a_nul_in_a_utf8_map_is_not_taken_for_utf16(problem):
+    p = problem(edit("site: Test gallery", "site: Test\x00gallery"))
+    assert "U+0000" in p.message and "UTF-16" not in p.message, p
+
+
 def test_nesting_too_deep_for_the_parser_is_a_problem_at_its_line(problem):
     deep = "[" * 500 + "]" * 500
     text = VALID + f"x-deep: {deep}  # <-\n"
