@@ -757,8 +757,9 @@ class _Reader:
         if found is None or not stat.S_ISDIR(found.st_mode):
             state = "is not a directory" if found is not None else "does not exist"
             self.fail(entry.value, f"tracks_dir '{_echo(value)}' ({_short(str(directory), 200)}) "
-                      f"{state}: create it or fix the path (it is relative to the zone map's "
-                      "folder)")
+                      f"{state}: " + ((found is None and _path_hint(self.path.parent, value))
+                                      or "create it or fix the path (it is relative to the zone "
+                                      "map's folder)"))
             return None
         return directory
 
@@ -1134,7 +1135,7 @@ class _Reader:
         rel = self.path_text(node, where, "a file path")
         if rel is None:
             return None
-        if os.path.isabs(rel) or rel.startswith("~"):
+        if os.path.isabs(rel) or rel.startswith("~") or _WINDOWS_ABSOLUTE.match(rel):
             self.fail(node, f"{where} '{_echo(rel)}' is an absolute path: write it relative to "
                       "tracks_dir (e.g. fr/dome.ogg), so the site can be copied to a device")
             return None
@@ -1164,8 +1165,9 @@ class _Reader:
             return None
         if found is None:
             self.fail(node, f"{where}: track file '{_echo(rel)}' not found (looked for "
-                      f"{_short(str(target), 200)}): add the file or fix the path (relative "
-                      "to tracks_dir)")
+                      f"{_short(str(target), 200)}): "
+                      + (_path_hint(tracks_dir, rel) or "add the file or fix the path (relative "
+                         "to tracks_dir)"))
             return None
         if stat.S_ISDIR(found.st_mode):
             self.fail(node, f"{where} '{_echo(rel)}' is a directory, not an audio file: give "
@@ -1176,6 +1178,41 @@ class _Reader:
                       "a socket), not an audio file: give the path of the audio file itself")
             return None
         return rel
+
+
+# A Windows drive (C:\\ or C:/) or network share (\\\\server), copied from Explorer
+_WINDOWS_ABSOLUTE = re.compile(r"[A-Za-z]:[\\/]|\\\\")
+
+
+def _path_hint(base: Path, rel: str) -> str | None:
+    """How to write `rel`, a path under `base` that was not found, when the
+    mistake is a common one: a Windows path (a drive letter, a backslash
+    between folders), or a name whose upper and lower case differ from the
+    file's (Windows and macOS ignore case, the device does not). None when no
+    such hint applies."""
+    if _WINDOWS_ABSOLUTE.match(rel):
+        return ("that is a Windows path: give the path on this machine, relative to the zone "
+                "map's folder, with / between folders (e.g. tracks_dir: tracks)")
+    parts = [part for part in rel.replace("\\", "/").split("/") if part not in ("", ".")]
+    here, found = base, []
+    for part in parts:
+        try:
+            names = [part] if (here / part).exists() else sorted(
+                n for n in os.listdir(here) if n.casefold() == part.casefold())
+        except OSError:
+            names = []
+        if len(names) != 1:
+            break
+        found.append(names[0])
+        here = here / names[0]
+    else:
+        if parts and "/".join(found) != rel:
+            why = ("write / between folders, not \\" if "\\" in rel else
+                   "the upper and lower case must be the file's: the device tells 'A' from 'a'")
+            return f"did you mean '{_echo('/'.join(found))}'? ({why})"
+    if "\\" in rel:
+        return "write / between folders, not \\, and check the path"
+    return None
 
 
 def _look(path: Path) -> tuple[Path, os.stat_result | None]:

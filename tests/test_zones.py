@@ -838,6 +838,34 @@ def test_a_track_path_may_not_escape_tracks_dir(problem, path, said):
     assert said in p.message
 
 
+@pytest.mark.parametrize("path,said", [
+    ("fr/Coin-1.wav", "did you mean 'fr/coin-1.wav'? (the upper and lower case must be the file's"),
+    ("FR/coin-1.WAV", "did you mean 'fr/coin-1.wav'? (the upper and lower case must be the file's"),
+    ("fr\\coin-1.wav", "did you mean 'fr/coin-1.wav'? (write / between folders, not \\)"),
+    ("Fr\\Coin-1.wav", "did you mean 'fr/coin-1.wav'? (write / between folders, not \\)"),
+    ("fr\\coin-9.wav", "write / between folders, not \\, and check the path"),
+    ("fr/coin-9.wav", "add the file or fix the path"),
+])
+def test_a_track_path_with_the_wrong_case_or_backslashes_names_the_file_meant(problem, path, said):
+    text = edit("fr/coin-1.wav}", f"{path}}}  # <-")
+    p = marked(problem(text), text, path)
+    assert f"track file '{path}' not found" in p.message and said in p.message, p
+
+
+@pytest.mark.parametrize("path", ["C:\\Users\\musee\\fr\\coin-1.wav", "C:/musee/fr/coin-1.wav",
+                                  "\\\\server\\audio\\coin-1.wav"])
+def test_a_windows_track_path_is_an_absolute_path(problem, path):
+    text = edit("fr/coin-1.wav}", f"'{path}'}}  # <-")
+    p = marked(problem(text), text, "'")
+    assert "is an absolute path: write it relative to tracks_dir" in p.message, p
+
+
+def test_a_windows_tracks_dir_is_said_to_be_one(problem):
+    text = edit("languages:", "tracks_dir: C:\\Users\\musee\\audio  # <-\nlanguages:")
+    p = marked(problem(text), text, "C:")
+    assert "does not exist: that is a Windows path" in p.message and "with / between" in p.message, p
+
+
 @pytest.mark.parametrize("old,new,value,said", [
     ("fr/coin-1.wav}", '"fr/coin-1.wav\\0x"}  # <-', '"fr/coin-1.wav',
      "exhibit 'coin-1' track in 'fr' 'fr/coin-1.wav\\x00x' holds the control character U+0000"),
