@@ -71,6 +71,7 @@ import re
 import stat
 import types
 import typing
+import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -640,7 +641,9 @@ class _Reader:
         if value is None:
             return None
         if not _ID.match(value):
-            fixed = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-") or "dome-n"
+            # accents dropped ('bobinés' -> 'bobines'), anything else another letter
+            plain = unicodedata.normalize("NFKD", value.lower()).encode("ascii", "ignore").decode()
+            fixed = re.sub(r"[^a-z0-9-]+", "-", plain).strip("-") or "dome-n"
             self.fail(node, f"{where} '{_echo(value)}' is not a valid id: use lower-case "
                       f"letters, digits and '-' only (e.g. '{_echo(fixed)}')")
             return None
@@ -771,8 +774,11 @@ class _Reader:
         result: dict[str, tuple[str, ...]] = {}
         for key, (key_node, value_node) in (entries or {}).items():
             lang = self.language(key_node, "fallback")
+            others = [x for x in ("en", "fr", "de") if x != key][:2]
+            if isinstance(value_node, ScalarNode) and value_node.value.strip():
+                others = [value_node.value.strip()]  # 'en: fr' meant en: [fr]
             items = self.sequence(value_node, f"fallback of '{_echo(key)}'",
-                                  f"{_echo(key)}: [en, fr]")
+                                  f"{_echo(key)}: [{_echo(', '.join(others))}]")
             if items is None:
                 continue
             chain: list[str] = []

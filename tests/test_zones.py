@@ -615,7 +615,8 @@ def test_a_language_listed_twice_is_refused(problem):
     assert "'fr' is listed twice" in p.message
 
 
-@pytest.mark.parametrize("bad,fixed", [("Coin_1", "coin-1"), ("Dome", "dome")])
+@pytest.mark.parametrize("bad,fixed", [("Coin_1", "coin-1"), ("Dome", "dome"),
+                                       ("pièce", "piece"), ("la Pièce d'Or", "la-piece-d-or")])
 def test_ids_must_be_lower_case_letters_digits_and_dashes(problem, bad, fixed):
     text = edit("  - id: coin-1\n", f"  - id: {bad}  # <-\n")
     p = problem(text)
@@ -800,6 +801,15 @@ def test_a_title_or_track_in_an_undeclared_language_is_refused(problems):
     assert "'es' is not one of the site's languages (fr, en, de, nl)" in title.message
     assert "add 'es' to languages:" in title.message
     assert (track.line, track.column) == (29, 33) and "did you mean 'nl'?" in track.message
+
+
+@pytest.mark.parametrize("value,example", [
+    ("fr", "e.g. en: [fr]"), ("fr, de", "e.g. en: [fr, de]"), ("{fr: 1}", "e.g. en: [fr, de]")])
+def test_a_fallback_that_is_not_a_list_gets_an_example_not_naming_its_own_language(
+        problem, value, example):
+    text = edit("languages: [fr, en, de, nl]\n", f"languages: [fr, en, de, nl]\nfallback:\n  en: {value}  # <-\n")
+    p = problem(text)
+    assert p.line == line_of(text) and "must be a list" in p.message and p.message.endswith(example), p
 
 
 def test_fallback_naming_undeclared_languages_or_itself_is_refused(problems):
