@@ -180,6 +180,17 @@ def _check_tracks(site: Site, progress: bool, jobs: int, findings: list[Finding]
         if info.peak_dbfs is not None and info.peak_dbfs < SILENT_DBFS:
             silent.append(info)
             continue
+        if (info.seconds is not None and info.seconds >= WINDOW
+                and info.leading_silence is not None and info.leading_silence >= info.seconds):
+            # no 50 ms of it reaches SOUND_DBFS: not a silence at its start, all of it too quiet
+            used = ", ".join(f"{e} ({lang})" for e, lang in info.used_by)
+            findings.append(Finding(severity="warning", subject=f"track {info.path}", message=(
+                f"is too quiet to hear: none of its {_seconds(info.seconds)} reaches "
+                f"{SOUND_DBFS:.0f} dBFS ({_dbfs(info.peak_dbfs)}; speech is -30 to -10 dBFS); "
+                f"visitors at {used} would hear next to nothing: export the narration again "
+                "at a normal level")))
+            _check_header(site, info, findings)
+            continue
         if info.leading_silence is not None and info.leading_silence >= LEADING_SILENCE:
             findings.append(Finding(severity="warning", subject=f"track {info.path}", message=(
                 f"starts with {info.leading_silence:.1f} s of silence; visitors may think the "

@@ -177,6 +177,17 @@ def _raised_dwell(e: Exhibit) -> float | None:
     return to if to > e.trigger.dwell else None
 
 
+def _dwell_change(e: Exhibit, dwell: float) -> str:
+    """"the dwell for E to D s (now N s)", and its dwell_again with it when
+    that would fall below D: a dwell_again below the dwell is itself a
+    finding (`_Linter.dwell_again`), so the fix must not make one."""
+    t = e.trigger
+    text = f"the dwell for {e.id} to {dwell:g} s (now {t.dwell:g} s)"
+    if t.dwell_again < dwell:
+        text += f" and its dwell_again to {dwell:g} s (now {t.dwell_again:g} s)"
+    return text
+
+
 def enter_level(site: Site, exhibit: Exhibit) -> float:
     """The smoothed RSSI the engine needs to arrive at `exhibit` (engine rule
     2): its `level`, or the level expected at its radius less `slack`."""
@@ -403,9 +414,8 @@ class _Linter:
         started, at_ = (b, a) if false_b >= false_a else (a, b)
         dwell = _raised_dwell(started)
         if lower is None and dwell is not None:
-            suggestions.append(f"raise the dwell for {started.id} to {dwell:g} s "
-                               f"(now {started.trigger.dwell:g} s), so a visitor at {at_.id} does not "
-                               "start it in passing")
+            suggestions.append(f"raise {_dwell_change(started, dwell)}, so a visitor at "
+                               f"{at_.id} does not start it in passing")
         suggestions.append(f"record staff standing at {a.id} and {b.id} (guide record) and run "
                            "guide calibrate: per-exhibit levels and margins from the real radio")
         mid = ((ba.x + bb.x) / 2, (ba.y + bb.y) / 2)
@@ -526,8 +536,8 @@ class _Linter:
                            "from the doorway")
         dwell = _raised_dwell(e)
         if dwell is not None:
-            suggestions.append(f"or raise the dwell for {e.id} to {dwell:g} s (now "
-                               f"{e.trigger.dwell:g} s), so people walking through do not start it")
+            suggestions.append(f"or raise {_dwell_change(e, dwell)}, so people walking through "
+                               "do not start it")
         mx, my = door.middle
         return [LintFinding(
             kind="doorway", exhibits=(e.id,), at=door.middle,

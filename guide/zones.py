@@ -71,6 +71,7 @@ import re
 import stat
 import types
 import typing
+import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -224,6 +225,9 @@ def _read_text(path: Path, file: str) -> str:
         if e.errno == errno.ELOOP:
             raise fail(looped(e.filename or path, "zone map")) from None
         raise fail(f"cannot be read ({e.strerror or e}): check the file and the disk") from None
+    if _utf16(raw):
+        raise fail("is UTF-16 text (Notepad's 'Unicode'), not UTF-8: save it as UTF-8 "
+                   "(in Notepad: File, Save As, Encoding: UTF-8)", 1)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -239,6 +243,17 @@ def _read_text(path: Path, file: str) -> str:
             "for YAML but not in an editor, so what the file shows is not what it says (a "
             "comment going on as YAML): delete it, or start a new line")])
     return text
+
+
+def _utf16(raw: bytes) -> bool:
+    """Whether `raw` looks like Notepad's "Unicode" (UTF-16): a byte-order
+    mark, or a NUL beside most characters of its start, always on the same
+    side (ASCII text in UTF-16), which UTF-8 would read as NULs or stop at
+    the first accent with a byte that means nothing to staff."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    head = raw[:200]
+    return any(head[i::2].count(0) > len(head) // 4 and 0 not in head[1 - i::2] for i in (0, 1))
 
 
 # Line breaks of YAML 1.1 besides \n and \r, which editors show within a line
@@ -626,7 +641,9 @@ class _Reader:
         if value is None:
             return None
         if not _ID.match(value):
-            fixed = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-") or "dome-n"
+            # accents dropped ('bobinés' -> 'bobines'), anything else another letter
+            plain = unicodedata.normalize("NFKD", value.lower()).encode("ascii", "ignore").decode()
+            fixed = re.sub(r"[^a-z0-9-]+", "-", plain).strip("-") or "dome-n"
             self.fail(node, f"{where} '{_echo(value)}' is not a valid id: use lower-case "
                       f"letters, digits and '-' only (e.g. '{_echo(fixed)}')")
             return None
@@ -743,8 +760,9 @@ class _Reader:
         if found is None or not stat.S_ISDIR(found.st_mode):
             state = "is not a directory" if found is not None else "does not exist"
             self.fail(entry.value, f"tracks_dir '{_echo(value)}' ({_short(str(directory), 200)}) "
-                      f"{state}: create it or fix the path (it is relative to the zone map's "
-                      "folder)")
+                      f"{state}: " + ((found is None and _path_hint(self.path.parent, value))
+                                      or "create it or fix the path (it is relative to the zone "
+                                      "map's folder)"))
             return None
         return directory
 
@@ -756,8 +774,11 @@ class _Reader:
         result: dict[str, tuple[str, ...]] = {}
         for key, (key_node, value_node) in (entries or {}).items():
             lang = self.language(key_node, "fallback")
+            others = [x for x in ("en", "fr", "de") if x != key][:2]
+            if isinstance(value_node, ScalarNode) and value_node.value.strip():
+                others = [value_node.value.strip()]  # 'en: fr' meant en: [fr]
             items = self.sequence(value_node, f"fallback of '{_echo(key)}'",
-                                  f"{_echo(key)}: [en, fr]")
+                                  f"{_echo(key)}: [{_echo(', '.join(others))}]")
             if items is None:
                 continue
             chain: list[str] = []
@@ -1120,7 +1141,7 @@ class _Reader:
         rel = self.path_text(node, where, "a file path")
         if rel is None:
             return None
-        if os.path.isabs(rel) or rel.startswith("~"):
+        if os.path.isabs(rel) or rel.startswith("~") or _WINDOWS_ABSOLUTE.match(rel):
             self.fail(node, f"{where} '{_echo(rel)}' is an absolute path: write it relative to "
                       "tracks_dir (e.g. fr/dome.ogg), so the site can be copied to a device")
             return None
@@ -1150,8 +1171,9 @@ class _Reader:
             return None
         if found is None:
             self.fail(node, f"{where}: track file '{_echo(rel)}' not found (looked for "
-                      f"{_short(str(target), 200)}): add the file or fix the path (relative "
-                      "to tracks_dir)")
+                      f"{_short(str(target), 200)}): "
+                      + (_path_hint(tracks_dir, rel) or "add the file or fix the path (relative "
+                         "to tracks_dir)"))
             return None
         if stat.S_ISDIR(found.st_mode):
             self.fail(node, f"{where} '{_echo(rel)}' is a directory, not an audio file: give "
@@ -1162,6 +1184,41 @@ class _Reader:
                       "a socket), not an audio file: give the path of the audio file itself")
             return None
         return rel
+
+
+# A Windows drive (C:\\ or C:/) or network share (\\\\server), copied from Explorer
+_WINDOWS_ABSOLUTE = re.compile(r"[A-Za-z]:[\\/]|\\\\")
+
+
+def _path_hint(base: Path, rel: str) -> str | None:
+    """How to write `rel`, a path under `base` that was not found, when the
+    mistake is a common one: a Windows path (a drive letter, a backslash
+    between folders), or a name whose upper and lower case differ from the
+    file's (Windows and macOS ignore case, the device does not). None when no
+    such hint applies."""
+    if _WINDOWS_ABSOLUTE.match(rel):
+        return ("that is a Windows path: give the path on this machine, relative to the zone "
+                "map's folder, with / between folders (e.g. tracks_dir: tracks)")
+    parts = [part for part in rel.replace("\\", "/").split("/") if part not in ("", ".")]
+    here, found = base, []
+    for part in parts:
+        try:
+            names = [part] if (here / part).exists() else sorted(
+                n for n in os.listdir(here) if n.casefold() == part.casefold())
+        except OSError:
+            names = []
+        if len(names) != 1:
+            break
+        found.append(names[0])
+        here = here / names[0]
+    else:
+        if parts and "/".join(found) != rel:
+            why = ("write / between folders, not \\" if "\\" in rel else
+                   "the upper and lower case must be the file's: the device tells 'A' from 'a'")
+            return f"did you mean '{_echo('/'.join(found))}'? ({why})"
+    if "\\" in rel:
+        return "write / between folders, not \\, and check the path"
+    return None
 
 
 def _look(path: Path) -> tuple[Path, os.stat_result | None]:

@@ -4,6 +4,8 @@ from warnings, and an exit status scripts can trust."""
 from __future__ import annotations
 
 import json
+import math
+import struct
 import subprocess
 import sys
 import tracemalloc
@@ -84,6 +86,25 @@ def test_a_silent_track_is_a_warning_and_the_exit_status_stays_0(tmp_path, make_
     (w,) = report.findings
     assert w.severity == "warning" and "silent" in w.message and "dome (fr)" in w.message
     assert main(["check", "--zones", str(zones), "--no-progress"]) == 0
+
+
+def test_a_track_too_quiet_throughout_is_called_quiet_not_a_silence_at_its_start(tmp_path):
+    import wave
+
+    # 10 s of speech-like tone exported 40 dB too low: loudest sample -46 dBFS, above "silent"
+    path = tmp_path / "tracks/fr/dome.wav"
+    path.parent.mkdir(parents=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
+        w.writeframes(struct.pack("<80000h", *(round(164 * math.sin(2 * math.pi * 300 * i / 8000))
+                                               for i in range(80000))))
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav"}}, languages=("fr",))
+    report = check_site(zones)
+    assert report.ok
+    (w,) = report.findings
+    assert w.severity == "warning" and w.subject == "track fr/dome.wav", w
+    assert w.message.startswith("is too quiet to hear: none of its 10.0 s reaches -45 dBFS"), w
+    assert "loudest sample -46 dBFS" in w.message and "dome (fr)" in w.message, w
 
 
 def tone_between_silences(tmp_path: Path, make_wav, before: float, after: float) -> None:

@@ -120,6 +120,13 @@ def test_every_command_help_shows_an_example():
         assert "example" in command.format_help(), f"'guide {name} --help' has no example"
 
 
+@pytest.mark.parametrize("name", ["settings", "check", "coverage", "lint", "calibrate", "tune", "map"])
+def test_every_staff_command_help_gives_its_exit_status_as_the_readme_says(name):
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert "Exit status: 0 when" in sub.choices[name].format_help(), f"'guide {name} --help'"
+
+
 def test_a_module_added_to_guide_commands_becomes_a_subcommand(tmp_path, monkeypatch, capsys):
     (tmp_path / "hello.py").write_text(
         "def register(subparsers):\n"

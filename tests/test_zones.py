@@ -334,6 +334,22 @@ def test_a_file_that_is_not_utf8_names_its_line(site_dir, newline):
     assert p.line == line_of(VALID, "Pièce") and "save it as UTF-8" in p.message
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])  # with a BOM (Notepad), without
+@pytest.mark.parametrize("accents", [True, False])  # an ASCII-only map still decodes as UTF-8 (with NULs)
+def test_a_zone_map_saved_as_utf16_says_so_not_a_byte_or_a_nul(site_dir, encoding, accents):
+    path = site_dir / "zones.yaml"
+    path.write_bytes((VALID if accents else VALID.replace("Pièce", "Piece")).encode(encoding))
+    with pytest.raises(ZoneMapError) as info:
+        load_zones(path)
+    (p,) = info.value.problems
+    assert p.line == 1 and "UTF-16" in p.message and "save it as UTF-8" in p.message, p
+
+
+def test_a_nul_in_a_utf8_map_is_not_taken_for_utf16(problem):
+    p = problem(edit("site: Test gallery", "site: Test\x00gallery"))
+    assert "U+0000" in p.message and "UTF-16" not in p.message, p
+
+
 def test_nesting_too_deep_for_the_parser_is_a_problem_at_its_line(problem):
     deep = "[" * 500 + "]" * 500
     text = VALID + f"x-deep: {deep}  # <-\n"
@@ -599,7 +615,8 @@ def test_a_language_listed_twice_is_refused(problem):
     assert "'fr' is listed twice" in p.message
 
 
-@pytest.mark.parametrize("bad,fixed", [("Coin_1", "coin-1"), ("Dome", "dome")])
+@pytest.mark.parametrize("bad,fixed", [("Coin_1", "coin-1"), ("Dome", "dome"),
+                                       ("pièce", "piece"), ("la Pièce d'Or", "la-piece-d-or")])
 def test_ids_must_be_lower_case_letters_digits_and_dashes(problem, bad, fixed):
     text = edit("  - id: coin-1\n", f"  - id: {bad}  # <-\n")
     p = problem(text)
@@ -786,6 +803,15 @@ def test_a_title_or_track_in_an_undeclared_language_is_refused(problems):
     assert (track.line, track.column) == (29, 33) and "did you mean 'nl'?" in track.message
 
 
+@pytest.mark.parametrize("value,example", [
+    ("fr", "e.g. en: [fr]"), ("fr, de", "e.g. en: [fr, de]"), ("{fr: 1}", "e.g. en: [fr, de]")])
+def test_a_fallback_that_is_not_a_list_gets_an_example_not_naming_its_own_language(
+        problem, value, example):
+    text = edit("languages: [fr, en, de, nl]\n", f"languages: [fr, en, de, nl]\nfallback:\n  en: {value}  # <-\n")
+    p = problem(text)
+    assert p.line == line_of(text) and "must be a list" in p.message and p.message.endswith(example), p
+
+
 def test_fallback_naming_undeclared_languages_or_itself_is_refused(problems):
     text = edit("languages: [fr, en, de, nl]\n", "languages: [fr, en, de, nl]\n"
                 "fallback: {es: [fr], nl: [en, nl, it, en]}\n")
@@ -820,6 +846,34 @@ def test_a_track_path_may_not_escape_tracks_dir(problem, path, said):
     text = edit("fr/coin-1.wav}", f"{path}}}  # <-")
     p = marked(problem(text), text, path)
     assert said in p.message
+
+
+@pytest.mark.parametrize("path,said", [
+    ("fr/Coin-1.wav", "did you mean 'fr/coin-1.wav'? (the upper and lower case must be the file's"),
+    ("FR/coin-1.WAV", "did you mean 'fr/coin-1.wav'? (the upper and lower case must be the file's"),
+    ("fr\\coin-1.wav", "did you mean 'fr/coin-1.wav'? (write / between folders, not \\)"),
+    ("Fr\\Coin-1.wav", "did you mean 'fr/coin-1.wav'? (write / between folders, not \\)"),
+    ("fr\\coin-9.wav", "write / between folders, not \\, and check the path"),
+    ("fr/coin-9.wav", "add the file or fix the path"),
+])
+def test_a_track_path_with_the_wrong_case_or_backslashes_names_the_file_meant(problem, path, said):
+    text = edit("fr/coin-1.wav}", f"{path}}}  # <-")
+    p = marked(problem(text), text, path)
+    assert f"track file '{path}' not found" in p.message and said in p.message, p
+
+
+@pytest.mark.parametrize("path", ["C:\\Users\\musee\\fr\\coin-1.wav", "C:/musee/fr/coin-1.wav",
+                                  "\\\\server\\audio\\coin-1.wav"])
+def test_a_windows_track_path_is_an_absolute_path(problem, path):
+    text = edit("fr/coin-1.wav}", f"'{path}'}}  # <-")
+    p = marked(problem(text), text, "'")
+    assert "is an absolute path: write it relative to tracks_dir" in p.message, p
+
+
+def test_a_windows_tracks_dir_is_said_to_be_one(problem):
+    text = edit("languages:", "tracks_dir: C:\\Users\\musee\\audio  # <-\nlanguages:")
+    p = marked(problem(text), text, "C:")
+    assert "does not exist: that is a Windows path" in p.message and "with / between" in p.message, p
 
 
 @pytest.mark.parametrize("old,new,value,said", [

@@ -21,10 +21,10 @@ example:
   guide check --zones zones.yaml --json      the same, for scripts
 
 It checks what the guide checks when it loads the zone map (each problem with
-its line), then decodes every track in full: unreadable, silent or truncated
-tracks, tracks longer than the hour the device can play, long silences,
-beacons no exhibit uses, exhibits that visitors of a language get no narration
-at, audio files no exhibit uses.
+its line), then decodes every track in full: unreadable, silent, too quiet or
+truncated tracks, tracks longer than the hour the device can play, long
+silences, beacons no exhibit uses, exhibits that visitors of a language get no
+narration at, audio files no exhibit uses.
 
 Exit status: 0 when there are no errors (warnings are allowed), 1 when there
 are errors, 2 when the command itself is misused.
@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "check", help="check a site: zone map, every track, unused beacons",
         description="Check a site before visitors use it: the zone map, every track "
-                    "(decoded in full: readable, its length, not silent), beacons no "
+                    "(decoded in full: readable, its length, not silent or too quiet), beacons no "
                     "exhibit uses and exhibits with no narration in some language.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--zones", required=True, metavar="ZONES", help="the zone map (zones.yaml)")

@@ -30,6 +30,9 @@ and under an exhibit's 'trigger:' for those marked per-exhibit:
   exhibits:
     - id: coin-1
       trigger: {dwell: 6.0}
+
+Exit status: 0 when the settings are listed, 2 when the command itself is
+misused or the zone map does not load.
 """
 
 

@@ -35,7 +35,8 @@ at 0.2 an hour, 1) is within the limit; the output says so when it applies.
 Exit status: 0 when the chosen settings keep within the limits, on the
 visitors tuned on and on those kept aside, and do at least as well as the
 current ones on the visitors kept aside (recall first, then the wait, then false
-starts, as the search ranks them); 1 otherwise (nothing is written
+starts, as the search ranks them; a median wait less than a second longer counts
+as the same, chance on a few walks); 1 otherwise (nothing is written
 then, unless --force); 2 on a usage or input error.
 """
 
