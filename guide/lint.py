@@ -169,11 +169,13 @@ def _accepts(setting: str, value: float) -> bool:
             and (meta["max"] is None or value <= meta["max"]))
 
 
-def _raised_dwell(e: Exhibit) -> float | None:
-    """The dwell to suggest for `e`: DWELL_STEP more, no more than the loader
-    accepts; None when it is there already."""
+def _raised_dwell(site: Site, e: Exhibit) -> float | None:
+    """The dwell to suggest for `e`: DWELL_STEP more than the site's, no more
+    than the loader accepts; None when `e` waits that long already. Raising
+    it is a stopgap (the radio confuses e as before), so the next lint of a
+    site that did as told does not ask for DWELL_STEP more again."""
     hi = SETTINGS["dwell"].metadata["max"]
-    to = e.trigger.dwell + DWELL_STEP if hi is None else min(e.trigger.dwell + DWELL_STEP, hi)
+    to = site.trigger.dwell + DWELL_STEP if hi is None else min(site.trigger.dwell + DWELL_STEP, hi)
     return to if to > e.trigger.dwell else None
 
 
@@ -412,7 +414,7 @@ class _Linter:
         # the one a visitor at the other most often starts by mistake waits longer (not
         # when the margin is the fault: it keeps visitors from starting either one)
         started, at_ = (b, a) if false_b >= false_a else (a, b)
-        dwell = _raised_dwell(started)
+        dwell = _raised_dwell(self.site, started)
         if lower is None and dwell is not None:
             suggestions.append(f"raise {_dwell_change(started, dwell)}, so a visitor at "
                                f"{at_.id} does not start it in passing")
@@ -534,7 +536,7 @@ class _Linter:
             suggestions.append(f"shrink the radius of {e.id} to {_down(dist - 0.5)} m (now {e.radius:g} m)")
         suggestions.append(f"move beacon {e.beacon} at least {_up(e.radius + 1.0 - dist)} m further "
                            "from the doorway")
-        dwell = _raised_dwell(e)
+        dwell = _raised_dwell(self.site, e)
         if dwell is not None:
             suggestions.append(f"or raise {_dwell_change(e, dwell)}, so people walking through "
                                "do not start it")
