@@ -41,7 +41,10 @@ def run(site: Site, scans: Path, truth, visitors: set[str]) -> Metrics:
     rows = (r for r in read_scans(scans, site, stats=stats) if r[0] in visitors)
     events: list[dict] = []
     lang = "en" if "en" in site.languages else site.languages[0]
-    ends = replay(site, rows, lang=lang, emit=events.append)
+    # a walk ends at its last row, known beacon or not (as in simulate.py): the
+    # replay reads stats.last_t once the rows are read, which fills it
+    ends = replay(site, rows, lang=lang, emit=events.append, walk_end=stats.last_t)
+    ends = {v: t for v, t in ends.items() if v in visitors}
     return score([r for r in truth if r.visitor in visitors], events,
                  durations=started_track_durations(site, events), walk_end=ends)
 

@@ -38,9 +38,9 @@ def run(job: tuple[str, str, float, int]) -> Metrics:
         rng = random.Random(seed)
         rows = (r for r in rows if rng.random() < keep)
     events: list[dict] = []
+    # a walk ends at its last row, known beacon or not (as in simulate.py)
     ends = replay(site, rows, lang=site.languages[0] if "en" not in site.languages else "en",
-                  emit=events.append, policy=policy)
-    ends = {v: max(t, stats.last_t.get(v, t)) for v, t in ends.items()}
+                  emit=events.append, policy=policy, walk_end=stats.last_t)
     return score(read_truth(d / "truth.csv"), events,
                  durations=started_track_durations(site, events), walk_end=ends)
 

@@ -85,9 +85,12 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
             raise not_utf8(path, "ground truth") from None
         except csv.Error as e:
             raise unreadable(path, max(reader.reader.line_num, 1), e) from None
+        need = ("visitor", "start", "end", "exhibit", "intent")
+        if fields is None:  # no line at all, as csvlog.open_csv words it for scan logs and walks
+            raise ScanLogError(f"{path}: the ground truth is empty; it needs the header "
+                               f"{','.join(need)}")
         if fields:
             reader.fieldnames = header_cells(fields)
-        need = ("visitor", "start", "end", "exhibit", "intent")
         if not reader.fieldnames or not set(need) <= set(reader.fieldnames):
             raise ScanLogError(f"{path}:1: the header must name visitor,start,end,exhibit,intent "
                                f"(found {shown(reader.fieldnames or [])})")

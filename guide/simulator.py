@@ -206,9 +206,10 @@ def _run(args: argparse.Namespace) -> int:
                   f"not in the zone map: {stats.unknown_names()}", file=sys.stderr)
         if truth is not None and policy == policies[0]:
             absent = sorted({r.visitor for r in truth} - set(ends))
-            if absent:
+            if absent:  # of the walks: every visitor in it walked, heard or not
+                lack = "no scans" if args.scans is not None else f"no positions in {args.walks.name}"
                 print(f"simulate.py: {counted(len(absent), 'visitor')} of {args.truth.name} "
-                      f"{'has' if len(absent) == 1 else 'have'} no scans "
+                      f"{'has' if len(absent) == 1 else 'have'} {lack} "
                       f"({listed(absent)}): their "
                       "listen rows count as missed", file=sys.stderr)
             late = after_walk((r for r in truth if r.counted), ends)

@@ -130,3 +130,38 @@ def test_score_reports_a_killed_worker_in_one_line_exit_2(scenarios, monkeypatch
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("score.py: error: a scoring process was killed") and "run again" in err
+
+
+def _one_exhibit_folder(folder: Path, make_wav) -> Path:
+    """A site of one exhibit (a 47 s track) and a visitor who hears it for
+    20 s, then only beacons of another site until t=700: the walk's end."""
+    (folder / "zones.yaml").write_text(
+        "site: One\nlanguages: [en]\nbeacons:\n  b-e1:\n"
+        "    ibeacon: {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 9, minor: 1}\n"
+        "    tx_power: -59\n    x: 3\n    y: 2\nexhibits:\n  - id: e1\n    title: {en: One}\n"
+        "    beacon: b-e1\n    radius: 1.5\n    tracks: {en: en/e1.wav}\n")
+    make_wav(folder / "tracks" / "en" / "e1.wav", 47.0)
+    (folder / "scans.csv").write_text(
+        "visitor,t,beacon,rssi\n" + "".join(f"v1,{i / 10:.1f},b-e1,-62\n" for i in range(201))
+        + "v1,350.0,elsewhere,-80\nv1,700.0,elsewhere,-80\n")
+    (folder / "truth.csv").write_text("visitor,start,end,exhibit,intent\nv1,0,20,e1,glance\n")
+    return folder
+
+
+@pytest.mark.parametrize("script", ["score", "calibrate_split"])
+def test_the_eval_scripts_end_a_walk_at_its_last_scan_row_as_simulate_does(tmp_path, make_wav, script):
+    """The track plays out (47 s of unwanted audio, not the 680 s to the
+    walk's end) and the walk lasts its whole 700 s, as in simulate.py."""
+    from guide.metrics import read_truth
+    from guide.zones import load_zones
+
+    folder = _one_exhibit_folder(tmp_path, make_wav)
+    module = load(script)
+    if script == "score":
+        m = module.run((str(folder), "engine", 1.0, 0))
+    else:
+        m = module.run(load_zones(folder / "zones.yaml"), folder / "scans.csv",
+                       read_truth(folder / "truth.csv"), {"v1"})
+    assert m.false_starts == 1
+    assert m.unwanted == pytest.approx(47.0, abs=0.1)
+    assert m.hours == pytest.approx(700 / 3600)

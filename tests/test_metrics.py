@@ -158,6 +158,13 @@ def test_read_truth_names_the_line_of_a_bad_row(tmp_path):
     p.write_text("who,when\n")
     with pytest.raises(ScanLogError, match=r":1: the header must name"):
         read_truth(p)
+    p.write_text("")
+    with pytest.raises(ScanLogError, match=r"truth.csv: the ground truth is empty; it needs the header "
+                                           r"visitor,start,end,exhibit,intent$"):
+        read_truth(p)
+    p.write_text("\ufeff")  # a spreadsheet's export of an empty sheet: a BOM alone
+    with pytest.raises(ScanLogError, match=r"truth.csv: the ground truth is empty"):
+        read_truth(p)
 
 
 @pytest.mark.parametrize("row, message", [

@@ -241,12 +241,13 @@ def test_a_truth_naming_an_exhibit_the_site_lacks_is_refused_with_its_line(scena
     assert code == 2 and "truth.csv:3: exhibit 'nosuch' is not in the zone map" in err
 
 
-def test_truth_visitors_without_scans_are_reported(scenario, capsys, tmp_path):
+@pytest.mark.parametrize("source, lack", [("scans", "no scans"), ("walks", "no positions in walks.csv")])
+def test_truth_visitors_without_scans_are_reported(scenario, capsys, tmp_path, source, lack):
     truth = tmp_path / "truth.csv"
     truth.write_text((scenario / "truth.csv").read_text() + "v999,10,60,e1,listen\n")
-    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", "--scans", scenario / "scans.csv",
+    code, _, err = run(capsys, "--zones", scenario / "zones.yaml", f"--{source}", scenario / f"{source}.csv",
                        "--truth", truth, "--no-progress")
-    assert code == 0 and "1 visitor of truth.csv has no scans (v999)" in err
+    assert code == 0 and f"1 visitor of truth.csv has {lack} (v999)" in err
 
 
 @pytest.mark.parametrize("args, message", [
