@@ -12,8 +12,17 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+# In CI every property test draws the same examples on every run (derandomize),
+# so a build passes or fails on the code, not on the draw; a developer's run
+# still explores new examples (and remembers failing ones in .hypothesis/).
+# Loaded here, before the test modules build their own settings from it.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
