@@ -213,7 +213,8 @@ class BleakSource:
       seconds without any advertisement (from anything, beacon or not) the scan
       is restarted; while that fails (the adapter is gone), retries back off,
       and scanning resumes when the adapter returns. The player is not touched,
-      so the track goes on playing.
+      so the track goes on playing; `watch_radio` tells the device when the
+      adapter is lost and back (it then stops the engine's clock meanwhile).
     A scan restart in a quiet corridor costs a few milliseconds and is harmless.
     """
 
@@ -229,6 +230,13 @@ class BleakSource:
         self.restarts = 0  # scans restarted after a silence or a failure
         self.scanned = False  # a scan has started at least once (an adapter was reached)
         self.last_error: str | None = None  # why the adapter could not be reached, last time
+        self._on_radio: Callable[[bool, str | None], None] | None = None
+
+    def watch_radio(self, on_radio: Callable[[bool, str | None], None]) -> None:
+        """Have `on_radio(False, why)` called when the adapter cannot be
+        reached (at start or after losing it) and `on_radio(True, None)` when
+        scanning starts again after that, on the event loop's thread."""
+        self._on_radio = on_radio
 
     def _scanner(self, callback: Callable[[Any, Any], None]) -> Any:
         if self._factory is not None:
@@ -246,8 +254,11 @@ class BleakSource:
     async def run(self, on_sighting: OnSighting, now: Callable[[], float] | None = None) -> None:
         parse = self.parser.parse
 
+        loop = asyncio.get_running_loop()
+
         def callback(_device: Any, adv: Any) -> None:
             self.heard += 1
+            self._last_heard = loop.time()
             beacon = parse(adv.manufacturer_data, adv.service_data, adv.rssi)
             if beacon is not None:
                 on_sighting(beacon, adv.rssi)
@@ -267,6 +278,8 @@ class BleakSource:
                     "and powered and that bluetoothd is running (systemctl status bluetooth).",
                     "Bluetooth adapter lost" if scanned else "No Bluetooth adapter",
                     self.last_error, delay)
+                if not failing and self._on_radio is not None:
+                    self._on_radio(False, self.last_error)
                 failing = True
                 await asyncio.sleep(delay)
                 continue
@@ -274,6 +287,8 @@ class BleakSource:
                        "Bluetooth adapter back: scanning again" if scanned and failing else
                        "Bluetooth adapter found: scanning for beacons" if failing else
                        "scanning for beacons", where)
+            if failing and self._on_radio is not None:
+                self._on_radio(True, None)
             scanned, failing, delays = True, False, iter(self.backoff.delays())
             self.scanned = True
             try:
@@ -283,11 +298,13 @@ class BleakSource:
             self.restarts += 1
 
     async def _watch(self) -> None:
-        """Return once the radio has been silent for `silence` seconds."""
-        seen = -1
-        while seen != self.heard:
-            seen = self.heard
-            await asyncio.sleep(self.silence)
+        """Return once the radio has been silent for `silence` seconds (to the
+        moment: an adapter that is gone must be told to the device before the
+        engine takes the silence for the visitor walking away)."""
+        loop = asyncio.get_running_loop()
+        self._last_heard = loop.time()
+        while (wait := self._last_heard + self.silence - loop.time()) > 0:
+            await asyncio.sleep(wait)
         logger.debug("no advertisements for %.0f s: restarting the scan", self.silence)
 
 

@@ -8,7 +8,9 @@ Everything happens on the event loop's thread; the player's thread hands its
 Finished/Failed events over with `call_soon_threadsafe`. Time is the visit
 clock: seconds since the visit began, continued across restarts (the state
 and the event log say where it had got to), on the loop's monotonic clock.
-The engine is woken at its own deadline, never polled.
+The engine is woken at its own deadline, never polled. While the Bluetooth
+adapter is lost the engine's clock stands still (`engine_now`): the silence
+of a dead radio is not the visitor walking away, and the track plays on.
 
 Order of work for an action: the player first (a visitor waits for sound,
 not for a disk), then the durable event log, then the state file. A write
@@ -85,11 +87,19 @@ class Device:
         self._deadline: float | None = None
         self._jobs: set[asyncio.Future] = set()
         self._here: str | None = None
+        self._lag = 0.0  # seconds the engine's clock stood still while the radio was lost
+        self._radio_lost: float | None = None  # the visit clock when the adapter was lost, while it is
         self.unrecorded: list[str] = []  # writes of the visit that failed mid-visit, in order
         self._failing: str | None = None  # the last failure, while writes fail
 
     def now(self) -> float:
         return self.loop.time() - self._origin
+
+    def engine_now(self) -> float:
+        """The engine's clock: the visit clock, less the time the radio was
+        lost. It stands still while the adapter is gone, so that the radio's
+        silence does not read as the visitor walking away."""
+        return (self.now() if self._radio_lost is None else self._radio_lost) - self._lag
 
     async def run(self, source: Source, buttons: Input | None = None, stop: asyncio.Event | None = None) -> None:
         """Play the visit until `stop` is set, or until a finite source has no
@@ -125,6 +135,9 @@ class Device:
             if self.saved is None:  # before the first exhibit (reading durations takes a second)
                 await self._announce(self.lang)
             self._perform(actions)
+            watch_radio = getattr(source, "watch_radio", None)
+            if watch_radio is not None:  # a real radio says when its adapter goes and comes back
+                watch_radio(self._on_radio)
             tasks = [asyncio.create_task(c) for c in (
                 stop.wait(), source.run(self._on_sighting, self.now),
                 self._read_buttons(buttons), self._autosave())]
@@ -156,13 +169,11 @@ class Device:
 
     # ----- inputs, each followed by _perform ---------------------------------
     def _on_sighting(self, beacon: str, rssi: int) -> None:
-        now = self.now()
-        self._perform(self.engine.observe(beacon, rssi, now), now)
+        self._perform(self.engine.observe(beacon, rssi, self.engine_now()))
 
     def _on_deadline(self) -> None:
         self._timer = self._deadline = None
-        now = self.now()
-        self._perform(self.engine.tick(now), now)
+        self._perform(self.engine.tick(self.engine_now()))
 
     def _from_player_thread(self, event: Any) -> None:
         try:
@@ -176,33 +187,33 @@ class Device:
             return
         if self._track is None or Path(event.path) != self._track:
             return  # about a track already replaced or stopped
-        now = self.now()
+        now = self.engine_now()
         if isinstance(event, Failed):
             logger.error("cannot play: %s", event.message)  # the message names the file
-            self._perform(self.engine.failed(now, event.message), now)
+            self._perform(self.engine.failed(now, event.message))
         else:
-            self._perform(self.engine.finished(now), now)
+            self._perform(self.engine.finished(now))
 
     def _on_button(self, button: Button) -> None:
-        now, e = self.now(), self.engine
+        now, e = self.engine_now(), self.engine
         if button in (Button.VOLUME_UP, Button.VOLUME_DOWN):
             step = VOLUME_STEP if button is Button.VOLUME_UP else -VOLUME_STEP
             self.volume = round(min(1.0, max(0.0, self.volume + step)), 2)
             self.player.set_volume(self.volume)
             logger.info("volume %d%%", round(self.volume * 100))
-            self._perform([], now, always_save=True)
+            self._perform([], always_save=True)
         elif button is Button.LANGUAGE:
             langs = self.site.languages
             lang = langs[(langs.index(e.lang) + 1) % len(langs)]
             self._stop_intro()
             self._background(self._announce(lang))
-            self._perform(e.set_language(lang, now), now, always_save=True)
+            self._perform(e.set_language(lang, now), always_save=True)
         elif self._intro is not None and e.playing is None and button in (Button.PAUSE, Button.SKIP):
             self._stop_intro()  # a visitor who would rather not hear it
         else:
             act = {Button.PAUSE: e.resume if self._paused else e.pause,
                    Button.REPLAY: e.replay, Button.SKIP: e.skip}[button]
-            self._perform(act(now), now)
+            self._perform(act(now))
 
     # ----- outputs --------------------------------------------------------
     def _perform(self, actions: list[Action], now: float | None = None, *, always_save: bool = False) -> None:
@@ -228,13 +239,35 @@ class Device:
             if self._here is not None:
                 self.player.prefetch(likely_next(self.site, self._here, self.engine.lang,
                                                  skip=self.engine.heard))
-        deadline = self.engine.next_deadline()
-        if deadline != self._deadline:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._deadline = deadline
-            self._timer = (None if deadline is None
-                           else self.loop.call_at(self._origin + deadline, self._on_deadline))
+        if self.engine.next_deadline() != self._deadline:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """Wake the engine at its deadline, on its clock (none while the radio is lost)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._deadline = deadline = self.engine.next_deadline()
+        self._timer = (None if deadline is None or self._radio_lost is not None
+                       else self.loop.call_at(self._origin + self._lag + deadline, self._on_deadline))
+
+    def _on_radio(self, up: bool, why: str | None = None) -> None:
+        """The adapter was lost (`up` False, `why` says how) or is back. While
+        it is lost the engine's clock stands still: the beacon of the exhibit
+        playing is not forgotten, so its track plays on, and the visit carries
+        on from there when the radio returns. Both are in the event log."""
+        if up == (self._radio_lost is None):
+            return
+        if up:
+            self._lag += self.now() - self._radio_lost
+            self._radio_lost = None
+            logger.info("the radio is back: the visit goes on")
+            self._record({"event": "radio", "state": "back"})
+        else:
+            self._radio_lost = self.now()
+            logger.warning("the radio is lost: the visit waits for it%s",
+                           f" ({self.engine.playing} plays on)" if self.engine.playing else "")
+            self._record({"event": "radio", "state": "lost", "error": why or "no adapter"})
+        self._schedule()
 
     def _play(self, action: Action) -> None:
         if isinstance(action, Start):
@@ -254,7 +287,7 @@ class Device:
 
     def _save(self, now: float) -> None:
         self.store.save(VisitState(visitor=self.visitor, site=self.site.name, t=round(now, 3),
-                                   volume=self.volume, engine=self.engine.snapshot(now)))
+                                   volume=self.volume, engine=self.engine.snapshot(self.engine_now())))
 
     def _mark_quiet(self) -> None:
         """Nothing plays (a paused track is silent, and waits for a button that

@@ -912,12 +912,65 @@ def test_a_visit_end_to_end_through_bluez_and_alsa_survives_losing_the_adapter(s
         time.sleep(0.3)
         tones = heard_tones(sink.samples())
     assert kinds(log) == [("start", "dome", "en"), ("end", "dome", "finished"),
-                          ("start", "tunnel", "en"), ("end", "tunnel", "finished"),
+                          ("start", "tunnel", "en"), ("radio", None, None), ("radio", None, None),
+                          ("end", "tunnel", "finished"),
                           ("start", "rocket", "fr"), ("end", "rocket", "finished")]
+    assert [e["state"] for e in events(log) if e["event"] == "radio"] == ["lost", "back"]
     sounding = [(hz, s) for hz, s in tones if hz]
     assert [hz for hz, _ in sounding] == [440, 550, 660]
     assert [s for _, s in sounding] == pytest.approx([1.5, 4.0, 1.0], abs=0.1)  # none cut short
     assert source.restarts >= 1
+
+
+
+@pytest.mark.skipif(not available(), reason="needs dbus-daemon")
+def test_a_track_not_yet_committed_plays_on_while_the_adapter_is_gone_and_the_loss_is_logged(zones, tmp_path):
+    """The adapter is unplugged the instant the dome's track starts, before it
+    counts as heard (glance 4 s): the radio's silence is not the visitor
+    walking away, so the track is not abandoned; the loss and the return are
+    in the event log, and the visitor still standing there keeps hearing it."""
+    zones.write_text(zones.read_text().replace("glance: 0.5", "glance: 4"))
+    site = load_zones(zones)
+    with MockBlueZ() as bluez:
+        bluez.add_adapter("hci0")
+        beacon = [bluez.add_beacon("AA:BB:CC:DD:EE:01", site.beacons["b-dome"].ident)]
+        source = BleakSource(BeaconParser(site.beacons), silence=0.3, backoff=Backoff(first=0.2, longest=0.2))
+        made = []
+        device = Device(site, lang="en", make_player=lambda on_event: made.append(Recorder(on_event)) or made[0],
+                        log_path=tmp_path / "events.jsonl")
+        stop = asyncio.Event()
+
+        async def visit():
+            try:
+                await until(bluez.discovering)
+                while device.engine.playing != "dome":
+                    beacon[0].advertise(AT)
+                    await asyncio.sleep(0.1)
+                bluez.remove_adapter("hci0")
+                await asyncio.sleep(3.0)  # longer than forget (2 s): the beacon would be forgotten
+                assert device.engine.playing == "dome"
+                bluez.add_adapter("hci0")
+                beacon[0] = bluez.add_beacon("AA:BB:CC:DD:EE:01", site.beacons["b-dome"].ident)
+                await until(bluez.discovering)
+                for _ in range(10):
+                    beacon[0].advertise(AT)
+                    await asyncio.sleep(0.1)
+                assert device.engine.playing == "dome"
+            finally:
+                stop.set()
+
+        async def main():
+            driver = asyncio.ensure_future(visit())
+            await device.run(source, None, stop)
+            await driver
+
+        asyncio.run(main())
+    log = events(tmp_path / "events.jsonl")
+    assert [(e["event"], e.get("state") or e.get("reason") or e.get("lang")) for e in log
+            if e["event"] != "coverage"] == [
+        ("start", "en"), ("radio", "lost"), ("radio", "back"), ("end", "stopped")]
+    assert "No Bluetooth adapters found" in log[2]["error"]
+    assert [c.name for c in made[0].calls if c.name in ("play", "stop")] == ["play", "stop"]  # stopped once: at the end
 
 
 def test_through_alsa_the_intro_is_heard_until_the_first_exhibit_cuts_it_short(intro_site, tmp_path):
