@@ -922,7 +922,6 @@ def test_a_visit_end_to_end_through_bluez_and_alsa_survives_losing_the_adapter(s
     assert source.restarts >= 1
 
 
-
 @pytest.mark.skipif(not available(), reason="needs dbus-daemon")
 def test_a_track_not_yet_committed_plays_on_while_the_adapter_is_gone_and_the_loss_is_logged(zones, tmp_path):
     """The adapter is unplugged the instant the dome's track starts, before it
