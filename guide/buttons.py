@@ -51,7 +51,8 @@ HELP = "keys: space pause/resume, r replay, s skip, l language, + / - volume, Ct
 class TerminalInput:
     """Single keypresses from a terminal, in cbreak mode (no Enter, no echo;
     Ctrl-C still interrupts). The terminal's settings are restored when the
-    iteration ends, however it ends. When `stream` is not a terminal (a
+    iteration ends, however it ends; it ends when the terminal hangs up (the
+    window closed, the SSH session lost). When `stream` is not a terminal (a
     service, a pipe, a test), it yields nothing."""
 
     def __init__(self, stream: IO | None = None, keys: Mapping[str, Button] = KEYS):
@@ -73,12 +74,16 @@ class TerminalInput:
         fd = self.stream.fileno()
         saved = termios.tcgetattr(fd)
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Button] = asyncio.Queue()
+        queue: asyncio.Queue[Button | None] = asyncio.Queue()  # None: the terminal is gone
 
         def readable() -> None:
             try:
                 data = os.read(fd, 64)
-            except OSError:
+            except OSError:  # EIO: the terminal hung up
+                data = b""
+            if not data:  # and it stays readable: stop watching it, or the loop spins
+                loop.remove_reader(fd)
+                queue.put_nowait(None)
                 return
             for char in data.decode("utf-8", "ignore").lower():
                 button = self.keys.get(char)
@@ -88,8 +93,11 @@ class TerminalInput:
         tty.setcbreak(fd, termios.TCSANOW)
         loop.add_reader(fd, readable)
         try:
-            while True:
-                yield await queue.get()
+            while (button := await queue.get()) is not None:
+                yield button
         finally:
             loop.remove_reader(fd)
-            termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+            try:
+                termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+            except (termios.error, OSError):
+                pass  # a terminal that hung up has no settings to restore

@@ -186,6 +186,36 @@ def test_single_keypresses_become_buttons_without_enter_and_the_terminal_is_rest
         os.close(master)
 
 
+def test_a_terminal_that_hangs_up_ends_the_keys_without_spinning():
+    master, slave = pty.openpty()
+    stream = os.fdopen(slave, "r")
+
+    async def main():
+        presses = TerminalInput(stream).presses()
+        first = asyncio.ensure_future(anext(presses))
+        await asyncio.sleep(0.05)
+        os.write(master, b"s")
+        got = [await first]
+        os.close(master)  # the window closed: reads fail with EIO from now on
+        # the iteration ends (a reader left on a dead terminal fires for ever, and this times out)
+        got += [b async for b in _timed(presses, 5.0)]
+        return got
+
+    try:
+        assert asyncio.run(main()) == [Button.SKIP]
+    finally:
+        stream.close()
+
+
+async def _timed(presses, seconds):
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        try:
+            yield await asyncio.wait_for(anext(presses), deadline - asyncio.get_running_loop().time())
+        except StopAsyncIteration:
+            return
+
+
 def test_without_a_terminal_the_keys_do_nothing():
     async def main():
         return [b async for b in TerminalInput(io.StringIO(" r")).presses()]
@@ -703,7 +733,8 @@ def test_a_state_file_with_an_absurd_number_is_refused_at_each_restart_until_a_n
     assert StateFile(state).load().engine["heard"] == ["dome"]
 
 
-def test_sigterm_ends_the_device_cleanly_with_the_visit_saved(zones, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])  # SIGHUP: its terminal closed
+def test_sigterm_ends_the_device_cleanly_with_the_visit_saved(zones, tmp_path, sig):
     scans = walk_csv(tmp_path / "scans.csv", [(0.5, {"tunnel": (AWAY, AT)}), (10.0, {"tunnel": AT})])
     with file_sink(tmp_path / "alsa", realtime=True):
         p = guide_run(zones, tmp_path, "--replay", str(scans))
@@ -713,7 +744,7 @@ def test_sigterm_ends_the_device_cleanly_with_the_visit_saved(zones, tmp_path):
             assert time.monotonic() < deadline and p.poll() is None, p.communicate()
             time.sleep(0.05)
         time.sleep(1.0)  # a second into the 4 s tunnel track
-        p.send_signal(signal.SIGTERM)
+        p.send_signal(sig)
         out, err = p.communicate(timeout=20)
     assert p.returncode == 0, err
     assert "Traceback" not in err

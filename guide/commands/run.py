@@ -125,9 +125,11 @@ def _no_rows(args: argparse.Namespace, stats, rows: list) -> str:
 
 
 def stop_on_signals(stop: asyncio.Event) -> asyncio.Event:
-    """Set `stop` on SIGINT or SIGTERM (call inside the running loop)."""
+    """Set `stop` on SIGINT, SIGTERM or SIGHUP (the terminal or SSH session
+    it runs in closed: the visit ends cleanly, saved, as on Ctrl-C, rather
+    than killed mid-write). Call inside the running loop."""
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     return stop
 
