@@ -55,7 +55,9 @@ _NAMES = {Start: "start", End: "end", Pause: "pause", Resume: "resume"}
 
 def to_event(action: Action, *, visitor: str, t: float) -> dict:
     """The FORMATS.md event-log object for an action performed at `t`."""
-    body = {k: v for k, v in asdict(action).items() if v is not None}
+    # seconds to the millisecond, as `t`: a position is worked out from clock readings
+    body = {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(action).items()
+            if v is not None}
     if isinstance(action, Start) and action.offset == 0.0:
         del body["offset"]
     if isinstance(action, End) and action.fade == 0.0:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from guide import tracks
-from guide.actions import End, Start, to_event
+from guide.actions import End, Pause, Resume, Start, to_event
 from guide.engine import Engine
 from guide.replay import read_scans, replay
 from guide.zones import load_zones
@@ -61,6 +61,14 @@ def as_the_device_drives_it(site, rows) -> list[dict]:
             perform(engine.observe(beacon, rssi, t), t)
         until(mine[-1][1])
     return events
+
+
+def test_an_event_gives_its_seconds_to_the_millisecond():
+    assert to_event(Pause(exhibit="dome", position=1.0713426619913662), visitor="v1", t=2.00049) == {
+        "visitor": "v1", "t": 2.0, "event": "pause", "exhibit": "dome", "position": 1.071}
+    assert to_event(Resume(exhibit="dome", position=1.0713426619913662), visitor="v1", t=3)["position"] == 1.071
+    start = Start(exhibit="dome", lang="en", track="en/dome.ogg", offset=12.34567)
+    assert to_event(start, visitor="v1", t=3)["offset"] == 12.346
 
 
 @pytest.mark.parametrize("keep", [1.0, 0.1])  # the sample at 10 Hz, and thinned to 1 Hz
