@@ -344,6 +344,18 @@ class _Entry(NamedTuple):
     value: Node
 
 
+class _Entries(dict[str, _Entry]):
+    """The entries of a mapping, keyed by their text, and in `meant` each
+    allowed key absent from it that an unknown key was taken for (the key ->
+    the misspelt key's node): that key's one problem is the misspelling,
+    already reported, so it is not reported missing too, nor its default
+    (tracks/, the beacon's position) looked for."""
+
+    def __init__(self, entries: dict[str, _Entry], meant: dict[str, Node]):
+        super().__init__(entries)
+        self.meant = meant
+
+
 def _did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return close[0] if close else None
@@ -418,10 +430,13 @@ class _Reader:
 
     def mapping(self, node: Node, where: str, *, required: tuple[str, ...] = (),
                 optional: tuple[str, ...] | None = None, what: str = "",
-                extensions: bool = False) -> dict[str, _Entry] | None:
+                extensions: bool = False, each: str = "") -> _Entries | None:
         """The entries of a mapping node, keyed by their text. `optional=None`
         means any key is allowed (ids, languages); otherwise unknown keys are
-        reported with a guess at what was meant. `extensions`: ignore x- keys."""
+        reported with a guess at what was meant. `extensions`: ignore x- keys.
+        A guess that is a required key not given is that key's one problem:
+        the unknown key says so ("every exhibit needs one", `each` naming
+        who needs it) and the key is not also reported missing."""
         if not isinstance(node, MappingNode):
             self.fail(node, f"{where} must be a mapping of 'key: value' lines, not "
                       f"{_kind(node)}{': ' + what if what else ''}")
@@ -430,20 +445,26 @@ class _Reader:
             self.tagged(node, where)
             return None
         entries = self._entries(node, where, set())
+        meant: dict[str, Node] = {}
         if optional is not None:
             allowed = (*required, *optional)
             for key, entry in entries.items():
                 if key in allowed or (extensions and key.startswith("x-")):
                     continue
                 guess = _did_you_mean(key, allowed)
+                needed = ""
+                if guess is not None and guess not in entries:
+                    meant.setdefault(guess, entry.key)
+                    if guess in required:
+                        needed = f" ({each or where} needs one)"
                 self.fail(entry.key, f"unknown key '{_echo(key)}' in {where}: " + (
-                    f"did you mean '{_echo(guess)}'?" if guess else
+                    f"did you mean '{_echo(guess)}'?{needed}" if guess else
                     f"the keys allowed here are {', '.join(allowed)}"))
         for key in required:
-            if key not in entries:
+            if key not in entries and key not in meant:
                 self.fail(node, f"{where} is missing '{key}': add it, e.g. "
                           f"{_EXAMPLES.get(key, key + ': ...')}")
-        return entries
+        return _Entries(entries, meant)
 
     def _entries(self, node: MappingNode, where: str, merging: set[int]) -> dict[str, _Entry]:
         merging.add(id(node))  # an anchor can merge itself: `a: &a {<<: *a}`
@@ -673,14 +694,15 @@ class _Reader:
         top = self.mapping(root, "the zone map", required=_TOP_REQUIRED,
                            optional=_TOP_OPTIONAL,
                            what="start with 'site:', 'languages:', 'beacons:', 'exhibits:'",
-                           extensions=True)
+                           extensions=True, each="the zone map")
         if top is None:
             self.raise_if_any()
         assert top is not None and root is not None
 
         name = self.text(top["site"].value, "site", "the site's name") if "site" in top else None
         self.languages = self.read_languages(top["languages"].value) if "languages" in top else None
-        tracks_dir = self.read_tracks_dir(top.get("tracks_dir"), root)
+        tracks_dir = self.read_tracks_dir(top.get("tracks_dir"), root,
+                                          misspelt="tracks_dir" in top.meant)
         fallback = self.read_fallback(top.get("fallback"))
         trigger = (self.read_trigger(top["trigger"].value, "trigger", per_exhibit=False)
                    if "trigger" in top else {})
@@ -735,7 +757,13 @@ class _Reader:
                 langs.append(lang)
         return tuple(langs) if ok else None
 
-    def read_tracks_dir(self, entry: _Entry | None, root: Node) -> Path | None:
+    def read_tracks_dir(self, entry: _Entry | None, root: Node, *,
+                        misspelt: bool = False) -> Path | None:
+        """The tracks folder: `entry` (tracks_dir:), else tracks/ beside the
+        zone map, unless tracks_dir was `misspelt` (reported: no folder, so
+        the tracks are not looked for in the wrong one)."""
+        if entry is None and misspelt:
+            return None
         if entry is None:
             try:
                 directory, found = _look(self.path.parent / "tracks")
@@ -945,12 +973,14 @@ class _Reader:
     def read_beacon(self, node: Node, key: str) -> Beacon | None:
         where = f"beacon '{_echo(key)}'"
         entries = self.mapping(node, where, required=_BEACON_REQUIRED,
-                               optional=_BEACON_OPTIONAL)
+                               optional=_BEACON_OPTIONAL, each="every beacon")
         if entries is None:
             return None
         ident: IBeacon | Eddystone | None = None
         kinds = [k for k in _BEACON_OPTIONAL if k in entries]
-        if len(kinds) != 1:
+        if not kinds and any(k in entries.meant for k in _BEACON_OPTIONAL):
+            pass  # its misspelt ibeacon: or eddystone: is reported
+        elif len(kinds) != 1:
             self.fail(node, f"{where} has {'both' if kinds else 'neither'} ibeacon: "
                       f"{'and' if kinds else 'nor'} eddystone: give exactly one, e.g. "
                       "ibeacon: {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 100, "
@@ -971,7 +1001,8 @@ class _Reader:
 
     def read_ibeacon(self, node: Node, where: str) -> IBeacon | None:
         where = f"{where} ibeacon"
-        entries = self.mapping(node, where, required=("uuid", "major", "minor"), optional=())
+        entries = self.mapping(node, where, required=("uuid", "major", "minor"), optional=(),
+                               each="every ibeacon")
         if entries is None:
             return None
         uuid = None
@@ -999,7 +1030,8 @@ class _Reader:
 
     def read_eddystone(self, node: Node, where: str) -> Eddystone | None:
         where = f"{where} eddystone"
-        entries = self.mapping(node, where, required=("namespace", "instance"), optional=())
+        entries = self.mapping(node, where, required=("namespace", "instance"), optional=(),
+                               each="every eddystone")
         if entries is None:
             return None
         values = {}
@@ -1049,7 +1081,7 @@ class _Reader:
         where = f"exhibit '{_echo(named)}'" if named else f"exhibit {n}"
         entries = self.mapping(node, where, required=_EXHIBIT_REQUIRED,
                                optional=_EXHIBIT_OPTIONAL,
-                               what="id, title, beacon, radius, tracks")
+                               what="id, title, beacon, radius, tracks", each="every exhibit")
         if entries is None:
             return None
         line = node.start_mark.line + 1
@@ -1111,8 +1143,9 @@ class _Reader:
         given = [c for c in ("x", "y") if c in entries]
         if len(given) == 1:
             missing = "y" if given == ["x"] else "x"
-            self.fail(entries[given[0]].key, f"{where} gives {given[0]} but not {missing}: "
-                      "give both (where visitors stand) or neither (the beacon's position)")
+            if missing not in entries.meant:  # else its misspelling is reported
+                self.fail(entries[given[0]].key, f"{where} gives {given[0]} but not {missing}: "
+                          "give both (where visitors stand) or neither (the beacon's position)")
             ok = False
         else:
             for i, c in enumerate(given):

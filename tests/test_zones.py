@@ -451,6 +451,48 @@ def test_an_unknown_key_suggests_the_key_meant(problem, old, new, guess):
     assert "unknown key" in p.message and f"did you mean '{guess}'?" in p.message
 
 
+@pytest.mark.parametrize("old,new,needle,needs", [
+    ("languages: [fr, en, de, nl]", "langauges: [fr, en, de, nl]  # <-", "langauges",
+     "the zone map needs one"),
+    ("    radius: 3.0\n", "    raduis: 3.0  # <-\n", "raduis", "every exhibit needs one"),
+    ("    tx_power: -62\n", "    txpower: -62  # <-\n", "txpower", "every beacon needs one"),
+    ("major: 100, minor: 1}", "major: 100, minr: 1}  # <-", "minr", "every ibeacon needs one"),
+    ("instance: 0123456789ab}", "instnce: 0123456789ab}  # <-", "instnce",
+     "every eddystone needs one"),
+    # not required, but not to be reported absent either
+    ("    ibeacon: {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 100, minor: 1}",
+     "    ibeacn: {uuid: f7826da6-4fa2-4e98-8024-bc5b71e0893e, major: 100, minor: 1}  # <-",
+     "ibeacn", None),
+    ("    radius: 1.5\n", "    radius: 1.5\n    x: 3\n    yy: 4  # <-\n", "yy", None),
+    ("    radius: 1.5\n", "    radius: 1.5\n    trigger: {dwel: 6}  # <-\n", "dwel", None),
+])
+def test_a_misspelt_key_is_its_keys_one_problem_not_also_a_missing_one(problem, old, new,
+                                                                         needle, needs):
+    text = edit(old, new)
+    p = marked(problem(text), text, needle)
+    assert f"'{needle}'" in p.message and "did you mean" in p.message
+    assert "missing" not in p.message and "neither" not in p.message
+    assert (needs in p.message) if needs else "needs one" not in p.message
+
+
+def test_a_misspelt_tracks_dir_is_one_problem_not_also_a_missing_default(problem, site_dir):
+    (site_dir / "tracks").rename(site_dir / "audio")
+    text = edit("languages:", "track_dir: audio  # <-\nlanguages:")
+    p = marked(problem(text), text, "track_dir")
+    assert "unknown key 'track_dir'" in p.message and "did you mean 'tracks_dir'?" in p.message
+
+
+def test_a_misspelt_key_still_lets_the_files_other_problems_show(problems):
+    text = edit("    radius: 3.0\n", "    raduis: 3.0\n")
+    text = edit("    tx_power: -62\n", "    tx_power: 62\n", text)
+    text = edit("    radius: 1.5\n", "", text)
+    found = problems(text)
+    assert [p.line for p in found] == [11, 23, 25], "\n".join(map(str, found))
+    assert "tx_power must be between -127 and 20" in found[0].message
+    assert "unknown key 'raduis'" in found[1].message
+    assert "exhibit 'coin-1' is missing 'radius'" in found[2].message
+
+
 def test_an_unknown_key_with_no_close_match_lists_the_allowed_keys(problem):
     text = edit("    radius: 1.5\n", "    radius: 1.5\n    colour: red  # <-\n")
     p = problem(text)
