@@ -7,10 +7,14 @@ problems.
         for row in reader: ...
 
 Accepted (FORMATS.md: accept more, never less): a BOM (or two,
-`header_cells`), columns in any order with padding and extra columns, CRLF.
-A missing file, a folder, a pipe or a device (`open_input`), a binary file,
-an empty one, a header lacking a column or naming one it reads twice raises
-ScanLogError naming the file. Cells and lines echoed in messages go through
+`header_cells`), columns in any order with padding and extra columns, column
+names in any case (`Visitor,T`: `header_keys`), CRLF, and a file compressed
+with gzip (`open_text`: `scans.csv.gz`, read as it streams). A missing file,
+a folder, a pipe or a device (`open_input`), a binary file, one compressed or
+archived otherwise (zip, an .xlsx, xz, bzip2...), an empty one, a header
+lacking a column or naming one it reads twice, or whose columns are
+separated by semicolons or tabs (`other_separator`), raises ScanLogError
+naming the file. Cells and lines echoed in messages go through
 `short`, a header through `shown`; ids (visitor, exhibit) are checked by
 `id_problem`.
 """
@@ -19,10 +23,14 @@ from __future__ import annotations
 
 import csv
 import errno
+import gzip
+import io
 import math
 import os
 import re
+import shlex
 import stat
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,6 +93,30 @@ def header_cells(header: list[str]) -> list[str]:
     return cols
 
 
+def header_keys(cells: Iterable[str]) -> list[str]:
+    """A header's cells (`header_cells`) as the readers match them against
+    the FORMATS.md names: case aside, as a spreadsheet user capitalises
+    them (`Visitor,T,Beacon,RSSI` names visitor,t,beacon,rssi)."""
+    return [c.casefold() for c in cells]
+
+
+def other_separator(path: str | os.PathLike, what: str, cols: list[str], columns: Iterable[str]
+                    ) -> ScanLogError | None:
+    """The error for a header `cols` (`header_cells`) lacking some of
+    `columns` because its columns are separated by semicolons or tabs (a
+    spreadsheet set to decimal commas exports `;`), when split so it names
+    them all; None when it does not. Such a file is not read: its numbers
+    would have decimal commas, and guessing from the rows is unreliable."""
+    line = ",".join(cols)
+    for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
+        if sep in line and set(columns) <= set(header_keys(c.strip() for c in line.split(sep))):
+            return ScanLogError(
+                f"{path}:1: the columns are separated by {name} (found {shown(cols)}); a {what} "
+                f"separates them with commas, and writes decimals with a point: save it again "
+                f"as comma-separated CSV (in a spreadsheet: CSV UTF-8, comma-delimited)")
+    return None
+
+
 def shown(cells: Iterable[str]) -> str:
     """A header (its cells) as a message quotes it: control characters and
     BOMs written as escapes (`visible`), cut short; "a blank line" for no
@@ -94,20 +126,24 @@ def shown(cells: Iterable[str]) -> str:
 
 def check_header(path: str | os.PathLike, what: str, cols: list[str], columns: Iterable[str]) -> None:
     """ScanLogError when the header `cols` (stripped) names one of `columns`,
-    those the reader uses, twice: which of the two is meant is anyone's guess."""
+    those the reader uses, twice (case aside: `header_keys`): which of the
+    two is meant is anyone's guess."""
+    keys = header_keys(cols)
     for c in columns:
-        at = [str(i + 1) for i, h in enumerate(cols) if h == c]
+        at = [i for i, h in enumerate(keys) if h == c]
         if len(at) > 1:
+            spelt = {cols[i] for i in at}
+            spelt_as = "" if spelt == {c} else ": " + ", ".join(short(visible(cols[i])) for i in at)
             raise ScanLogError(f"{path}:1: the header names the column {c} twice (columns "
-                               f"{', '.join(at)}); a {what} names each column once: rename or "
-                               f"delete all but one")
+                               f"{', '.join(str(i + 1) for i in at)}{spelt_as}); a {what} names "
+                               f"each column once: rename or delete all but one")
 
 
 def header_again(row: list[str], index: Iterable[int], columns: Iterable[str]) -> str | None:
     """Why a row the reader cannot read is the header again (a file joined
     to another with `cat`, each with its header): its cells at `index` name
     `columns`; None when it is not. Only read on error paths."""
-    cells = header_cells([row[i] if i < len(row) else "" for i in index])
+    cells = header_keys(header_cells([row[i] if i < len(row) else "" for i in index]))
     if cells != list(columns):
         return None
     return ("this line repeats the header (two files joined into one?); a header is the first "
@@ -159,14 +195,15 @@ def stray_quote(path: str | os.PathLike, upto: int) -> str | None:
     next quote or the end of the file, and reports the error there; this
     names the line to fix. Only read on error paths."""
     try:
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        with io.TextIOWrapper(open_bytes(path, "file"), newline="", encoding="utf-8-sig",
+                              errors="replace") as f:
             for n, text in enumerate(f, 1):
                 if n > upto:
                     break
                 if text.count('"') % 2:
                     return (f"{n}: a quote (\") opened on this line is not closed on it; each row "
                             "is one line: remove the stray quote, or close it")
-    except OSError:
+    except (OSError, ScanLogError):
         pass
     return None
 
@@ -190,11 +227,11 @@ def not_utf8(path: str | os.PathLike, what: str) -> ScanLogError:
     is. Lines end as the csv readers end them (LF, CRLF or a lone CR, as old
     Mac tools write), so the line is the one their other errors would name;
     a file that opens with a UTF-16 byte-order mark is said to be UTF-16.
-    Only read on error paths."""
+    A gzip-compressed file is read decompressed. Only read on error paths."""
     try:
         # Latin-1 maps each byte to one character: the raw bytes of each line,
         # split at LF, CRLF or CR (bytes a UTF-8 character never holds)
-        with open(path, encoding="latin-1", newline="") as f:
+        with io.TextIOWrapper(open_bytes(path, what), encoding="latin-1", newline="") as f:
             for n, text in enumerate(f, 1):
                 raw = text.encode("latin-1")
                 if n == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
@@ -208,7 +245,7 @@ def not_utf8(path: str | os.PathLike, what: str) -> ScanLogError:
                         f"{path}:{n}: not UTF-8 text (the byte 0x{raw[e.start]:02X}, character "
                         f"{len(raw[:e.start].decode('utf-8', 'replace')) + 1} of the line); save "
                         f"the {what} as UTF-8 (in a spreadsheet: CSV UTF-8)")
-    except OSError:
+    except (OSError, ScanLogError):
         pass
     return ScanLogError(f"{path}: not UTF-8 text; save the {what} as UTF-8")
 
@@ -257,13 +294,135 @@ def _kind(mode_bits: int) -> str:
     return "a socket" if stat.S_ISSOCK(mode_bits) else "a special file"
 
 
+# What a file opens with when it is compressed or archived rather than text,
+# what that is, and how to get the text out of it (gzip is read: `open_bytes`)
+_PACKED = (
+    (re.compile(rb"PK\x03\x04|PK\x05\x06"), "a zip archive (an .xlsx or .ods workbook is one too)",
+     "unzip it, or export the sheet from the spreadsheet as CSV UTF-8"),
+    (re.compile(rb"\xfd7zXZ\x00"), "xz-compressed", "decompress it first: xz -dc FILE > OUT"),
+    (re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)"), "bzip2-compressed", "decompress it first: bzip2 -dc FILE > OUT"),
+    (re.compile(rb"\x28\xb5\x2f\xfd"), "zstd-compressed", "decompress it first: zstd -dc FILE > OUT"),
+    (re.compile(rb"7z\xbc\xaf\x27\x1c"), "a 7-Zip archive", "extract it first: 7z x FILE"),
+    (re.compile(rb"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"), "an Excel workbook (.xls)",
+     "export the sheet from the spreadsheet as CSV UTF-8"),
+)
+_GZIP = b"\x1f\x8b"
+
+
+class _Gunzip(gzip.GzipFile):
+    """A gzip-compressed input read decompressed, closing the file under it
+    when closed, and raising ScanLogError naming the file when the data is
+    damaged (truncated, a bad checksum) wherever the reader has got to."""
+
+    def __init__(self, raw: IO[bytes], path: str | os.PathLike, what: str):
+        super().__init__(fileobj=raw, mode="rb")
+        self._raw, self._path, self._what = raw, path, what
+
+    def raw_tell(self) -> int:
+        """How far into the compressed bytes on disk the reading is."""
+        return self._raw.tell()
+
+    def _damaged(self, e: Exception) -> ScanLogError:
+        return ScanLogError(f"{self._path}: the gzip-compressed {self._what} is damaged "
+                            f"({short(str(e), 80)}); compress the {self._what} again, or give "
+                            f"it uncompressed")
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return super().read(size)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise self._damaged(e) from None
+
+    def read1(self, size: int = -1) -> bytes:
+        try:
+            return super().read1(size)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise self._damaged(e) from None
+
+    def peek(self, n: int) -> bytes:
+        try:
+            return super().peek(n)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise self._damaged(e) from None
+
+    def readline(self, size: int | None = -1) -> bytes:
+        try:
+            return super().readline(size)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise self._damaged(e) from None
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
+def _packed(head: bytes, path: str | os.PathLike) -> tuple[str, str] | None:
+    """What a file `path` opening with `head` is and how to get its text,
+    when it is compressed or archived other than with gzip; None otherwise."""
+    for magic, kind, how in _PACKED:
+        if magic.match(head):
+            return kind, _command(how, path)
+    return None
+
+
+def _command(how: str, path: str | os.PathLike) -> str:
+    """`how` with FILE the file's name, OUT the name to decompress it to
+    (without its .xz or such, or with .csv added), quoted for a shell."""
+    p = Path(path)
+    out = p.stem if p.suffix.lower() in (".gz", ".xz", ".bz2", ".zst") and p.stem else p.name + ".csv"
+    return how.replace("FILE", shlex.quote(short(p.name, 80))).replace("OUT", shlex.quote(short(out, 80)))
+
+
+def open_bytes(path: str | os.PathLike, what: str) -> IO[bytes]:
+    """`path` opened for reading as bytes, decompressed if it is gzip-
+    compressed (by its first bytes, whatever its name): the bytes a reader
+    takes for the text. ScanLogError naming the file when it is compressed
+    or archived otherwise (zip, xz, bzip2...: saying how to get the text),
+    or damaged gzip; OSError (NotRegular...) as `open_input` raises it."""
+    raw = open_input(path, "rb")
+    try:
+        head = raw.peek(16)[:16]
+        if head.startswith(_GZIP):
+            f: IO[bytes] = _Gunzip(raw, path, what)
+            try:
+                inner = f.peek(16)[:16]  # a truncated or bad header shows here
+                packed = _packed(inner, path) or (
+                    ("gzip-compressed", _command("decompress it once first: gzip -dc FILE > OUT", path))
+                    if inner.startswith(_GZIP) else None)
+                if packed:
+                    raise ScanLogError(f"{path}: is gzip-compressed, and decompressed it is "
+                                       f"{packed[0]}, not a {what} (CSV text): {packed[1]}")
+            except BaseException:
+                f.close()
+                raise
+            return f
+        packed = _packed(head, path)
+        if packed:
+            raise ScanLogError(f"{path}: is {packed[0]}, not a {what} (CSV text): {packed[1]}")
+    except BaseException:
+        raw.close()
+        raise
+    return raw
+
+
+def bytes_read(f: IO[str]) -> int:
+    """How far into its file on disk `f` (from `open_text`) has read, for a
+    progress bar against the file's size: into the compressed bytes, when
+    it is gzip-compressed."""
+    b = f.buffer  # type: ignore[attr-defined]
+    return b.raw_tell() if isinstance(b, _Gunzip) else b.tell()
+
+
 def open_text(path: str | os.PathLike, what: str) -> IO[str]:
     """`path` opened as UTF-8 text for the csv module (a BOM skipped:
-    spreadsheets write one); ScanLogError naming the file and `what` it is
-    ("ground truth") when it cannot be: missing, a folder, unreadable, or a
-    pipe or a device (see `open_input`)."""
+    spreadsheets write one; decompressed as it is read when gzip-compressed,
+    `open_bytes`); ScanLogError naming the file and `what` it is ("ground
+    truth") when it cannot be: missing, a folder, unreadable, a pipe or a
+    device (see `open_input`), compressed or archived otherwise."""
     try:
-        return open_input(path, newline="", encoding="utf-8-sig")
+        return io.TextIOWrapper(open_bytes(path, what), newline="", encoding="utf-8-sig")
     except NotRegular as e:
         raise ScanLogError(f"{path}: is {e.kind}, not a regular file: the {what} is read from "
                            f"a file; save it to one and give that file's path") from None
@@ -276,8 +435,8 @@ def open_text(path: str | os.PathLike, what: str) -> IO[str]:
 @contextmanager
 def open_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...]
              ) -> Iterator[tuple[IO[str], Any, tuple[int, ...]]]:
-    """The open file, a csv.reader past the header, and the index of each of
-    `columns` in it. `what` names the file in errors ("scan log", "walk")."""
+    """The open file (`open_text`), a csv.reader past the header, and the
+    index of each of `columns` in it (named in any case: `header_keys`). `what` names the file in errors ("scan log", "walk")."""
     path = Path(path)
     header_line = ",".join(columns)
     f = open_text(path, what)
@@ -292,10 +451,11 @@ def open_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...]
         if header is None:
             raise ScanLogError(f"{path}: the {what} is empty; it needs the header {header_line}")
         cols = header_cells(header)
-        missing = [c for c in columns if c not in cols]
+        keys = header_keys(cols)
+        missing = [c for c in columns if c not in keys]
         if missing:
-            raise ScanLogError(
+            raise other_separator(path, what, cols, columns) or ScanLogError(
                 f"{path}:1: the header lacks {', '.join(missing)}; "
                 f"a {what} starts with the line {header_line} (found {shown(cols)})")
         check_header(path, what, cols, columns)
-        yield f, reader, tuple(cols.index(c) for c in columns)
+        yield f, reader, tuple(keys.index(c) for c in columns)

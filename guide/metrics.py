@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Iterable, Mapping, Sequence
 
-from guide.csvlog import (check_header, header_again, header_cells, id_problem, not_utf8, number_hint, open_text,
-                          plain_float, short, shown, time_problem, unreadable)
+from guide.csvlog import (check_header, header_again, header_cells, header_keys, id_problem, not_utf8, number_hint,
+                          open_text, other_separator, plain_float, short, shown, time_problem, unreadable)
 from guide.errors import ScanLogError, counted, listed
 
 MIN_LISTEN = 15.0  # s: shorter listen rows do not count for recall
@@ -89,12 +89,13 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
         if fields is None:  # no line at all, as csvlog.open_csv words it for scan logs and walks
             raise ScanLogError(f"{path}: the ground truth is empty; it needs the header "
                                f"{','.join(need)}")
-        if fields:
-            reader.fieldnames = header_cells(fields)
-        if not reader.fieldnames or not set(need) <= set(reader.fieldnames):
-            raise ScanLogError(f"{path}:1: the header must name visitor,start,end,exhibit,intent "
-                               f"(found {shown(reader.fieldnames or [])})")
-        check_header(path, "ground truth", reader.fieldnames, need)
+        cols = header_cells(fields)
+        reader.fieldnames = header_keys(cols)  # rows keyed by the names in any case
+        if not set(need) <= set(reader.fieldnames):
+            raise other_separator(path, "ground truth", cols, need) or ScanLogError(
+                f"{path}:1: the header must name visitor,start,end,exhibit,intent "
+                f"(found {shown(cols)})")
+        check_header(path, "ground truth", cols, need)
         records = iter(reader)
         while True:
             try:
@@ -115,8 +116,8 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
             if any(c.strip() for c in surplus) or any(rec[k] is None for k in need):
                 # too many fields (a spreadsheet's trailing empty cells aside), or too few
                 found = sum(1 for k, v in rec.items() if k is not None and v is not None)
-                raise ScanLogError(f"{path}:{line}: expected {len(reader.fieldnames)} fields, as "
-                                   f"the header ({shown(reader.fieldnames)}), found "
+                raise ScanLogError(f"{path}:{line}: expected {len(cols)} fields, as "
+                                   f"the header ({shown(cols)}), found "
                                    f"{found + len(surplus)}")
             try:
                 start, end = plain_float(rec["start"]), plain_float(rec["end"])

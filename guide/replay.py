@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
 from guide.actions import Action, End, Start, to_event
-from guide.csvlog import (MAX_T, header_again, id_problem, not_utf8, number_hint, open_csv, plain_float, short,
-                          time_problem, unreadable, visible)
+from guide.csvlog import (MAX_T, bytes_read, header_again, id_problem, not_utf8, number_hint, open_csv, plain_float,
+                          short, time_problem, unreadable, visible)
 from guide.engine import Engine
 from guide.errors import ScanLogError, listed
 from guide.naive import NaiveEngine
@@ -188,7 +188,7 @@ class _Progress:
                          desc=f"replay {path.name}", leave=False, disable=None)
 
     def update(self) -> None:
-        pos = self._f.buffer.tell()
+        pos = bytes_read(self._f)
         self._bar.update(pos - self._done)
         self._done = pos
 

@@ -1,17 +1,23 @@
 """What the CSV readers of FORMATS.md share (guide.csvlog), on the scan log:
-headers, the cells echoed in errors, ids; and what every input reader
-shares: only a regular file is read."""
+headers (in any case, separated by commas), the cells echoed in errors, ids,
+gzip-compressed files; and what every input reader shares: only a regular
+file is read."""
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import gzip
+import io
+import lzma
 import os
 import re
 import threading
+import zipfile
 
 import pytest
 
-from guide.csvlog import short
+from guide.csvlog import bytes_read, open_text, short
 from guide.errors import GuideError, ScanLogError
 from guide.metrics import read_truth
 from guide.radio import read_walks
@@ -308,4 +314,127 @@ def test_a_header_repeated_below_is_called_a_repeated_header(site, tmp_path, wha
     p.write_bytes(text.encode() + "\ufeff".encode() + text.replace(",", " , ").encode())
     with pytest.raises(GuideError, match=rf"^{p}:3: this line repeats the header \(two files joined "
                                          r"into one\?\); a header is the first line only: delete this one$"):
+        read(p, site)
+
+
+def _spreadsheet(text: str) -> bytes:
+    """`text` as a spreadsheet saves it: a BOM, CRLF line ends."""
+    return ("\ufeff" + text.replace("\n", "\r\n")).encode()
+
+
+@pytest.mark.parametrize("what", CSV_READERS)
+def test_a_gzip_compressed_input_is_read_as_the_plain_one(site, tmp_path, what):
+    """`gzip -c scans.csv > s.csv.gz` was refused as 'not UTF-8 text (the
+    byte 0x8B...)': it is read decompressed, BOM and CRLF included, whatever
+    the file is called."""
+    text, read = READERS[what]
+    plain = tmp_path / "plain.csv"
+    plain.write_text(text)
+    for name in ("in.csv.gz", "in.csv"):
+        p = tmp_path / name
+        p.write_bytes(gzip.compress(_spreadsheet(text)))
+        assert read(p, site) == read(plain, site)
+    with open_text(p, what) as f:  # the progress bar counts the bytes on disk
+        f.read()
+        assert bytes_read(f) == p.stat().st_size
+
+
+@pytest.mark.parametrize("what", CSV_READERS)
+def test_a_gzip_compressed_input_names_its_lines_as_the_plain_one(site, tmp_path, what):
+    """The messages that read the file again (a byte not UTF-8, a stray
+    quote) read it decompressed, and count its lines as the reader did."""
+    text, read = READERS[what]
+    lines = text.splitlines()
+    p = tmp_path / "in.csv.gz"
+    p.write_bytes(gzip.compress("\r\n".join(lines + ["x\u00e9"]).encode("latin-1")))
+    with pytest.raises(GuideError, match=rf"^{p}:3: not UTF-8 text \(the byte 0xE9, character 2 "):
+        read(p, site)
+    p.write_bytes(gzip.compress("\r\n".join(lines + ['"' + lines[1]] + lines[1:] * 3).encode()))
+    with pytest.raises(GuideError, match=rf"^{p}:3: a quote \(\"\) opened on this line is not closed"):
+        read(p, site)
+    p.write_bytes(gzip.compress(_spreadsheet("\n".join(lines + [lines[1].replace(",", ",,", 1)]))))
+    with pytest.raises(GuideError, match=rf"^{p}:3: "):
+        read(p, site)
+
+
+@pytest.mark.parametrize("what", CSV_READERS)
+def test_a_damaged_gzip_input_is_called_damaged(site, tmp_path, what):
+    """A truncated download or copy: EOFError and zlib errors escaped the
+    readers, or (a bad header) were taken for text."""
+    text, read = READERS[what]
+    data = gzip.compress((text + "\n" * 50_000).encode())  # blank lines: the rows are all valid
+    p = tmp_path / "in.csv.gz"
+    for cut in (data[:len(data) // 2], data[:5], data[:-4] + b"\0\0\0\0"):
+        p.write_bytes(cut)
+        with pytest.raises(GuideError, match=rf"^{p}: the gzip-compressed {what} is damaged \(.+\); "
+                                             rf"compress the {what} again, or give it uncompressed$"):
+            read(p, site)
+
+
+def _zip(text: str) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("scans.csv", text)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("what", CSV_READERS)
+@pytest.mark.parametrize("pack, kind", [
+    (lambda t: lzma.compress(t.encode()), r"xz-compressed, not a {what} \(CSV text\): decompress it first: "
+     r"xz -dc in > in\.csv"),
+    (lambda t: bz2.compress(t.encode()), r"bzip2-compressed, not a {what} \(CSV text\): decompress it first: "
+                                         r"bzip2 -dc in > in\.csv"),
+    (_zip, r"a zip archive \(an \.xlsx or \.ods workbook is one too\), not a {what} \(CSV text\): unzip it, or "
+           r"export the sheet from the spreadsheet as CSV UTF-8"),
+    (lambda t: gzip.compress(gzip.compress(t.encode())),
+     r"gzip-compressed, and decompressed it is gzip-compressed, not a {what} \(CSV text\): decompress it "
+     r"once first: gzip -dc in > in\.csv"),
+])
+def test_an_input_compressed_otherwise_is_refused_naming_the_format(site, tmp_path, what, pack, kind):
+    """An xz, bzip2 or zip file (an .xlsx) was 'not UTF-8 text', or (bzip2's
+    'BZh91AY&SY') a header lacking every column."""
+    text, read = READERS[what]
+    p = tmp_path / "in"
+    p.write_bytes(pack(text))
+    with pytest.raises(GuideError, match=rf"^{p}: is " + kind.format(what=what) + "$"):
+        read(p, site)
+
+
+@pytest.mark.parametrize("what", CSV_READERS)
+def test_column_names_are_matched_in_any_case(site, tmp_path, what):
+    """`Visitor,T,Beacon,RSSI`, as a spreadsheet user writes a header, was
+    'the header lacks visitor, t, beacon, rssi'."""
+    text, read = READERS[what]
+    header, rest = text.split("\n", 1)
+    p = tmp_path / "in.csv"
+    p.write_text(text)
+    want = read(p, site)
+    for written in (header.upper(), header.title(), " " + header.replace(",", " , ").title() + " "):
+        p.write_text(written + "\n" + rest)
+        assert read(p, site) == want
+    # so the header again below, capitalised, is still the header again
+    p.write_text(text + header.upper() + "\n" + rest)
+    with pytest.raises(GuideError, match=rf"^{p}:3: this line repeats the header"):
+        read(p, site)
+    # and a column named twice in two spellings is named twice
+    second = header.split(",")[1]
+    p.write_text(header + "," + second.upper() + "\n" + rest.replace("\n", ",1\n"))
+    with pytest.raises(GuideError, match=rf"^{p}:1: the header names the column {second} twice \(columns "
+                                         rf"2, {header.count(',') + 2}: {second}, {second.upper()}\)"):
+        read(p, site)
+
+
+@pytest.mark.parametrize("what", CSV_READERS)
+@pytest.mark.parametrize("sep, name, shown", [(";", "semicolons", ";"), ("\t", "tabs", r"\t")])
+def test_a_file_separated_by_semicolons_or_tabs_is_told_to_use_commas(site, tmp_path, what, sep, name, shown):
+    """A spreadsheet set to decimal commas exports `visitor;t;beacon;rssi`
+    and `0,5`: it was 'the header lacks t, beacon, rssi'."""
+    text, read = READERS[what]
+    p = tmp_path / "in.csv"
+    p.write_bytes(_spreadsheet(text.replace(",", sep).replace(".", ",").title()))
+    header = text.split("\n")[0].title().replace(",", shown)
+    with pytest.raises(GuideError, match=rf"^{p}:1: the columns are separated by {name} \(found "
+                                         rf"{re.escape(header)}\); a {what} separates them with commas, "
+                                         r"and writes decimals with a point: save it again as "
+                                         r"comma-separated CSV \(in a spreadsheet: CSV UTF-8, comma-delimited\)$"):
         read(p, site)
