@@ -327,35 +327,28 @@ class _Gunzip(gzip.GzipFile):
                             f"({short(str(e), 80)}); compress the {self._what} again, or give "
                             f"it uncompressed")
 
-    def read(self, size: int | None = -1) -> bytes:
-        try:
-            return super().read(size)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise self._damaged(e) from None
-
-    def read1(self, size: int = -1) -> bytes:
-        try:
-            return super().read1(size)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise self._damaged(e) from None
-
-    def peek(self, n: int) -> bytes:
-        try:
-            return super().peek(n)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise self._damaged(e) from None
-
-    def readline(self, size: int | None = -1) -> bytes:
-        try:
-            return super().readline(size)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise self._damaged(e) from None
-
     def close(self) -> None:
         try:
             super().close()
         finally:
             self._raw.close()
+
+
+def _naming_damage(name: str):
+    """GzipFile's reading method `name`, raising `_Gunzip._damaged` for damaged data."""
+    read = getattr(gzip.GzipFile, name)
+
+    def method(self: _Gunzip, *args: Any) -> bytes:
+        try:
+            return read(self, *args)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise self._damaged(e) from None
+    return method
+
+
+for _name in ("read", "read1", "peek", "readline"):  # all a TextIOWrapper or open_bytes calls
+    setattr(_Gunzip, _name, _naming_damage(_name))
+del _name
 
 
 def _packed(head: bytes, path: str | os.PathLike) -> tuple[str, str] | None:
