@@ -286,8 +286,14 @@ class Device:
             self._paused = False
 
     def _save(self, now: float) -> None:
+        engine = self.engine.snapshot(self.engine_now())
+        heard = self.player.position() if engine["playing"] is not None else None
+        if heard is not None:
+            # where the audio is: the engine's clock stood still while the radio was
+            # lost, so its position lags by the outage, and a resume would replay that
+            engine["playing"]["position"] = round(heard, 3)
         self.store.save(VisitState(visitor=self.visitor, site=self.site.name, t=round(now, 3),
-                                   volume=self.volume, engine=self.engine.snapshot(self.engine_now())))
+                                   volume=self.volume, engine=engine))
 
     def _mark_quiet(self) -> None:
         """Nothing plays (a paused track is silent, and waits for a button that

@@ -1001,6 +1001,8 @@ def test_a_track_not_yet_committed_plays_on_while_the_adapter_is_gone_and_the_lo
         ("start", "en"), ("radio", "lost"), ("radio", "back"), ("end", "stopped")]
     assert "No Bluetooth adapters found" in log[2]["error"]
     assert [c.name for c in made[0].calls if c.name in ("play", "stop")] == ["play", "stop"]  # stopped once: at the end
+    # the saved position is the audio's, 3 s of outage included (the engine's clock stood still)
+    assert StateFile(tmp_path / "events.jsonl.state.json").load().engine["playing"]["position"] > 3.5
 
 
 def test_through_alsa_the_intro_is_heard_until_the_first_exhibit_cuts_it_short(intro_site, tmp_path):
