@@ -221,12 +221,26 @@ def unreadable(path: str | os.PathLike, line: int, error: Exception) -> ScanLogE
     return ScanLogError(f"{path}:{why}")
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def utf16(raw: bytes) -> bool:
+    """Whether `raw` looks like Notepad's "Unicode" (UTF-16): a byte-order
+    mark, or a NUL beside most characters of its start, always on the same
+    side (ASCII text in UTF-16), which UTF-8 would read as NULs or stop at
+    the first accent with a byte that means nothing to staff."""
+    if raw[:2] in _UTF16_BOMS:
+        return True
+    head = raw[:200]
+    return any(head[i::2].count(0) > len(head) // 4 and 0 not in head[1 - i::2] for i in (0, 1))
+
+
 def not_utf8(path: str | os.PathLike, what: str) -> ScanLogError:
     """The error for a file that is not UTF-8 text, naming the line and the
     byte: a decoder reads ahead, so where it stopped is not where the byte
     is. Lines end as the csv readers end them (LF, CRLF or a lone CR, as old
     Mac tools write), so the line is the one their other errors would name;
-    a file that opens with a UTF-16 byte-order mark is said to be UTF-16.
+    a file in UTF-16 (`utf16`) is said to be UTF-16.
     A gzip-compressed file is read decompressed. Only read on error paths."""
     try:
         # Latin-1 maps each byte to one character: the raw bytes of each line,
@@ -234,10 +248,12 @@ def not_utf8(path: str | os.PathLike, what: str) -> ScanLogError:
         with io.TextIOWrapper(open_bytes(path, what), encoding="latin-1", newline="") as f:
             for n, text in enumerate(f, 1):
                 raw = text.encode("latin-1")
-                if n == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                if n == 1 and utf16(raw):
+                    sign = ("it opens with a UTF-16 byte-order mark" if raw[:2] in _UTF16_BOMS
+                            else "a NUL byte beside each letter")
                     return ScanLogError(
-                        f"{path}:1: not UTF-8 text but UTF-16 (it opens with a UTF-16 byte-order "
-                        f"mark); save the {what} as UTF-8 (in a spreadsheet: CSV UTF-8)")
+                        f"{path}:1: not UTF-8 text but UTF-16 ({sign}); save the {what} as UTF-8 "
+                        "(in a spreadsheet: CSV UTF-8)")
                 try:
                     raw.decode("utf-8")
                 except UnicodeDecodeError as e:

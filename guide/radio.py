@@ -244,8 +244,8 @@ def read_walks(path: str | Path, *, grouped: bool = True) -> Iterator[tuple[str,
     With `grouped` (what `scans_from_walk` needs) the rows come one visitor
     after another, in the order visitors first appear: a file whose visitors
     are interleaved (FORMATS.md allows it of scan logs and does not forbid it
-    of walks) is read twice, once to find that out and once to gather each
-    visitor's positions (24 bytes a row); one already grouped is streamed.
+    of walks) is read once to find that out, then again: interleaved, to
+    gather each visitor's positions (24 bytes a row); grouped, streamed.
 
     >>> rows = list(read_walks("walks.csv"))  # doctest: +SKIP
     """

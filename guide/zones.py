@@ -80,7 +80,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from guide.csvlog import (MAX_COORDINATE, NotRegular, control_char, looped, number_hint, open_input,
-                          plain_float, visible)
+                          plain_float, utf16, visible)
 from guide.csvlog import short as _short
 from guide.errors import Problem, ZoneMapError, counted
 from guide.settings import SETTINGS, TriggerSettings
@@ -225,7 +225,7 @@ def _read_text(path: Path, file: str) -> str:
         if e.errno == errno.ELOOP:
             raise fail(looped(e.filename or path, "zone map")) from None
         raise fail(f"cannot be read ({e.strerror or e}): check the file and the disk") from None
-    if _utf16(raw):
+    if utf16(raw):
         raise fail("is UTF-16 text (Notepad's 'Unicode'), not UTF-8: save it as UTF-8 "
                    "(in Notepad: File, Save As, Encoding: UTF-8)", 1)
     try:
@@ -243,17 +243,6 @@ def _read_text(path: Path, file: str) -> str:
             "for YAML but not in an editor, so what the file shows is not what it says (a "
             "comment going on as YAML): delete it, or start a new line")])
     return text
-
-
-def _utf16(raw: bytes) -> bool:
-    """Whether `raw` looks like Notepad's "Unicode" (UTF-16): a byte-order
-    mark, or a NUL beside most characters of its start, always on the same
-    side (ASCII text in UTF-16), which UTF-8 would read as NULs or stop at
-    the first accent with a byte that means nothing to staff."""
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return True
-    head = raw[:200]
-    return any(head[i::2].count(0) > len(head) // 4 and 0 not in head[1 - i::2] for i in (0, 1))
 
 
 # Line breaks of YAML 1.1 besides \n and \r, which editors show within a line
