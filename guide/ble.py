@@ -143,11 +143,6 @@ class BeaconParser:
         if ident in self.unknown_seen or len(self.unknown_seen) < _UNKNOWN_KEPT:
             self.unknown_seen[ident] = self.unknown_seen.get(ident, 0) + 1
 
-    def parse_bleak(self, advertisement: Any) -> str | None:
-        """`parse` for a bleak `AdvertisementData`."""
-        return self.parse(advertisement.manufacturer_data, advertisement.service_data,
-                          advertisement.rssi)
-
 
 def identity_key(ident: IBeacon | Eddystone) -> bytes:
     """The bytes of an advertisement that name this beacon (what `parse` looks up)."""
