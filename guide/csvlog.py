@@ -12,9 +12,9 @@ names in any case (`Visitor,T`: `header_keys`), CRLF, and a file compressed
 with gzip (`open_text`: `scans.csv.gz`, read as it streams). A missing file,
 a folder, a pipe or a device (`open_input`), a binary file, one compressed or
 archived otherwise (zip, an .xlsx, xz, bzip2...), an empty one, a header
-lacking a column or naming one it reads twice, or whose columns are
-separated by semicolons or tabs (`other_separator`), raises ScanLogError
-naming the file. Cells and lines echoed in messages go through
+lacking a column or naming one it reads twice (`check_header`, which says
+when that is because the file is UTF-16 or its columns are separated by
+semicolons or tabs), raises ScanLogError naming the file. Cells and lines echoed in messages go through
 `short`, a header through `shown`; ids (visitor, exhibit) are checked by
 `id_problem`.
 """
@@ -125,10 +125,21 @@ def shown(cells: Iterable[str]) -> str:
 
 
 def check_header(path: str | os.PathLike, what: str, cols: list[str], columns: Iterable[str]) -> None:
-    """ScanLogError when the header `cols` (stripped) names one of `columns`,
-    those the reader uses, twice (case aside: `header_keys`): which of the
-    two is meant is anyone's guess."""
+    """ScanLogError when the header `cols` (stripped) lacks one of `columns`,
+    those the reader uses, or names one twice (case aside: `header_keys`):
+    which of the two is meant is anyone's guess. A header lacking them
+    because the file is UTF-16 without a byte-order mark (ASCII then reads
+    as letters with NULs between) or separated by semicolons or tabs
+    (`other_separator`) is said to be so."""
+    columns = tuple(columns)
     keys = header_keys(cols)
+    missing = [c for c in columns if c not in keys]
+    if missing:
+        if utf16(",".join(cols).encode("utf-8")):
+            raise not_utf8(path, what)
+        raise other_separator(path, what, cols, columns) or ScanLogError(
+            f"{path}:1: the header lacks {', '.join(missing)}; "
+            f"a {what} starts with the line {','.join(columns)} (found {shown(cols)})")
     for c in columns:
         at = [i for i, h in enumerate(keys) if h == c]
         if len(at) > 1:
@@ -461,10 +472,5 @@ def open_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...]
             raise ScanLogError(f"{path}: the {what} is empty; it needs the header {header_line}")
         cols = header_cells(header)
         keys = header_keys(cols)
-        missing = [c for c in columns if c not in keys]
-        if missing:
-            raise other_separator(path, what, cols, columns) or ScanLogError(
-                f"{path}:1: the header lacks {', '.join(missing)}; "
-                f"a {what} starts with the line {header_line} (found {shown(cols)})")
         check_header(path, what, cols, columns)
         yield f, reader, tuple(keys.index(c) for c in columns)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Collection, Iterable, Mapping, Sequence
 
 from guide.csvlog import (check_header, header_again, header_cells, header_keys, id_problem, not_utf8, number_hint,
-                          open_text, other_separator, plain_float, short, shown, time_problem, unreadable)
+                          open_text, plain_float, short, shown, time_problem, unreadable)
 from guide.errors import ScanLogError, counted, listed
 
 MIN_LISTEN = 15.0  # s: shorter listen rows do not count for recall
@@ -91,10 +91,6 @@ def read_truth(path: str | os.PathLike, exhibits: Collection[str] | None = None)
                                f"{','.join(need)}")
         cols = header_cells(fields)
         reader.fieldnames = header_keys(cols)  # rows keyed by the names in any case
-        if not set(need) <= set(reader.fieldnames):
-            raise other_separator(path, "ground truth", cols, need) or ScanLogError(
-                f"{path}:1: the header must name visitor,start,end,exhibit,intent "
-                f"(found {shown(cols)})")
         check_header(path, "ground truth", cols, need)
         records = iter(reader)
         while True:

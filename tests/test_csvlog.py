@@ -290,6 +290,22 @@ def test_a_utf16_file_is_said_to_be_utf16(site, tmp_path, what):
 
 
 @pytest.mark.parametrize("what", CSV_READERS)
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("accent", ["", "\u00e9"])
+def test_a_utf16_file_without_a_byte_order_mark_is_said_to_be_utf16(site, tmp_path, what, encoding, accent):
+    """Without a BOM, ASCII-only UTF-16 is valid UTF-8 (a NUL after each
+    letter): it was 'the header lacks visitor, t, ...' with the NULs shown;
+    with an accent, 'not UTF-8 (the byte 0xE9)'."""
+    text, read = READERS[what]
+    lines = text.splitlines()
+    p = tmp_path / "in"
+    p.write_bytes("\n".join(lines[:2] + [lines[1] + accent]).encode(encoding))
+    with pytest.raises(GuideError, match=rf"{p}:1: not UTF-8 text but UTF-16 \(a NUL byte beside each "
+                                         rf"letter\); save the {what} as UTF-8"):
+        read(p, site)
+
+
+@pytest.mark.parametrize("what", CSV_READERS)
 @pytest.mark.parametrize("line", [1, 3])
 def test_a_cell_longer_than_csv_reads_is_called_damaged_on_its_line(site, tmp_path, what, line):
     """A run of 200 000 bytes without a comma, in the header or a row, was

@@ -156,7 +156,9 @@ def test_read_truth_names_the_line_of_a_bad_row(tmp_path):
     with pytest.raises(ScanLogError, match=r":2: intent 'stare' is not one of listen, wander, glance"):
         read_truth(p)
     p.write_text("who,when\n")
-    with pytest.raises(ScanLogError, match=r":1: the header must name"):
+    with pytest.raises(ScanLogError, match=r":1: the header lacks visitor, start, end, exhibit, intent; "
+                                           r"a ground truth starts with the line visitor,start,end,"
+                                           r"exhibit,intent \(found who,when\)"):
         read_truth(p)
     p.write_text("")
     with pytest.raises(ScanLogError, match=r"truth.csv: the ground truth is empty; it needs the header "
@@ -249,7 +251,7 @@ def test_a_long_truth_cell_is_echoed_cut_short(tmp_path, text, message):
         read_truth(p, {"a"})
     assert len(str(e.value)) < len(str(p)) + 200
     p.write_text(f"visitor,start,end,exhibit,{DIGITS}\n")
-    with pytest.raises(ScanLogError, match=r":1: the header must name .* \(found visitor,start,end,"
+    with pytest.raises(ScanLogError, match=r":1: the header lacks intent; .* \(found visitor,start,end,"
                                            r"exhibit,9{50}\.\.\. \(5026 characters\)\)$"):
         read_truth(p)
 
