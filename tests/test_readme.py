@@ -60,3 +60,13 @@ def test_the_command_lines_are_found():
     found = {w[1] if w[0] == "guide" else "simulate.py" for w in command_lines()}
     assert found >= {"run", "record", "coverage", "play", "check", "lint", "calibrate", "tune", "map",
                      "simulate.py"}
+
+
+def test_the_layout_table_names_every_module_of_guide():
+    """'What is where' is how a new developer finds a module: one the table
+    does not name is one they will not look for."""
+    table = README.split("## What is where", 1)[1].split("\n\n", 2)[1]
+    named = set(re.findall(r"`(guide/[\w/]+(?:\.py)?)`", table))
+    modules = {f"guide/{p.name}" for p in (ROOT / "guide").glob("*.py") if not p.name.startswith("__")}
+    assert sorted(modules - named) == []
+    assert "guide/commands/" in named
