@@ -4,12 +4,15 @@ accepts."""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import re
 import shlex
 from pathlib import Path
 
 import pytest
 
+from guide import actions
 from guide.cli import build_parser, main
 from guide.simulator import build_parser as simulate_parser
 from guide.zones import load_zones
@@ -70,3 +73,40 @@ def test_the_layout_table_names_every_module_of_guide():
     modules = {f"guide/{p.name}" for p in (ROOT / "guide").glob("*.py") if not p.name.startswith("__")}
     assert sorted(modules - named) == []
     assert "guide/commands/" in named
+
+
+def written_events() -> dict[str, set[str]]:
+    """Every kind of event the guide writes, with its fields: the engine's
+    actions, and the dict literals with an "event" in guide/ (the device's own)."""
+    kinds = {name: {f.name for f in dataclasses.fields(cls)} for cls, name in actions._NAMES.items()}
+    for path in (ROOT / "guide").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Dict):
+                keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+                kind = [v.value for k, v in zip(node.keys, node.values)
+                        if isinstance(k, ast.Constant) and k.value == "event" and isinstance(v, ast.Constant)]
+                if kind:
+                    kinds.setdefault(kind[0], set()).update(set(keys) - {"event", "visitor", "t"})
+    return kinds
+
+
+def end_reasons() -> set[str]:
+    return {kw.value.value for path in (ROOT / "guide").glob("*.py")
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "End"
+            for kw in node.keywords if kw.arg == "reason" and isinstance(kw.value, ast.Constant)}
+
+
+def test_the_event_log_section_names_every_event_the_guide_writes_and_its_fields():
+    """Whoever reads a device's event log learns its kinds and fields there:
+    one the guide writes and the section leaves out is a line they cannot read."""
+    section = README.split("### Event log", 1)[1].split("\n## ", 1)[0]
+    kinds = written_events()
+    assert {"start", "end", "pause", "resume", "coverage", "intro"} <= kinds.keys()
+    missing = [f"{kind}.{field}" if field else kind for kind, fields in sorted(kinds.items())
+               for field in ["", *sorted(fields)]
+               if not (f"`{field or kind}`" in section or f'"{field or kind}"' in section)]
+    assert missing == []
+    reasons = end_reasons()
+    assert {"finished", "abandoned", "interrupted", "stopped"} <= reasons
+    assert sorted(r for r in reasons if f"`{r}`" not in section) == []
