@@ -15,6 +15,7 @@ import pytest
 from guide import actions
 from guide.cli import build_parser, main
 from guide.simulator import build_parser as simulate_parser
+from guide import zones
 from guide.zones import load_zones
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,3 +111,15 @@ def test_the_event_log_section_names_every_event_the_guide_writes_and_its_fields
     reasons = end_reasons()
     assert {"finished", "abandoned", "interrupted", "stopped"} <= reasons
     assert sorted(r for r in reasons if f"`{r}`" not in section) == []
+
+
+def test_the_zone_map_example_shows_every_key_the_loader_accepts():
+    """Staff write zones.yaml from this example: a key it leaves out is one
+    they do not know they may use."""
+    (example,) = [b for b in blocks("yaml") if b.startswith("site:")]
+    shown = set(re.findall(r"([a-z_]+):", example))  # comments count: 'or eddystone: {...}'
+    accepted = {*zones._TOP_REQUIRED, *zones._TOP_OPTIONAL, *zones._BEACON_REQUIRED, *zones._BEACON_OPTIONAL,
+                *zones._EXHIBIT_REQUIRED, *zones._EXHIBIT_OPTIONAL,
+                "uuid", "major", "minor", "namespace", "instance"}  # read_ibeacon, read_eddystone
+    assert sorted(accepted - shown) == []
+    assert re.search(r"^x-[\w-]+:", example, flags=re.M), "the top level's x- keys, which the loader ignores"
