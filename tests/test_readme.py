@@ -123,3 +123,14 @@ def test_the_zone_map_example_shows_every_key_the_loader_accepts():
                 "uuid", "major", "minor", "namespace", "instance"}  # read_ibeacon, read_eddystone
     assert sorted(accepted - shown) == []
     assert re.search(r"^x-[\w-]+:", example, flags=re.M), "the top level's x- keys, which the loader ignores"
+
+
+def test_the_set_up_text_names_every_debian_package_bootstrap_installs():
+    """Someone setting up by hand, or on another distribution, goes by the
+    README's list: a package it leaves out is a build that fails later."""
+    listed = re.search(r"^DEBIAN_PACKAGES=\((.*?)\)", (ROOT / "bootstrap").read_text(encoding="utf-8"),
+                       flags=re.S | re.M)
+    packages = listed.group(1).split()
+    assert "ffmpeg" in packages
+    setup = README.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    assert [p for p in packages if not re.search(rf"(?<![\w-]){re.escape(p)}(?![\w-])", setup)] == []
