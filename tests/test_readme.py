@@ -4,6 +4,7 @@ accepts."""
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import re
@@ -134,3 +135,24 @@ def test_the_set_up_text_names_every_debian_package_bootstrap_installs():
     assert "ffmpeg" in packages
     setup = README.split("## Two commands", 1)[1].split("\n## ", 1)[0]
     assert [p for p in packages if not re.search(rf"(?<![\w-]){re.escape(p)}(?![\w-])", setup)] == []
+
+
+def options(parser: argparse.ArgumentParser) -> set[str]:
+    found = set()
+    for action in parser._actions:
+        found.update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= options(sub)
+    return found
+
+
+def test_every_option_the_readme_names_exists():
+    """An option the README names and no command takes (renamed, or gone)
+    sends staff to a usage error."""
+    named = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", README))
+    taken = options(build_parser()) | options(simulate_parser())
+    taken |= {o for path in (ROOT / "eval").glob("*.py")  # the eval scripts build their parsers in main()
+              for o in re.findall(r"add_argument\(\"(--[a-z-]+)\"", path.read_text(encoding="utf-8"))}
+    assert {"--new-visit", "--render-audio", "--write"} <= named
+    assert sorted(named - taken) == []
