@@ -14,7 +14,7 @@ through the real ffmpeg. One run prints, side by side:
    - with prefetch, as the device does it: at each exhibit in turn the
      player is told `likely_next(...)` (this exhibit and its 3 nearest, not
      yet heard), the visitor stands for `--dwell` seconds (shorter than the
-     engine's default dwell of 4 s, so the figure errs on the slow side),
+     engine's default dwell of 5 s, so the figure errs on the slow side),
      then the track is started.
    Measured: from the play() call to simpleaudio's play_buffer returning, i.e.
    the first samples handed to ALSA (the writer thread is running and has the

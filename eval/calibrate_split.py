@@ -51,7 +51,7 @@ def run(site: Site, scans: Path, truth, visitors: set[str]) -> Metrics:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("folder", type=Path)
+    ap.add_argument("folder", type=Path, help="a scenario folder (zones.yaml, scans.csv, truth.csv)")
     folder = ap.parse_args().folder
     sys.exit(guarded("calibrate_split.py", lambda: _main(folder)))
 

@@ -408,11 +408,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="folder to write (created; must be empty)")
     ap.add_argument("--seed", required=True, type=seed, help="the same seed makes the same scenario")
     ap.add_argument("--rate", type=number("10 (scanner) or 1 (phone)"), default=10.0, choices=(10.0, 1.0),
-                    help="advertisements per second per beacon: 10 (scanner) or 1 (phone)")
-    ap.add_argument("--radio", default="museum", choices=PRESETS, help="radio model preset")
+                    help="advertisements per second per beacon: 10 (scanner; the default) or 1 (phone)")
+    ap.add_argument("--radio", default="museum", choices=PRESETS, help="radio model preset (default: museum)")
     ap.add_argument("--visitors", type=number("a whole number, 1 or more", whole=True, low=1), default=8,
                     help="how many visitors walk (default 8)")
-    ap.add_argument("--layout", default="random", choices=LAYOUTS, help="kind of floor plan")
+    ap.add_argument("--layout", default="random", choices=LAYOUTS, help="kind of floor plan (default: random)")
     ap.add_argument("--habits", default="lingering", choices=HABITS,
                     help="how visitors rest between exhibits: lingering (often, long, near "
                          "exhibits; the default) or brisk (like the shared gallery sample)")

@@ -47,11 +47,13 @@ def run(job: tuple[str, str, float, int]) -> Metrics:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("folders", nargs="+")
-    ap.add_argument("--rate-keep", default=1.0,
-                    type=number("a share of the packets kept, from 0.01 to 1", low=0.01, high=1))
-    ap.add_argument("--subsamples", default=1,
-                    type=number("a whole number, 1 or more", whole=True, low=1))
+    ap.add_argument("folders", nargs="+", help="scenario folders (zones.yaml, scans.csv, truth.csv)")
+    ap.add_argument("--rate-keep", default=1.0, metavar="P",
+                    type=number("a share of the packets kept, from 0.01 to 1", low=0.01, high=1),
+                    help="keep each packet with this probability (0.1: a 10 Hz log becomes about 1 Hz; default: 1, every packet)")
+    ap.add_argument("--subsamples", default=1, metavar="N",
+                    type=number("a whole number, 1 or more", whole=True, low=1),
+                    help="with --rate-keep: independent draws, pooled (default: 1)")
     ap.add_argument("--quiet", action="store_true", help="only the pooled table")
     args = ap.parse_args()
     sys.exit(guarded("score.py", lambda: _main(args)))

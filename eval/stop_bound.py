@@ -79,7 +79,8 @@ def fit_gains(site, stops, medians) -> tuple[dict[str, float], float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("folder", type=Path)
+    ap.add_argument("folder", type=Path, help="a scenario folder whose scenario.json lists each visitor's "
+                    "stops, as data/danis-real-sample's does")
     args = ap.parse_args()
     sys.exit(guarded("stop_bound.py", lambda: _main(args.folder)))
 

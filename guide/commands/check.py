@@ -14,9 +14,10 @@ example:
         beacon b-spare: is defined but no exhibit uses it: give it an exhibit ...
 
       Tracks:
-        fr: 19 tracks, 24 min
+        fr: 20 tracks, 20 min
         ...
-      19 exhibits, 20 beacons, 72 tracks: 0 errors, 2 warnings.
+      19 exhibits, 20 beacons, 75 tracks: 0 errors, 2 warnings.
+      No errors; read the warnings.
 
   guide check --zones zones.yaml --json      the same, for scripts
 

@@ -20,7 +20,7 @@ examples:
       play a recorded walk (guide record) through the real audio, without Bluetooth
 
 A visit survives crashes and reboots: its state (language, exhibits heard and
-walked away from, the playing track and its position) is saved beside the event
+walked away from, the playing track and its position, the volume) is saved beside the event
 log (EVENTS.state.json, or --state) and resumed at start, the interrupted track a
 few seconds before where it stopped. --lang chooses a new visit's language; a
 resumed visit keeps its own. Ctrl-C or SIGTERM stops cleanly. --events is a new
