@@ -824,11 +824,16 @@ def test_a_device_killed_at_random_instants_always_resumes_its_visit(zones, tmp_
     """SIGKILL 50 times at random moments of a visit (some during start-up),
     restarting each time: the state always loads, the visit goes on (what was
     heard stays heard, the playing track resumes), and the event log stays
-    valid JSON Lines in time order. A last run finishes the visit."""
+    valid JSON Lines in time order. A last run finishes the visit.
+    The visitor stays at the rocket long after the tunnel's track should have
+    ended: each restart resumes it where the audio was, and on a loaded
+    machine a run killed while it still decodes has played none of it, so the
+    kills put off its end by several seconds of the visit; the rocket's track
+    still follows it, as it would for a visitor who waits there."""
     zones.write_text(zones.read_text().replace("resume_rewind: 0.5", "resume_rewind: 0.1"))
     scans = walk_csv(tmp_path / "scans.csv", [
         (0.5, {"dome": (AWAY, AT), "tunnel": AWAY}), (3.0, {"dome": AT, "tunnel": AWAY}),
-        (5.5, {"dome": AWAY, "tunnel": AT}), (3.0, {"tunnel": AWAY, "rocket": AT}), (1.0, {"rocket": AWAY})])
+        (5.5, {"dome": AWAY, "tunnel": AT}), (25.0, {"tunnel": AWAY, "rocket": AT}), (1.0, {"rocket": AWAY})])
     rng = random.Random(11)
     state = StateFile(tmp_path / "events.jsonl.state.json")
     heard: set[str] = set()
@@ -857,7 +862,7 @@ def test_a_device_killed_at_random_instants_always_resumes_its_visit(zones, tmp_
                 positions.append((saved.engine["playing"]["exhibit"], saved.engine["playing"]["position"]))
         p = guide_run(zones, tmp_path, *run)  # the last one, left alone, finishes the visit
         try:
-            _, err = p.communicate(timeout=60)
+            _, err = p.communicate(timeout=90)
         finally:
             p.kill()
     assert p.returncode == 0, err
