@@ -479,7 +479,11 @@ def format_report(report: CheckReport, *, tracks: bool = False) -> str:
 
 
 def _duration(seconds: float) -> str:
-    m = int(round(seconds / 60))
+    """'2 h 05 min', '3 min', '40 s': minutes rounded halves up, as guide
+    coverage rounds them (150 s is 3 min in both, not 2 here)."""
+    from guide.coverage import half_up
+
+    m = half_up(seconds / 60)
     h, m = divmod(m, 60)
     return f"{h} h {m:02d} min" if h else f"{m} min" if m else f"{seconds:.0f} s"
 

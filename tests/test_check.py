@@ -337,3 +337,15 @@ def test_an_exhibit_with_no_track_in_any_language_is_one_warning_naming_it(tmp_p
     subject, message = warnings[0]
     assert subject == "exhibit v2" and "no track in any language" in message
     assert "visitors there hear nothing" in message
+
+
+def test_a_language_s_minutes_are_rounded_as_guide_coverage_rounds_them(tmp_path, make_wav, capsys):
+    """60 + 90 s of narration: check said '2 min' (Python's round sends 2.5
+    to 2) where guide coverage, on the same site, said 3."""
+    make_wav(tmp_path / "tracks" / "fr" / "a.wav", 60.0)
+    make_wav(tmp_path / "tracks" / "fr" / "b.wav", 90.0)
+    zones = write_site(tmp_path, {"a": {"fr": "fr/a.wav"}, "b": {"fr": "fr/b.wav"}}, languages=("fr",))
+    main(["check", "--zones", str(zones), "--no-progress"])
+    assert "  fr: 2 tracks, 3 min\n" in capsys.readouterr().out
+    assert main(["coverage", "--zones", str(zones)]) == 0
+    assert "3/3 min" in capsys.readouterr().out
