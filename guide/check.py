@@ -468,8 +468,8 @@ def format_report(report: CheckReport, *, tracks: bool = False) -> str:
     e, w = report.count("error"), report.count("warning")
     lines.append("")
     if site is not None:
-        lines.append(f"{len(site.exhibits)} exhibits, {len(site.beacons)} beacons, "
-                     f"{len(report.tracks)} tracks: {counted(e, 'error')}, {counted(w, 'warning')}.")
+        lines.append(f"{counted(len(site.exhibits), 'exhibit')}, {counted(len(site.beacons), 'beacon')}, "
+                     f"{counted(len(report.tracks), 'track')}: {counted(e, 'error')}, {counted(w, 'warning')}.")
     else:
         lines.append(f"{counted(e, 'error')}.")
     lines.append("All is well." if e == 0 and w == 0 else

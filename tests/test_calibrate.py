@@ -188,6 +188,12 @@ def test_an_exhibit_another_beacon_outshouts_is_reported_and_exits_1(site_dir, c
     assert "b is louder here 100% of the time" in c["problem"] and data["missing"] == []
 
 
+def test_one_exhibit_written_is_counted_in_the_singular(site_dir, capsys):
+    scans, truth = write_csvs(site_dir, RECORDING, TRUTH[:1])
+    main(["calibrate", "--zones", str(site_dir / "zones.yaml"), "--scans", str(scans), "--truth", str(truth)])
+    assert "Wrote level and margin for 1 exhibit into " in capsys.readouterr().out
+
+
 def test_every_exhibit_recorded_and_fine_exits_0(site_dir):
     rows = RECORDING + stand("staff-1", 110, 150, {"b-c": -58, "b-b": -70})
     truth = TRUTH + [TruthRow(visitor="staff-1", start=110, end=150, exhibit="c", intent="listen")]

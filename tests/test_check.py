@@ -138,6 +138,13 @@ def test_a_beacon_no_exhibit_uses_is_a_warning(tmp_path, make_wav):
     assert w.subject == "beacon b-spare" and "no exhibit uses it" in w.message
 
 
+def test_the_summary_counts_one_exhibit_beacon_and_track_in_the_singular(tmp_path, make_wav, capsys):
+    make_wav(tmp_path / "tracks/fr/dome.wav", 1.0, tone=440)
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav"}}, languages=("fr",))
+    assert main(["check", "--zones", str(zones), "--no-progress"]) == 0
+    assert "\n1 exhibit, 1 beacon, 1 track: 0 errors, 0 warnings.\n" in capsys.readouterr().out
+
+
 def test_exhibits_a_language_gets_no_narration_at_are_warned_and_fallbacks_noted(tmp_path, make_wav):
     for rel in ("fr/dome.wav", "fr/v2.wav", "en/dome.wav"):
         make_wav(tmp_path / "tracks" / rel, 1.0, tone=440)
