@@ -479,11 +479,13 @@ def format_report(report: CheckReport, *, tracks: bool = False) -> str:
 
 
 def _duration(seconds: float) -> str:
-    """'2 h 05 min', '3 min', '40 s': minutes rounded halves up, as guide
-    coverage rounds them (150 s is 3 min in both, not 2 here)."""
+    """'2 h 05 min', '3 min', '59 s': as guide coverage gives a language's
+    narration, seconds under 90 s and minutes from there, rounded halves up
+    (150 s is 3 min in both, not 2 here, and 30 s is 30 s, not 1 min)."""
     from guide.coverage import half_up
 
-    m = half_up(seconds / 60)
-    h, m = divmod(m, 60)
-    return f"{h} h {m:02d} min" if h else f"{m} min" if m else f"{seconds:.0f} s"
+    if seconds < 90:
+        return f"{half_up(seconds)} s"
+    h, m = divmod(half_up(seconds / 60), 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min"
 

@@ -290,7 +290,7 @@ def test_a_track_longer_than_the_guide_can_play_is_an_error_giving_its_length_an
     assert "split it" in err.message and "dome (fr)" in err.message
     assert main(["check", "--zones", str(zones), "--no-progress", "--tracks"]) == 1
     out = capsys.readouterr().out
-    assert "fr: 2 tracks, 1 min, 1 too long" in out and "fr/dome.wav  1:15 TOO LONG" in out
+    assert "fr: 2 tracks, 59 s, 1 too long" in out and "fr/dome.wav  1:15 TOO LONG" in out
 
 
 def test_a_broken_track_says_what_each_language_hears_instead_through_the_fallback_chain(
@@ -346,13 +346,19 @@ def test_an_exhibit_with_no_track_in_any_language_is_one_warning_naming_it(tmp_p
     assert "visitors there hear nothing" in message
 
 
-def test_a_language_s_minutes_are_rounded_as_guide_coverage_rounds_them(tmp_path, make_wav, capsys):
-    """60 + 90 s of narration: check said '2 min' (Python's round sends 2.5
-    to 2) where guide coverage, on the same site, said 3."""
-    make_wav(tmp_path / "tracks" / "fr" / "a.wav", 60.0)
-    make_wav(tmp_path / "tracks" / "fr" / "b.wav", 90.0)
-    zones = write_site(tmp_path, {"a": {"fr": "fr/a.wav"}, "b": {"fr": "fr/b.wav"}}, languages=("fr",))
+@pytest.mark.parametrize("lengths, check, coverage", [
+    ((60.0, 90.0), "3 min", "3/3 min"),  # Python's round sent 2.5 to 2
+    ((30.0,), "30 s", "30/30 s"),  # half a minute, rounded up, was '1 min'
+])
+def test_a_language_s_narration_reads_as_guide_coverage_gives_it(tmp_path, make_wav, capsys,
+                                                                  lengths, check, coverage):
+    """Check and coverage on one site gave two figures: 60 + 90 s was '2 min'
+    in check and '3/3 min' in coverage."""
+    for i, seconds in enumerate(lengths):
+        make_wav(tmp_path / "tracks" / "fr" / f"t{i}.wav", seconds)
+    zones = write_site(tmp_path, {f"t{i}": {"fr": f"fr/t{i}.wav"} for i in range(len(lengths))},
+                       languages=("fr",))
     main(["check", "--zones", str(zones), "--no-progress"])
-    assert "  fr: 2 tracks, 3 min\n" in capsys.readouterr().out
+    assert f"  fr: {len(lengths)} track{'s' if len(lengths) > 1 else ''}, {check}\n" in capsys.readouterr().out
     assert main(["coverage", "--zones", str(zones)]) == 0
-    assert "3/3 min" in capsys.readouterr().out
+    assert coverage in capsys.readouterr().out
