@@ -191,13 +191,16 @@ def engine_view(site: Site, rows: Iterable[tuple[str, float, str, int]],
     The levels are the engine's own (its filter, clipping of deep fades and
     decay of silent beacons), read from a real `Engine` fed the recording.
     They do not depend on tx_power. Visitors' rows may be interleaved, as in
-    any scan log."""
+    any scan log, and one visitor's windows may overlap."""
 
     class _Visitor:
         def __init__(self, spans: list[tuple[float, float, str]]):
             self.engine = Engine(site, site.languages[0])
-            self.samples = iter([(t, span) for span in sorted(spans)
-                                 for t in np.arange(span[0], span[1] + 1e-9, STEP).tolist()])
+            # in time order across the windows, which may overlap (two
+            # listen rows of one visitor): the engine only goes forward
+            self.samples = iter(sorted(((t, span) for span in spans
+                                        for t in np.arange(span[0], span[1] + 1e-9, STEP).tolist()),
+                                       key=lambda s: s[0]))
             self.next = next(self.samples, None)
 
         def due(self, v: str, until: float):

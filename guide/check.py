@@ -468,8 +468,8 @@ def format_report(report: CheckReport, *, tracks: bool = False) -> str:
     e, w = report.count("error"), report.count("warning")
     lines.append("")
     if site is not None:
-        lines.append(f"{len(site.exhibits)} exhibits, {len(site.beacons)} beacons, "
-                     f"{len(report.tracks)} tracks: {counted(e, 'error')}, {counted(w, 'warning')}.")
+        lines.append(f"{counted(len(site.exhibits), 'exhibit')}, {counted(len(site.beacons), 'beacon')}, "
+                     f"{counted(len(report.tracks), 'track')}: {counted(e, 'error')}, {counted(w, 'warning')}.")
     else:
         lines.append(f"{counted(e, 'error')}.")
     lines.append("All is well." if e == 0 and w == 0 else
@@ -479,7 +479,13 @@ def format_report(report: CheckReport, *, tracks: bool = False) -> str:
 
 
 def _duration(seconds: float) -> str:
-    m = int(round(seconds / 60))
-    h, m = divmod(m, 60)
-    return f"{h} h {m:02d} min" if h else f"{m} min" if m else f"{seconds:.0f} s"
+    """'2 h 05 min', '3 min', '59 s': as guide coverage gives a language's
+    narration, seconds under 90 s and minutes from there, rounded halves up
+    (150 s is 3 min in both, not 2 here, and 30 s is 30 s, not 1 min)."""
+    from guide.coverage import half_up
+
+    if seconds < 90:
+        return f"{half_up(seconds)} s"
+    h, m = divmod(half_up(seconds / 60), 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min"
 

@@ -80,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def guarded(prog: str, run: Callable[[], int | None]) -> int:
     """`run()`'s exit status, with the statuses of the module docstring: a
-    GuideError is one line on stderr, prefixed with `prog` (also simulate.py)."""
+    GuideError is one line on stderr, prefixed with `prog` (also simulate.py).
+    Text the terminal's encoding lacks (a site named in Chinese under a
+    Latin-1 locale) is printed escaped (\\u535a), not a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         status = run()
         return 0 if status is None else int(status)

@@ -286,8 +286,8 @@ def _join(words: list[str], and_: str = " and ") -> str:
 def _total(c: Coverage) -> tuple[int, str]:
     """The whole visit's narration: (minutes, "minutes"), or seconds for a short one."""
     if c.total_seconds >= 90:
-        return _round(c.total_seconds / 60), "minutes"
-    return _round(c.total_seconds), "seconds"
+        return half_up(c.total_seconds / 60), "minutes"
+    return half_up(c.total_seconds), "seconds"
 
 
 def figures(c: Coverage) -> tuple[int, int, str]:
@@ -296,13 +296,13 @@ def figures(c: Coverage) -> tuple[int, int, str]:
     never reads as the whole ('45 of 45 minutes' when some are missing)."""
     part, whole = c.seconds, c.total_seconds
     scale, unit = (60.0, "minutes") if whole >= 90 else (1.0, "seconds")
-    w = _round(whole / scale)
-    p = _round(part / scale)
+    w = half_up(whole / scale)
+    p = half_up(part / scale)
     if part < whole and p >= w:
         p = max(0, w - 1)
     return p, w, unit
 
 
-def _round(x: float) -> int:
+def half_up(x: float) -> int:
     """Halves up, as people round (Python's round() sends 6.5 to 6)."""
     return math.floor(x + 0.5)

@@ -10,7 +10,8 @@ the real engine (`guide.replay`) and is scored against their ground truth
 2. the highest recall;
 3. on equal recall, the lowest median latency, then the fewest false starts.
 
-Visitors are split in two, alternately (sorted by id): settings are chosen on
+Visitors are split in two, alternately (sorted by id, those with a listen
+row that counts for recall first, so both halves have some): settings are chosen on
 one half and reported on the other, which the search never saw, beside the
 current settings, so a setting that only fits the walks it was tuned on
 shows.
@@ -56,7 +57,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields, replace
@@ -278,13 +279,17 @@ class TuneResult:
                 and self.chosen.held_out_within_limits() is not False)
 
 
-def split_visitors(visitors: Iterable[str], holdout: bool = True) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(tuned on, held out): alternate visitors in id order; all tuned on when
-    `holdout` is false or there is only one visitor."""
-    ids = sorted(set(visitors))
+def split_visitors(visitors: Iterable[str], holdout: bool = True, listened: Collection[str] | None = None
+                   ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(tuned on, held out), each in id order: alternate visitors in id order,
+    those of `listened` (with a listen row that counts for recall) first, so
+    that both halves have recall to measure when two visitors do (visitors
+    who only glanced, kept aside, showed nothing and passed any settings);
+    all tuned on when `holdout` is false or there is only one visitor."""
+    ids = sorted(set(visitors), key=lambda v: (listened is not None and v not in listened, v))
     if not holdout or len(ids) < 2:
-        return tuple(ids), ()
-    return tuple(ids[0::2]), tuple(ids[1::2])
+        return tuple(sorted(ids)), ()
+    return tuple(sorted(ids[0::2])), tuple(sorted(ids[1::2]))
 
 
 def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
@@ -328,7 +333,7 @@ def tune(zones: str | os.PathLike[str], *, truth: str | os.PathLike[str],
         visitors = set(stats.last_t) & {r.visitor for r in truth_rows}
         if not visitors:
             raise GuideError(f"no visitor of {truth} is in the scans: they are not the same walks")
-        tune_on, held = split_visitors(visitors, holdout)
+        tune_on, held = split_visitors(visitors, holdout, {r.visitor for r in truth_rows if r.counted})
         late = after_walk((r for r in truth_rows if r.counted), walk_end)
         stood = {r.exhibit for r in truth_rows if r.intent == "listen" and r.visitor in walk_end
                  and r.start <= walk_end[r.visitor]}

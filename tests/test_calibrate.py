@@ -10,7 +10,7 @@ import re
 import pytest
 
 from guide import tracks
-from guide.calibrate import calibrate, format_result, measure
+from guide.calibrate import calibrate, format_result, measure, record
 from guide.cli import main
 from guide.metrics import TruthRow, score
 from guide.radio import wall_crossings
@@ -125,6 +125,18 @@ def test_interleaved_visitors_in_the_log_are_measured_each_on_their_own(site_dir
     assert calibrate(site, mixed, truth).values() == calibrate(site, RECORDING, TRUTH).values()
 
 
+def test_overlapping_listen_rows_of_one_visitor_each_see_the_levels_of_their_own_time(site_dir):
+    """Ground truth may hold overlapping rows (FORMATS.md allows them): the
+    engine was read for the second row after the first had run to its end,
+    so 10-30 s at a (at -60 dBm) was measured as a stood at 95 s (-80)."""
+    rows = stand("staff-1", 0, 40, {"b-a": -60}) + stand("staff-1", 40, 95, {"b-a": -80, "b-b": -66})
+    truth = [TruthRow(visitor="staff-1", start=0, end=95, exhibit="a", intent="listen"),
+             TruthRow(visitor="staff-1", start=10, end=30, exhibit="a", intent="listen")]
+    views = record(load_zones(site_dir / "zones.yaml"), rows, truth)
+    inner = views[("staff-1", 14.0, "a")]
+    assert len(inner) > 10 and all(v["a"] == pytest.approx(-60.0, abs=0.01) for v in inner)
+
+
 def test_calibrated_settings_start_a_track_where_the_site_wide_margin_did_not(site_dir, capsys):
     scans, truth = write_csvs(site_dir, RECORDING, TRUTH)
     before = load_zones(site_dir / "zones.yaml")
@@ -174,6 +186,12 @@ def test_an_exhibit_another_beacon_outshouts_is_reported_and_exits_1(site_dir, c
     data = json.loads(capsys.readouterr().out)
     (c,) = [x for x in data["changes"] if x["exhibit"] == "c"]
     assert "b is louder here 100% of the time" in c["problem"] and data["missing"] == []
+
+
+def test_one_exhibit_written_is_counted_in_the_singular(site_dir, capsys):
+    scans, truth = write_csvs(site_dir, RECORDING, TRUTH[:1])
+    main(["calibrate", "--zones", str(site_dir / "zones.yaml"), "--scans", str(scans), "--truth", str(truth)])
+    assert "Wrote level and margin for 1 exhibit into " in capsys.readouterr().out
 
 
 def test_every_exhibit_recorded_and_fine_exits_0(site_dir):

@@ -138,6 +138,13 @@ def test_a_beacon_no_exhibit_uses_is_a_warning(tmp_path, make_wav):
     assert w.subject == "beacon b-spare" and "no exhibit uses it" in w.message
 
 
+def test_the_summary_counts_one_exhibit_beacon_and_track_in_the_singular(tmp_path, make_wav, capsys):
+    make_wav(tmp_path / "tracks/fr/dome.wav", 1.0, tone=440)
+    zones = write_site(tmp_path, {"dome": {"fr": "fr/dome.wav"}}, languages=("fr",))
+    assert main(["check", "--zones", str(zones), "--no-progress"]) == 0
+    assert "\n1 exhibit, 1 beacon, 1 track: 0 errors, 0 warnings.\n" in capsys.readouterr().out
+
+
 def test_exhibits_a_language_gets_no_narration_at_are_warned_and_fallbacks_noted(tmp_path, make_wav):
     for rel in ("fr/dome.wav", "fr/v2.wav", "en/dome.wav"):
         make_wav(tmp_path / "tracks" / rel, 1.0, tone=440)
@@ -283,7 +290,7 @@ def test_a_track_longer_than_the_guide_can_play_is_an_error_giving_its_length_an
     assert "split it" in err.message and "dome (fr)" in err.message
     assert main(["check", "--zones", str(zones), "--no-progress", "--tracks"]) == 1
     out = capsys.readouterr().out
-    assert "fr: 2 tracks, 1 min, 1 too long" in out and "fr/dome.wav  1:15 TOO LONG" in out
+    assert "fr: 2 tracks, 59 s, 1 too long" in out and "fr/dome.wav  1:15 TOO LONG" in out
 
 
 def test_a_broken_track_says_what_each_language_hears_instead_through_the_fallback_chain(
@@ -337,3 +344,21 @@ def test_an_exhibit_with_no_track_in_any_language_is_one_warning_naming_it(tmp_p
     subject, message = warnings[0]
     assert subject == "exhibit v2" and "no track in any language" in message
     assert "visitors there hear nothing" in message
+
+
+@pytest.mark.parametrize("lengths, check, coverage", [
+    ((60.0, 90.0), "3 min", "3/3 min"),  # Python's round sent 2.5 to 2
+    ((30.0,), "30 s", "30/30 s"),  # half a minute, rounded up, was '1 min'
+])
+def test_a_language_s_narration_reads_as_guide_coverage_gives_it(tmp_path, make_wav, capsys,
+                                                                  lengths, check, coverage):
+    """Check and coverage on one site gave two figures: 60 + 90 s was '2 min'
+    in check and '3/3 min' in coverage."""
+    for i, seconds in enumerate(lengths):
+        make_wav(tmp_path / "tracks" / "fr" / f"t{i}.wav", seconds)
+    zones = write_site(tmp_path, {f"t{i}": {"fr": f"fr/t{i}.wav"} for i in range(len(lengths))},
+                       languages=("fr",))
+    main(["check", "--zones", str(zones), "--no-progress"])
+    assert f"  fr: {len(lengths)} track{'s' if len(lengths) > 1 else ''}, {check}\n" in capsys.readouterr().out
+    assert main(["coverage", "--zones", str(zones)]) == 0
+    assert coverage in capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,17 @@ def test_python_m_guide_without_a_command_prints_help_and_exits_2():
     result = guide_cmd()
     assert result.returncode == 2
     assert "usage: guide" in result.stderr and "settings" in result.stderr
+
+
+def test_a_site_name_the_terminal_cannot_encode_is_printed_escaped_not_a_traceback(zones):
+    """A site named in Chinese, checked under a Latin-1 (or ASCII) locale:
+    the report died on a UnicodeEncodeError as it printed the name."""
+    zones.write_text(zones.read_text().replace("site: CLI test", "site: Musée 博物馆"))
+    done = subprocess.run([sys.executable, "-m", "guide", "check", "--zones", str(zones), "--no-progress"],
+                          cwd=REPO, capture_output=True, timeout=120,
+                          env={**os.environ, "PYTHONIOENCODING": "latin-1"})
+    assert done.returncode == 0 and b"Traceback" not in done.stderr
+    assert "(Musée \\u535a\\u7269\\u9986)".encode("latin-1") in done.stdout
 
 
 def test_python_m_guide_settings_lists_every_setting():

@@ -139,6 +139,18 @@ def test_the_map_command_draws_a_visitors_walk_from_walks_and_truth(zones, tmp_p
     assert "--seed is the radio model's, for --walks" in capsys.readouterr().err
 
 
+def test_one_exhibit_and_one_track_started_are_counted_in_the_singular(zones, tmp_path, capsys):
+    zones.write_text(zones.read_text().split("  - {id: a,")[0]
+                     + "  - {id: far, title: {fr: F}, beacon: b-far, radius: 2, tracks: {fr: fr/far.wav}}\n")
+    scans = tmp_path / "scans.csv"
+    scans.write_text("visitor,t,beacon,rssi\n" + "".join(f"v1,{t / 2},b-far,-50\n" for t in range(60)))
+    truth = tmp_path / "truth.csv"
+    truth.write_text("visitor,start,end,exhibit,intent\nv1,0,30,far,listen\n")
+    assert main(["map", "--zones", str(zones), "--scans", str(scans), "--truth", str(truth),
+                 "--visitor", "v1", "--out", str(tmp_path / "m.png")]) == 0
+    assert "(1 exhibit; 0 lint findings; v1's walk: 1 track started, 0 false)" in capsys.readouterr().out
+
+
 def test_characters_the_font_lacks_are_named_in_one_line_not_a_library_warning(zones, tmp_path, capfd):
     zones.write_text(zones.read_text().replace("site: Map test", "site: '東京 Map test'"))
     assert main(["map", "--zones", str(zones), "--out", str(tmp_path / "m.png"), "--no-lint"]) == 0

@@ -78,6 +78,21 @@ def test_tune_replaces_a_deliberately_bad_setting_and_it_holds_on_unseen_walks(s
     assert result.ok and result.improved and 0 < result.evaluations <= 30
 
 
+def test_visitors_who_only_glanced_do_not_make_up_the_half_kept_aside(scenario):
+    """v2 glanced at a and listened nowhere: kept aside by id order, it was
+    the whole unseen half, where recall cannot be measured, so any settings
+    'held up'; the listeners v1 and v3 are now split between the halves."""
+    (scenario / "truth.csv").write_text("visitor,start,end,exhibit,intent\n"
+                                        "v1,0,60,a,listen\nv2,0,10,a,glance\nv3,0,60,a,listen\n")
+    rows = [line for line in (scenario / "scans.csv").read_text().splitlines(keepends=True)
+            if not line.startswith("v4,")]
+    (scenario / "scans.csv").write_text("".join(rows))
+    result = tune(scenario / "zones.yaml", scans=scenario / "scans.csv",
+                  truth=scenario / "truth.csv", budget=4, jobs=1)
+    assert result.tune_visitors == ("v1", "v2") and result.held_out_visitors == ("v3",)
+    assert result.current.held_out.listen_rows == 1
+
+
 def test_the_cli_writes_the_chosen_settings_into_zones_yaml_keeping_everything_else(scenario, capsys):
     zones = scenario / "zones.yaml"
     assert main(["tune", "--zones", str(zones), "--scans", str(scenario / "scans.csv"),
@@ -223,6 +238,7 @@ def test_the_objective_puts_recall_first_penalises_limits_and_breaks_ties_on_lat
 def test_visitors_are_split_alternately_and_the_search_space_holds_the_current_value(scenario):
     assert split_visitors(["v3", "v1", "v2", "v4", "v5"]) == (("v1", "v3", "v5"), ("v2", "v4"))
     assert split_visitors(["v1"]) == (("v1",), ())
+    assert split_visitors(["v1", "v2", "v3", "v4"], listened={"v1", "v4"}) == (("v1", "v2"), ("v3", "v4"))
     space = default_space(load_zones(scenario / "zones.yaml").trigger)
     assert 20.0 in space["margin"] and space["dwell"] == tuple(sorted(space["dwell"]))
 

@@ -128,8 +128,9 @@ def run(args: argparse.Namespace) -> int:
         print()
         if written:
             beacons = len(result.tx_power_values())
-            print(f"Wrote {f'tx_power for {beacons} beacons, ' if beacons else ''}"
-                  f"level and margin for {len(result.changes)} exhibits into {zones} "
+            tx = f"tx_power for {counted(beacons, 'beacon')}, " if beacons else ""
+            print(f"Wrote {tx}"
+                  f"level and margin for {counted(len(result.changes), 'exhibit')} into {zones} "
                   f"(previous version: {written['backup']}).")
         else:
             print("Dry run: nothing written.")

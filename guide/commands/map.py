@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from guide.cli import language, output_file, site_inputs, starts_with
-    from guide.errors import GuideError
+    from guide.errors import GuideError, counted
     from guide.sitemap import FORMATS, draw_map, save_map
     from guide.zones import load_zones
 
@@ -89,12 +89,12 @@ def run(args: argparse.Namespace) -> int:
         walk = _walk(site, args, lang)
     fig = draw_map(site, lint=lint, walk=walk)
     save_map(fig, target)
-    parts = [f"{len(site.exhibits)} exhibits"]
+    parts = [counted(len(site.exhibits), "exhibit")]
     if lint is not None:
         parts.append(f"{len(lint.findings)} lint finding{'s' if len(lint.findings) != 1 else ''}")
     if walk is not None:
         false = sum(1 for m in walk.starts if m.false_start)
-        parts.append(f"{walk.visitor}'s walk: {len(walk.starts)} tracks started"
+        parts.append(f"{walk.visitor}'s walk: {counted(len(walk.starts), 'track')} started"
                      + (f", {false} false" if args.truth else ""))
     print(f"wrote {out} ({'; '.join(parts)})")
     return 0
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _walk(site, args, lang):
     from guide.cli import not_one_of
-    from guide.errors import GuideError
+    from guide.errors import GuideError, counted
     from guide.metrics import read_truth
     from guide.replay import ScanStats, read_scans, replay
     from guide.simulator import track_durations
