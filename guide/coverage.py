@@ -22,7 +22,6 @@ learn of all of them at once.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 from babel import Locale, UnknownLocaleError
 
 from guide import tracks
+from guide.errors import half_up
 from guide.site import Site
 from guide.tracks import Unplayable
 
@@ -301,8 +301,3 @@ def figures(c: Coverage) -> tuple[int, int, str]:
     if part < whole and p >= w:
         p = max(0, w - 1)
     return p, w, unit
-
-
-def half_up(x: float) -> int:
-    """Halves up, as people round (Python's round() sends 6.5 to 6)."""
-    return math.floor(x + 0.5)

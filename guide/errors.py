@@ -12,6 +12,7 @@ Anything else that escapes is a bug in the guide, not the user's fault.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,6 +20,12 @@ from dataclasses import dataclass
 def counted(n: int, noun: str) -> str:
     """'1 visitor', '3 visitors': a count for a message, in English."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def half_up(x: float) -> int:
+    """Halves up, as people round a figure for a message (Python's round()
+    sends 6.5 to 6)."""
+    return math.floor(x + 0.5)
 
 
 def listed(names: Iterable[str], most: int = 10) -> str:

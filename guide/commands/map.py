@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _walk(site, args, lang):
     from guide.cli import not_one_of
-    from guide.errors import GuideError, counted
+    from guide.errors import GuideError
     from guide.metrics import read_truth
     from guide.replay import ScanStats, read_scans, replay
     from guide.simulator import track_durations
