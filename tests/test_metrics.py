@@ -7,7 +7,7 @@ import math
 import pytest
 
 from guide.errors import ScanLogError
-from guide.metrics import Metrics, TruthRow, after_walk, format_table, read_truth, score
+from guide.metrics import Metrics, TruthRow, after_walk, after_walk_said, format_table, read_truth, score
 
 DUR = {"en/a.ogg": 60.0, "en/b.ogg": 60.0}
 
@@ -185,11 +185,16 @@ def test_a_resumed_track_is_judged_against_what_remained_of_it():
     assert score(truth, events, durations=DUR, walk_end={"v1": 100}).interruptions == 0
 
 
-def test_listen_rows_starting_after_the_walk_ends_are_the_ones_nothing_can_match():
+def test_listen_rows_starting_after_the_walk_ends_are_the_ones_nothing_can_match_and_are_named():
     # one starting as the walk ends is not after it
     truth = [row(10, 100, "a"), row(100, 130, "b"), row(130, 160, "a"), row(0, 20, "a", visitor="v2")]
     assert after_walk(truth, {"v1": 129.5}) == [row(130, 160, "a")]  # v2 has no walk: left out
     assert after_walk(truth, {"v1": 130}) == []
+    late = [row(130, 160, "a"), row(40, 60, "b", visitor="v2")]
+    assert after_walk_said(late, "truth.csv", "scans") == (
+        "2 listen rows of truth.csv start after the scans of their visitor end (v1 at a, v2 at b)")
+    assert after_walk_said(late[:1], "truth.csv") == (
+        "1 listen row of truth.csv starts after the walk of their visitor ends (v1 at a)")
 
 
 def test_per_hour_figures_use_every_visitors_walk(tmp_path):
