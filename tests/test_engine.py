@@ -7,6 +7,8 @@ engine never sees a real clock.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -509,3 +511,80 @@ def test_under_the_level_without_a_clear_lead_or_far_under_it_is_leaving(levels)
     v.stay(v.site.trigger.dwell + 1.5, AT_A)
     v.stay(10, levels)
     assert ends(v.log) == [("a", "abandoned")] and "a" not in v.engine.heard
+
+
+def test_one_deep_fade_is_clipped_and_a_second_in_a_row_counts_in_full():
+    # rule 1, read through levels() at each evaluation (the filter's weight for
+    # a packet dt seconds after the last is 1 - exp(-dt / smoothing)); a fade
+    # counts at most FADE_CLIP = 10 dB below the running level
+    e = Engine(make_site(), "en")
+    w = 1 - math.exp(-1.0 / e.site.trigger.smoothing)  # packets 1 s apart
+    e.observe("b-a", -55, 0.0)
+    assert e.levels() == {"a": -55.0}
+    e.observe("b-a", -95, 1.0)  # 40 dB down: counts as 10 dB down
+    level = -55 - 10 * w
+    assert e.levels()["a"] == pytest.approx(level)
+    e.observe("b-a", -95, 2.0)  # again: the visitor is walking away
+    level += (-95 - level) * w
+    assert e.levels()["a"] == pytest.approx(level)
+    e.observe("b-a", -55, 3.0)  # back up; the next deep fade is clipped again
+    level += (-55 - level) * w
+    e.observe("b-a", -95, 4.0)
+    level -= 10 * w
+    assert e.levels()["a"] == pytest.approx(level)
+    e.observe("b-a", -40, 4.0)  # a packet at the same instant weighs nothing
+    e.tick(4.5)
+    assert e.levels()["a"] == pytest.approx(level)
+
+
+def test_a_silent_beacon_decays_after_the_grace_and_is_forgotten_after_forget_until_heard_again():
+    # SILENT_GRACE = 2.5 s, then SILENT_DECAY = 6 dB a second
+    e = Engine(make_site(), "en")
+    forget = e.site.trigger.forget
+    e.observe("b-a", -55, 0.0)
+    e.tick(2.5)
+    assert e.levels() == {"a": -55.0}
+    e.tick(4.0)
+    assert e.levels() == {"a": pytest.approx(-55 - 1.5 * 6)}
+    e.tick(forget)
+    assert e.levels() == {"a": pytest.approx(-55 - (forget - 2.5) * 6)}
+    e.tick(forget + 0.25)
+    assert e.levels() == {}
+    e.observe("b-a", -60, forget + 1)  # heard again: a fresh start, not the old level filtered
+    assert e.levels() == {"a": -60.0}
+
+
+def test_exhibits_are_compared_on_path_loss_not_on_raw_rssi():
+    # b's beacon is 10 dB louder: read 2 dB louder than a, it is 8 dB further away
+    site = make_site()
+    louder = dataclasses.replace(site.beacons["b-b"], tx_power=-49)
+    v = Visit(dataclasses.replace(site, beacons={**site.beacons, "b-b": louder}))
+    v.stay(10, {"a": -60, "b": -58, "c": FAR})
+    assert v.engine.here == "a" and starts(v.log) == ["a"]
+
+
+def test_arriving_takes_at_least_the_level_and_a_lead_of_at_least_the_margin():
+    # rule 2's limits, on a fresh engine (a first packet sets the level as read)
+    e = Engine(make_site(level=-70), "en")
+    e.observe("b-a", -70, 0.0)
+    assert e.here == "a"
+    e = Engine(make_site(level=-70), "en")
+    e.observe("b-b", -75, 0.0)
+    e.observe("b-a", -70, 0.001)
+    e.tick(0.25)
+    assert e.here == "a"  # 5 dB ahead: the margin
+    e = Engine(make_site(level=-70), "en")
+    e.observe("b-b", -74, 0.0)
+    e.observe("b-a", -70, 0.001)
+    e.tick(0.25)
+    assert e.here is None
+
+
+def test_once_settled_the_visitor_stays_until_the_level_falls_hysteresis_below_it():
+    # a's level is -70.5 dBm (tx -59 at 1.5 m, less 8 dB slack), its hysteresis 3 dB
+    v = Visit()
+    v.stay(8, AT_A)
+    v.stay(15, {"a": -72, "b": -90, "c": GONE})  # 1.5 dB under its level: still there
+    assert v.engine.here == "a"
+    v.stay(15, {"a": -75, "b": -90, "c": GONE})  # 4.5 dB under it: gone
+    assert v.engine.here is None
