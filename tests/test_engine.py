@@ -15,6 +15,7 @@ import pytest
 
 from guide.actions import End, Pause, Resume, Start
 from guide.engine import Engine
+from guide.naive import NaiveEngine
 from guide.settings import TriggerSettings
 from guide.site import Beacon, Exhibit, IBeacon, Site
 
@@ -588,3 +589,31 @@ def test_once_settled_the_visitor_stays_until_the_level_falls_hysteresis_below_i
     assert v.engine.here == "a"
     v.stay(15, {"a": -75, "b": -90, "c": GONE})  # 4.5 dB under it: gone
     assert v.engine.here is None
+
+
+# ----- the naive policy (guide.naive), the baseline scored beside the engine -----
+
+def test_the_naive_policy_starts_the_strongest_beacon_within_its_radius_at_once():
+    # a's radius is 1.5 m: its edge reads -59 - 20 log10(1.5) = -62.5 dBm
+    n = NaiveEngine(make_site(), "en")
+    assert n.observe("b-b", -64, 0.0) == []  # b heard, outside its radius
+    assert n.observe("b-a", -63, 0.1) == []  # a just outside its own
+    # inside it, and stronger than b
+    assert n.observe("b-a", -62, 0.25) == [Start(exhibit="a", lang="en", track="en/a.ogg")]
+    assert n.tick(0.3) == [] and n.next_deadline() is None  # no timers at all
+    assert n.observe("b-a", -50, 0.5) == []  # playing: not started again
+    # b within its radius, but a was heard stronger within the last second (WINDOW)
+    assert n.observe("b-b", -55, 1.5) == []
+    assert n.observe("b-b", -55, 1.75) == [End(exhibit="a", reason="interrupted"),
+                                           Start(exhibit="b", lang="en", track="en/b.ogg")]
+    assert n.finished(2.0) == [End(exhibit="b", reason="finished")]
+    assert n.finished(2.1) == []
+    assert n.observe("b-b", -55, 2.25) == []  # the last one it played, the visitor still there
+    assert n.observe("b-a", -50, 2.5) == [Start(exhibit="a", lang="en", track="en/a.ogg")]
+
+
+def test_the_naive_policy_starts_a_visitor_at_the_very_edge_of_the_radius():
+    site = make_site()
+    at_one_metre = tuple(dataclasses.replace(ex, radius=1.0) for ex in site.exhibits)
+    n = NaiveEngine(dataclasses.replace(site, exhibits=at_one_metre), "en")  # edges at tx_power, -59 dBm
+    assert n.observe("b-a", -59, 0.0) == [Start(exhibit="a", lang="en", track="en/a.ogg")]

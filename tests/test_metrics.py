@@ -220,8 +220,8 @@ def test_latency_median_and_90th_percentile_interpolate_between_latencies():
     assert m.latency_median == pytest.approx(5 / 6)  # between 2/3 and 1
     assert m.latency_p90 == pytest.approx(1 + 0.7 * (10 / 3 - 1))  # 70% of the way from the 3rd to the 4th
     assert (n.latency_median, n.latency_p90) == (7.0, 7.0)
-    thirteen = Metrics(visitors=1, hours=1.0, listen_rows=13, hits=13, latencies=tuple(x * x for x in range(13)),
-                       false_starts=0, interruptions=0, unwanted=0.0)
+    thirteen = Metrics(visitors=1, hours=1.0, listen_rows=13, hits=13,
+                       latencies=tuple(x * x for x in range(13)), false_starts=0, interruptions=0, unwanted=0.0)
     assert thirteen.latency_p90 == pytest.approx(100 + 0.8 * (121 - 100))  # the 11th and 12th of 13
     assert m.recall == pytest.approx(2 / 3) and m.per_hour(m.false_starts) == pytest.approx(9 / 7)
     assert math.isnan(Metrics.pooled([]).per_hour(3))  # no time at all
