@@ -591,6 +591,26 @@ def test_once_settled_the_visitor_stays_until_the_level_falls_hysteresis_below_i
     assert v.engine.here is None
 
 
+
+@pytest.mark.parametrize("blips, keeps", [(1, True), (2, False)])
+def test_at_one_packet_a_second_a_drop_out_of_one_packet_keeps_the_dwell(blips, keeps):
+    # rule 3: a candidate that drops out for at most 1.5 packet intervals keeps
+    # its dwell; b's beacon reading 30 dB up for `blips` packets takes a's lead
+    # under the margin for as many evaluations
+    v = Visit(rate=1.0)
+    dwell = v.site.trigger.dwell
+    v.stay(30, NOWHERE)  # the engine learns the packet rate
+    arrived = v.t
+    v.stay(1, {"a": -55, "b": -70, "c": FAR})
+    assert v.engine.here == "a"
+    v.stay(blips, {"a": -55, "b": -40, "c": FAR})
+    v.stay(12, {"a": -55, "b": -70, "c": FAR})
+    (t,) = [t for t, a in v.log if isinstance(a, Start)]
+    if keeps:
+        assert arrived + dwell <= t <= arrived + dwell + 1.0
+    else:  # the dwell starts again when a leads again
+        assert t >= arrived + 1 + blips + dwell
+
 # ----- the naive policy (guide.naive), the baseline scored beside the engine -----
 
 def test_the_naive_policy_starts_the_strongest_beacon_within_its_radius_at_once():
