@@ -611,6 +611,19 @@ def test_at_one_packet_a_second_a_drop_out_of_one_packet_keeps_the_dwell(blips, 
     else:  # the dwell starts again when a leads again
         assert t >= arrived + 1 + blips + dwell
 
+
+@pytest.mark.parametrize("level, left", [(-73, False), (-74, True)])
+def test_without_a_clear_lead_leaving_is_falling_hysteresis_below_the_level(level, left):
+    # rule 5: a's level is -70.5 dBm, its hysteresis 3 dB: -73.5 is the limit
+    # while a leads b by less than the margin (here 2 dB); a long glance window
+    # leaves the levels time to settle
+    v = Visit(make_site(glance=30.0))
+    v.stay(v.site.trigger.dwell + 1.5, AT_A)
+    v.stay(30, {"a": level, "b": -75, "c": FAR})
+    assert starts(v.log) == ["a"]
+    assert ends(v.log) == ([("a", "abandoned")] if left else [])
+    assert ("a" in v.engine.heard) is not left
+
 # ----- the naive policy (guide.naive), the baseline scored beside the engine -----
 
 def test_the_naive_policy_starts_the_strongest_beacon_within_its_radius_at_once():
