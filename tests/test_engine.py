@@ -624,6 +624,17 @@ def test_without_a_clear_lead_leaving_is_falling_hysteresis_below_the_level(leve
     assert ends(v.log) == ([("a", "abandoned")] if left else [])
     assert ("a" in v.engine.heard) is not left
 
+
+@pytest.mark.parametrize("c, left", [(-58, False), (-56, True)])
+def test_another_exhibit_leading_by_the_hysteresis_is_leaving_even_above_the_level(c, left):
+    # rule 5: a stays well above its level (-70.5 dBm); c, the last beacon
+    # heard, comes 2 or 4 dB ahead of it (hysteresis 3 dB), b far behind
+    v = Visit(make_site(glance=30.0))
+    v.stay(v.site.trigger.dwell + 1.5, AT_A)
+    v.stay(30, {"a": -60, "b": -80, "c": c})
+    assert ends(v.log) == ([("a", "abandoned")] if left else [])
+    assert ("a" in v.engine.heard) is not left
+
 # ----- the naive policy (guide.naive), the baseline scored beside the engine -----
 
 def test_the_naive_policy_starts_the_strongest_beacon_within_its_radius_at_once():
