@@ -7,12 +7,15 @@ engine never sees a real clock.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
 
 import pytest
 
 from guide.actions import End, Pause, Resume, Start
 from guide.engine import Engine
+from guide.naive import NaiveEngine
 from guide.settings import TriggerSettings
 from guide.site import Beacon, Exhibit, IBeacon, Site
 
@@ -509,3 +512,152 @@ def test_under_the_level_without_a_clear_lead_or_far_under_it_is_leaving(levels)
     v.stay(v.site.trigger.dwell + 1.5, AT_A)
     v.stay(10, levels)
     assert ends(v.log) == [("a", "abandoned")] and "a" not in v.engine.heard
+
+
+def test_one_deep_fade_is_clipped_and_a_second_in_a_row_counts_in_full():
+    # rule 1, read through levels() at each evaluation (the filter's weight for
+    # a packet dt seconds after the last is 1 - exp(-dt / smoothing)); a fade
+    # counts at most FADE_CLIP = 10 dB below the running level
+    e = Engine(make_site(), "en")
+    w = 1 - math.exp(-1.0 / e.site.trigger.smoothing)  # packets 1 s apart
+    e.observe("b-a", -55, 0.0)
+    assert e.levels() == {"a": -55.0}
+    e.observe("b-a", -95, 1.0)  # 40 dB down: counts as 10 dB down
+    level = -55 - 10 * w
+    assert e.levels()["a"] == pytest.approx(level)
+    e.observe("b-a", -95, 2.0)  # again: the visitor is walking away
+    level += (-95 - level) * w
+    assert e.levels()["a"] == pytest.approx(level)
+    e.observe("b-a", -55, 3.0)  # back up; the next deep fade is clipped again
+    level += (-55 - level) * w
+    e.observe("b-a", -95, 4.0)
+    level -= 10 * w
+    assert e.levels()["a"] == pytest.approx(level)
+    e.observe("b-a", -40, 4.0)  # a packet at the same instant weighs nothing
+    e.tick(4.5)
+    assert e.levels()["a"] == pytest.approx(level)
+
+
+def test_a_silent_beacon_decays_after_the_grace_and_is_forgotten_after_forget_until_heard_again():
+    # SILENT_GRACE = 2.5 s, then SILENT_DECAY = 6 dB a second
+    e = Engine(make_site(), "en")
+    forget = e.site.trigger.forget
+    e.observe("b-a", -55, 0.0)
+    e.tick(2.5)
+    assert e.levels() == {"a": -55.0}
+    e.tick(4.0)
+    assert e.levels() == {"a": pytest.approx(-55 - 1.5 * 6)}
+    e.tick(forget)
+    assert e.levels() == {"a": pytest.approx(-55 - (forget - 2.5) * 6)}
+    e.tick(forget + 0.25)
+    assert e.levels() == {}
+    e.observe("b-a", -60, forget + 1)  # heard again: a fresh start, not the old level filtered
+    assert e.levels() == {"a": -60.0}
+
+
+def test_exhibits_are_compared_on_path_loss_not_on_raw_rssi():
+    # b's beacon is 10 dB louder: read 2 dB louder than a, it is 8 dB further away
+    site = make_site()
+    louder = dataclasses.replace(site.beacons["b-b"], tx_power=-49)
+    v = Visit(dataclasses.replace(site, beacons={**site.beacons, "b-b": louder}))
+    v.stay(10, {"a": -60, "b": -58, "c": FAR})
+    assert v.engine.here == "a" and starts(v.log) == ["a"]
+
+
+def test_arriving_takes_at_least_the_level_and_a_lead_of_at_least_the_margin():
+    # rule 2's limits, on a fresh engine (a first packet sets the level as read)
+    e = Engine(make_site(level=-70), "en")
+    e.observe("b-a", -70, 0.0)
+    assert e.here == "a"
+    e = Engine(make_site(level=-70), "en")
+    e.observe("b-b", -75, 0.0)
+    e.observe("b-a", -70, 0.001)
+    e.tick(0.25)
+    assert e.here == "a"  # 5 dB ahead: the margin
+    e = Engine(make_site(level=-70), "en")
+    e.observe("b-b", -74, 0.0)
+    e.observe("b-a", -70, 0.001)
+    e.tick(0.25)
+    assert e.here is None
+
+
+def test_once_settled_the_visitor_stays_until_the_level_falls_hysteresis_below_it():
+    # a's level is -70.5 dBm (tx -59 at 1.5 m, less 8 dB slack), its hysteresis 3 dB
+    v = Visit()
+    v.stay(8, AT_A)
+    v.stay(15, {"a": -72, "b": -90, "c": GONE})  # 1.5 dB under its level: still there
+    assert v.engine.here == "a"
+    v.stay(15, {"a": -75, "b": -90, "c": GONE})  # 4.5 dB under it: gone
+    assert v.engine.here is None
+
+
+
+@pytest.mark.parametrize("blips, keeps", [(1, True), (2, False)])
+def test_at_one_packet_a_second_a_drop_out_of_one_packet_keeps_the_dwell(blips, keeps):
+    # rule 3: a candidate that drops out for at most 1.5 packet intervals keeps
+    # its dwell; b's beacon reading 30 dB up for `blips` packets takes a's lead
+    # under the margin for as many evaluations
+    v = Visit(rate=1.0)
+    dwell = v.site.trigger.dwell
+    v.stay(30, NOWHERE)  # the engine learns the packet rate
+    arrived = v.t
+    v.stay(1, {"a": -55, "b": -70, "c": FAR})
+    assert v.engine.here == "a"
+    v.stay(blips, {"a": -55, "b": -40, "c": FAR})
+    v.stay(12, {"a": -55, "b": -70, "c": FAR})
+    (t,) = [t for t, a in v.log if isinstance(a, Start)]
+    if keeps:
+        assert arrived + dwell <= t <= arrived + dwell + 1.0
+    else:  # the dwell starts again when a leads again
+        assert t >= arrived + 1 + blips + dwell
+
+
+@pytest.mark.parametrize("level, left", [(-73, False), (-74, True)])
+def test_without_a_clear_lead_leaving_is_falling_hysteresis_below_the_level(level, left):
+    # rule 5: a's level is -70.5 dBm, its hysteresis 3 dB: -73.5 is the limit
+    # while a leads b by less than the margin (here 2 dB); a long glance window
+    # leaves the levels time to settle
+    v = Visit(make_site(glance=30.0))
+    v.stay(v.site.trigger.dwell + 1.5, AT_A)
+    v.stay(30, {"a": level, "b": -75, "c": FAR})
+    assert starts(v.log) == ["a"]
+    assert ends(v.log) == ([("a", "abandoned")] if left else [])
+    assert ("a" in v.engine.heard) is not left
+
+
+@pytest.mark.parametrize("c, left", [(-58, False), (-56, True)])
+def test_another_exhibit_leading_by_the_hysteresis_is_leaving_even_above_the_level(c, left):
+    # rule 5: a stays well above its level (-70.5 dBm); c, the last beacon
+    # heard, comes 2 or 4 dB ahead of it (hysteresis 3 dB), b far behind
+    v = Visit(make_site(glance=30.0))
+    v.stay(v.site.trigger.dwell + 1.5, AT_A)
+    v.stay(30, {"a": -60, "b": -80, "c": c})
+    assert ends(v.log) == ([("a", "abandoned")] if left else [])
+    assert ("a" in v.engine.heard) is not left
+
+# ----- the naive policy (guide.naive), the baseline scored beside the engine -----
+
+def test_the_naive_policy_starts_the_strongest_beacon_within_its_radius_at_once():
+    # a's radius is 1.5 m: its edge reads -59 - 20 log10(1.5) = -62.5 dBm
+    n = NaiveEngine(make_site(), "en")
+    assert n.observe("b-b", -64, 0.0) == []  # b heard, outside its radius
+    assert n.observe("b-a", -63, 0.1) == []  # a just outside its own
+    # inside it, and stronger than b
+    assert n.observe("b-a", -62, 0.25) == [Start(exhibit="a", lang="en", track="en/a.ogg")]
+    assert n.tick(0.3) == [] and n.next_deadline() is None  # no timers at all
+    assert n.observe("b-a", -50, 0.5) == []  # playing: not started again
+    # b within its radius, but a was heard stronger within the last second (WINDOW)
+    assert n.observe("b-b", -55, 1.5) == []
+    assert n.observe("b-b", -55, 1.75) == [End(exhibit="a", reason="interrupted"),
+                                           Start(exhibit="b", lang="en", track="en/b.ogg")]
+    assert n.finished(2.0) == [End(exhibit="b", reason="finished")]
+    assert n.finished(2.1) == []
+    assert n.observe("b-b", -55, 2.25) == []  # the last one it played, the visitor still there
+    assert n.observe("b-a", -50, 2.5) == [Start(exhibit="a", lang="en", track="en/a.ogg")]
+
+
+def test_the_naive_policy_starts_a_visitor_at_the_very_edge_of_the_radius():
+    site = make_site()
+    at_one_metre = tuple(dataclasses.replace(ex, radius=1.0) for ex in site.exhibits)
+    n = NaiveEngine(dataclasses.replace(site, exhibits=at_one_metre), "en")  # edges at tx_power, -59 dBm
+    assert n.observe("b-a", -59, 0.0) == [Start(exhibit="a", lang="en", track="en/a.ogg")]

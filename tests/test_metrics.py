@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from guide.errors import ScanLogError
-from guide.metrics import TruthRow, read_truth, score
+from guide.metrics import Metrics, TruthRow, after_walk, after_walk_said, format_table, read_truth, score
 
 DUR = {"en/a.ogg": 60.0, "en/b.ogg": 60.0}
 
@@ -61,6 +63,31 @@ def test_a_track_ending_half_a_second_short_as_written_is_no_interruption():
     assert cut.interruptions == 1
 
 
+def test_the_slack_before_a_row_is_measured_to_the_microsecond():
+    # metrics.span: 5.0000004 s early reads as the 5 s of the slack; 5.000004 s is beyond it
+    within = score([row(10, 100, "a")], [start(4.9999996, "a")], durations=DUR, walk_end={"v1": 200})
+    assert within.hits == 1 and within.false_starts == 0
+    beyond = score([row(10, 100, "a")], [start(4.999996, "a")], durations=DUR, walk_end={"v1": 200})
+    assert beyond.false_starts == 1  # (a hit still: it plays as the row begins)
+
+
+def test_the_end_tolerance_is_measured_to_the_microsecond():
+    # played 59.5 s of a track 60.0000004 s long: short by the 0.5 s tolerance as written
+    assert score([row(0, 100, "a")], [start(0, "a"), end(59.5, "a")], durations={"en/a.ogg": 60.0000004},
+                 walk_end={"v1": 200}).interruptions == 0
+    # of one 60.000004 s long: 4 microseconds more than the tolerance short
+    assert score([row(0, 100, "a")], [start(0, "a"), end(59.5, "a")], durations={"en/a.ogg": 60.000004},
+                 walk_end={"v1": 200}).interruptions == 1
+
+
+def test_a_start_as_the_row_ends_is_its_hit_and_a_start_of_another_exhibit_is_none():
+    # FORMATS.md: a track of E starts "from 5 s before start up to end", the end included
+    m = score([row(10, 100, "a")], [start(100, "a")], durations=DUR, walk_end={"v1": 200})
+    assert m.hits == 1 and m.latencies == (90.0,) and m.false_starts == 0
+    other = score([row(10, 100, "a")], [start(20, "b"), end(80, "b")], durations=DUR, walk_end={"v1": 200})
+    assert other.hits == 0 and other.false_starts == 1 and other.unwanted == 60
+
+
 def test_short_listen_rows_do_not_count_for_recall():
     m = score([row(10, 20, "a")], [], durations=DUR, walk_end={"v1": 100})
     assert m.listen_rows == 0
@@ -82,6 +109,12 @@ def test_a_track_already_playing_when_the_row_begins_is_a_hit():
     assert m.hits == 2 and m.latencies == (2.0, 0.0)
 
 
+def test_a_track_that_ended_as_the_row_begins_is_not_already_playing():
+    truth = [row(10, 40, "a"), row(40, 60, "a", "wander"), row(60, 100, "a")]
+    m = score(truth, [start(12, "a"), end(60, "a", "stopped")], durations=DUR, walk_end={"v1": 200})
+    assert m.listen_rows == 2 and m.hits == 1 and m.latencies == (2.0,)
+
+
 def test_starts_while_walking_or_at_another_exhibit_are_false_starts_costing_their_play():
     truth = [row(10, 100, "a"), row(100, 103, "b", "glance")]
     events = [start(14, "a"), end(74, "a"), start(101, "b"), end(104, "b", "abandoned"),
@@ -89,6 +122,13 @@ def test_starts_while_walking_or_at_another_exhibit_are_false_starts_costing_the
     m = score(truth, events, durations=DUR, walk_end={"v1": 180})
     assert m.false_starts == 2
     assert m.unwanted == pytest.approx(3 + 30)
+
+
+def test_a_false_start_costs_what_it_played_and_nothing_after_the_walk():
+    # faded out 0.4 s after it began; and one logged after the visitor's last scan
+    events = [start(20, "b"), end(20.4, "b", "abandoned"), start(250, "b")]
+    m = score([row(10, 100, "a")], events, durations=DUR, walk_end={"v1": 200})
+    assert m.false_starts == 2 and m.unwanted == pytest.approx(0.4)
 
 
 def test_a_second_start_of_the_same_exhibit_in_one_row_is_a_false_start():
@@ -132,10 +172,29 @@ def test_a_track_cut_while_its_visitor_listens_or_wanders_is_an_interruption():
     assert score(truth, cut_after_leaving, durations=DUR, walk_end={"v1": 100}).interruptions == 0
 
 
+def test_a_track_cut_as_a_row_begins_or_ends_is_cut_inside_it():
+    truth = [row(10, 40, "a"), row(50, 90, "a")]
+    events = [start(12, "a"), end(40, "a", "stopped"),  # cut as the first row ends
+              start(45, "a"), end(50, "a", "stopped")]  # started in the slack, cut as the row begins
+    assert score(truth, events, durations=DUR, walk_end={"v1": 100}).interruptions == 2
+
+
 def test_a_resumed_track_is_judged_against_what_remained_of_it():
     truth = [row(0, 100, "a")]
     events = [start(10, "a", offset=30.0), end(40, "a")]  # 30 s left, played 30 s
     assert score(truth, events, durations=DUR, walk_end={"v1": 100}).interruptions == 0
+
+
+def test_listen_rows_starting_after_the_walk_ends_are_the_ones_nothing_can_match_and_are_named():
+    # one starting as the walk ends is not after it
+    truth = [row(10, 100, "a"), row(100, 130, "b"), row(130, 160, "a"), row(0, 20, "a", visitor="v2")]
+    assert after_walk(truth, {"v1": 129.5}) == [row(130, 160, "a")]  # v2 has no walk: left out
+    assert after_walk(truth, {"v1": 130}) == []
+    late = [row(130, 160, "a"), row(40, 60, "b", visitor="v2")]
+    assert after_walk_said(late, "truth.csv", "scans") == (
+        "2 listen rows of truth.csv start after the scans of their visitor end (v1 at a, v2 at b)")
+    assert after_walk_said(late[:1], "truth.csv") == (
+        "1 listen row of truth.csv starts after the walk of their visitor ends (v1 at a)")
 
 
 def test_per_hour_figures_use_every_visitors_walk(tmp_path):
@@ -145,6 +204,56 @@ def test_per_hour_figures_use_every_visitors_walk(tmp_path):
     assert m.hours == 1.0 and m.recall == 0.5
     assert m.per_hour(m.false_starts) == 1.0
     assert m.as_dict()["unwanted_audio_s_per_hour"] == pytest.approx(1300.0)
+
+
+def figures() -> tuple[Metrics, Metrics]:
+    # two scorings with figures that the rounding of each one shows
+    m = Metrics(visitors=2, hours=7 / 9, listen_rows=3, hits=2, latencies=(1 / 3, 2 / 3, 1.0, 10 / 3),
+                false_starts=1, interruptions=1, unwanted=12.345)
+    n = Metrics(visitors=1, hours=0.25, listen_rows=1, hits=1, latencies=(7.0,),
+                false_starts=0, interruptions=0, unwanted=0.0)
+    return m, n
+
+
+def test_latency_median_and_90th_percentile_interpolate_between_latencies():
+    m, n = figures()
+    assert m.latency_median == pytest.approx(5 / 6)  # between 2/3 and 1
+    assert m.latency_p90 == pytest.approx(1 + 0.7 * (10 / 3 - 1))  # 70% of the way from the 3rd to the 4th
+    assert (n.latency_median, n.latency_p90) == (7.0, 7.0)
+    thirteen = Metrics(visitors=1, hours=1.0, listen_rows=13, hits=13,
+                       latencies=tuple(x * x for x in range(13)), false_starts=0, interruptions=0, unwanted=0.0)
+    assert thirteen.latency_p90 == pytest.approx(100 + 0.8 * (121 - 100))  # the 11th and 12th of 13
+    assert m.recall == pytest.approx(2 / 3) and m.per_hour(m.false_starts) == pytest.approx(9 / 7)
+    assert math.isnan(Metrics.pooled([]).per_hour(3))  # no time at all
+
+
+def test_pooled_scorings_add_up_their_visitors_hours_rows_and_events():
+    m, n = figures()
+    assert Metrics.pooled(iter([m, n])) == Metrics(
+        visitors=3, hours=7 / 9 + 0.25, listen_rows=4, hits=3, latencies=(*m.latencies, 7.0),
+        false_starts=1, interruptions=1, unwanted=12.345)
+
+
+def test_as_dict_rounds_each_figure_to_its_digits():
+    m, _ = figures()
+    assert m.as_dict() == {
+        "visitors": 2, "visitor_hours": 0.778, "listen_rows": 3, "hits": 2, "recall": 0.6667,
+        "latency_median_s": 0.83, "latency_p90_s": 2.63, "false_starts": 1, "false_starts_per_hour": 1.29,
+        "interruptions": 1, "interruptions_per_hour": 1.286, "unwanted_audio_s": 12.3,
+        "unwanted_audio_s_per_hour": 15.9}
+
+
+def test_the_table_shows_every_metric_a_line_policies_side_by_side():
+    m, n = figures()
+    assert format_table({"engine": m, "naive": n}).splitlines() == [
+        "                                      engine        naive",
+        "visitors (visitor-hours)          2 (0.78 h)   1 (0.25 h)",
+        "recall                           0.667 (2/3)  1.000 (1/1)",
+        "latency median (s)                       0.8          7.0",
+        "latency p90 (s)                          2.6          7.0",
+        "false starts / visitor-hour          1.3 (1)      0.0 (0)",
+        "interruptions / visitor-hour        1.29 (1)     0.00 (0)",
+        "unwanted audio s / visitor-hour    16 (12 s)      0 (0 s)"]
 
 
 def test_read_truth_names_the_line_of_a_bad_row(tmp_path):
@@ -176,6 +285,8 @@ def test_read_truth_names_the_line_of_a_bad_row(tmp_path):
     ("v1,1,1e12,a,listen", r":2: end=1e12 is more than a week after the walk began"),
     (",1,5,a,listen", r":2: the visitor is empty"),
     ("v1,1,5,zz,listen", r":2: exhibit 'zz' is not in the zone map"),
+    ("v1,9,5,a,listen", r":2: end \(5\) is before start \(9\)$"),
+    ('v1,1,5,"a\nb",listen', r":2: a quote \(\"\) opened on this line is not closed on it"),
 ])
 def test_read_truth_refuses_rows_it_cannot_score_with_their_line(tmp_path, row, message):
     p = tmp_path / "truth.csv"
