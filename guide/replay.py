@@ -36,6 +36,7 @@ from guide import tracks
 ScanRow = tuple[str, float, str, int]  # visitor, t, beacon, rssi
 
 POLICIES = ("engine", "naive")
+UNKNOWN_NAMES_KEPT = 32  # unknown beacon names a ScanStats keeps for its messages
 
 
 class _Policy(Protocol):
@@ -51,12 +52,24 @@ class ScanStats:
 
     rows: int = 0
     skipped_unknown: int = 0
+    # the first UNKNOWN_NAMES_KEPT unknown beacon names in sorted order (at
+    # most twice that many), not every one: a street's beacons are thousands
     unknown_beacons: set[str] = field(default_factory=set)
     last_t: dict[str, float] = field(default_factory=dict)  # visitor -> last scan time
 
+    def note_unknown(self, beacon: str) -> None:
+        """A row named `beacon`, which the zone map lacks."""
+        self.skipped_unknown += 1
+        names = self.unknown_beacons
+        if beacon not in names:
+            names.add(beacon)
+            if len(names) > 2 * UNKNOWN_NAMES_KEPT:
+                self.unknown_beacons = set(sorted(names)[:UNKNOWN_NAMES_KEPT])
+
     def unknown_names(self, most: int = 10) -> str:
-        """The unknown beacons named, for a message: 'x, y, z ...', each as
-        written, a control character escaped ('dome\\x00x', not 'domex')."""
+        """The unknown beacons named, for a message: 'x, y, z ...' (`most`
+        below UNKNOWN_NAMES_KEPT), each as written, a control character
+        escaped ('dome\\x00x', not 'domex')."""
         return listed([visible(short(b)) for b in sorted(self.unknown_beacons)], most)
 
     def check_site(self, path: str | os.PathLike, site: Site) -> None:
@@ -129,8 +142,7 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
                 if b not in known:
                     b = b.strip()
                     if b not in known:
-                        stats.skipped_unknown += 1
-                        stats.unknown_beacons.add(b)
+                        stats.note_unknown(b)
                         continue
                 if bar is not None and not n & 0xFFFF:
                     bar.update()

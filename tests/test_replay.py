@@ -201,3 +201,20 @@ def test_simulate_lets_go_of_each_visitor_at_the_end_of_their_walk(gallery, monk
     assert main(["--zones", str(site.path), source, str(log), "--lang", "en", "--no-progress",
                  "--events", str(tmp_path / "events.jsonl")]) == 0
     assert len(born) == 20 and max(born) <= 2
+
+
+def test_a_scan_log_naming_thousands_of_unknown_beacons_keeps_a_few_names_not_every_one(gallery, tmp_path):
+    """Rows of a street's beacons (random ids, never twice the same) are
+    skipped and counted; every name was kept, for a message naming ten."""
+    site, _ = gallery
+    beacon = site.exhibits[0].beacon
+    names = [f"street-{random.Random(k).getrandbits(40):010x}" for k in range(5000)]
+    log = tmp_path / "scans.csv"
+    log.write_text("visitor,t,beacon,rssi\n" + "".join(f"v1,{k / 10},{name},-90\nv1,{k / 10},{beacon},-60\n"
+                                                        for k, name in enumerate(names)))
+    stats = ScanStats()
+    assert sum(1 for _ in read_scans(log, site, stats=stats)) == 5000
+    assert stats.skipped_unknown == 5000
+    assert len(stats.unknown_beacons) <= 64
+    assert stats.unknown_names() == ", ".join(sorted(names)[:10]) + " ..."
+    assert stats.unknown_names(5) == ", ".join(sorted(names)[:5]) + " ..."
