@@ -1148,6 +1148,39 @@ def test_a_replay_with_nothing_to_play_says_what_is_wrong_with_the_scan_log(zone
         assert says in err and "None" not in err, err
 
 
+def test_guide_run_replay_reads_the_walk_as_it_plays_it(zones, tmp_path, monkeypatch):
+    """--replay read the whole scan log into a list (every visitor's rows,
+    then the chosen one's again) before the visit began; it checks the log
+    whole first, then reads the visitor's rows as they are played."""
+    import guide.ble
+
+    walk = walk_csv(tmp_path / "walk.csv", [(0.5, {"dome": (AWAY, AT)}), (1.0, {"dome": AT})], visitor="v2")
+    walk.write_text(walk.read_text() + "".join(f"v{k},{k / 10:.1f},b-tunnel,-80\n" for k in range(3, 40)))
+    ahead: list[int] = []
+
+    class Watched(guide.ble.ReplaySource):
+        def __init__(self, rows, **kwargs):
+            def counted():
+                for row in rows:
+                    self.read += 1
+                    yield row
+            self.read = 0
+            super().__init__(counted(), **kwargs)
+
+        async def run(self, on_sighting, now):
+            def seen(beacon, rssi):
+                ahead.append(self.read - self.delivered)
+                on_sighting(beacon, rssi)
+            await super().run(seen, now)
+
+    monkeypatch.setattr(guide.ble, "ReplaySource", Watched)
+    with file_sink(tmp_path / "alsa"):
+        assert guide_main("--zones", zones, "--events", tmp_path / "e.jsonl", "--replay", walk,
+                          "--visitor", "v2") == 0
+    assert len(ahead) == 15 and max(ahead) <= 1
+    assert [e["event"] for e in events(tmp_path / "e.jsonl") if e["event"] != "coverage"][:1] == ["start"]
+
+
 def test_guide_run_refuses_visitor_without_replay(zones, tmp_path):
     # a process: a device that ignored --visitor would scan for beacons until killed
     p = subprocess.run([sys.executable, "-m", "guide", "run", "--zones", str(zones),
