@@ -104,9 +104,9 @@ def run(args: argparse.Namespace) -> int:
         await device.run(source, buttons, stop_on_signals(asyncio.Event()))
 
     asyncio.run(main())
-    if device.unrecorded:  # the visit played on; whoever collects the device must know
-        print(f"guide run: the visit played to its end, but {len(device.unrecorded)} write(s) of it failed "
-              f"(first: {device.unrecorded[0]}). {events} holds only whole lines and the state file its "
+    if device.failed_writes:  # the visit played on; whoever collects the device must know
+        print(f"guide run: the visit played to its end, but {device.failed_writes} write(s) of it failed "
+              f"(first: {device.first_failure}). {events} holds only whole lines and the state file its "
               f"last whole save; free space on the disk (or make it writable) before the next visit.", file=sys.stderr)
         return 1
     return 0
