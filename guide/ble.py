@@ -322,12 +322,14 @@ class ReplaySource:
     """Recorded sightings, delivered when the visit clock reaches their time.
 
     Rows are ``(t, beacon, rssi)`` in non-decreasing `t` (seconds of the visit,
-    as in a scan log's rows for one visitor). Rows before the clock's value at
-    start are skipped, so a device restarted mid-visit carries on where the
-    recording is, not from its beginning; rows of the last `catch_up` seconds
-    are delivered at once (a fresh engine knows no levels yet, and the row at
-    t=0 must not be lost to the instant it takes to start). Rows naming a
-    beacon outside `known` are skipped and counted.
+    as in a scan log's rows for one visitor), read as they are delivered: an
+    iterator (a scan log being read) is never held whole, however long the
+    walk. Rows before the clock's value at start are skipped, so a device
+    restarted mid-visit carries on where the recording is, not from its
+    beginning; rows of the last `catch_up` seconds are delivered at once (a
+    fresh engine knows no levels yet, and the row at t=0 must not be lost to
+    the instant it takes to start). Rows naming a beacon outside `known` are
+    skipped and counted (`skipped`, as they are read).
 
     >>> source = ReplaySource([(0.0, "dome-n", -71), (0.1, "dome-n", -70)], known={"dome-n"})
     """
@@ -335,27 +337,22 @@ class ReplaySource:
     def __init__(self, rows: Iterable[tuple[float, str, int]], *, known: Iterable[str] | None = None,
                  catch_up: float = 1.0):
         self.catch_up = catch_up
-        rows = list(rows)
-        if known is not None:
-            known = set(known)
-            kept = [r for r in rows if r[1] in known]
-            self.skipped = len(rows) - len(kept)
-            rows = kept
-        else:
-            self.skipped = 0
         self.rows = rows
+        self.known = None if known is None else set(known)
+        self.skipped = 0
         self.delivered = 0
 
     async def run(self, on_sighting: OnSighting, now: Callable[[], float]) -> None:
-        rows = self.rows
-        i, start = 0, now() - self.catch_up
-        while i < len(rows) and rows[i][0] < start:
-            i += 1
-        while i < len(rows):
-            t, beacon, rssi = rows[i]
+        known = self.known
+        start = now() - self.catch_up
+        for t, beacon, rssi in self.rows:
+            if known is not None and beacon not in known:
+                self.skipped += 1
+                continue
+            if t < start:
+                continue
             wait = t - now()
             if wait > 0:
                 await asyncio.sleep(wait)
             on_sighting(beacon, rssi)
             self.delivered += 1
-            i += 1

@@ -89,7 +89,10 @@ class Device:
         self._here: str | None = None
         self._lag = 0.0  # seconds the engine's clock stood still while the radio was lost
         self._radio_lost: float | None = None  # the visit clock when the adapter was lost, while it is
-        self.unrecorded: list[str] = []  # writes of the visit that failed mid-visit, in order
+        # writes of the visit that failed mid-visit: how many, and the first (a count, not a list:
+        # a full disk fails an autosave every second, 36,000 in a 10-hour day)
+        self.failed_writes = 0
+        self.first_failure: str | None = None
         self._failing: str | None = None  # the last failure, while writes fail
 
     def now(self) -> float:
@@ -346,19 +349,22 @@ class Device:
     def _unrecorded(self, what: str, e: Exception) -> None:
         """A write of the visit failed and the visit goes on: say so now (once
         while the same failure lasts: a track's autosave fails every second),
-        and keep it for the end (`guide run` then exits non-zero)."""
+        and count it for the end, the first named (`guide run` then exits
+        non-zero)."""
         failure = f"cannot {what}: {e}"
         if failure != self._failing:
             logger.error("%s%s", failure, "" if self._failing else "; the visit plays on (said once, "
                          "until writing works again)")
         self._failing = failure
-        self.unrecorded.append(f"{what}: {e}")
+        self.failed_writes += 1
+        if self.first_failure is None:
+            self.first_failure = f"{what}: {e}"
 
     def _recorded(self) -> None:
         """A write of the visit worked: after failures, say it is kept again."""
         if self._failing is not None:
             self._failing = None
-            logger.warning("the visit is recorded again (%d write(s) failed until now)", len(self.unrecorded))
+            logger.warning("the visit is recorded again (%d write(s) failed until now)", self.failed_writes)
 
     def _background(self, job: Any) -> None:
         task = asyncio.ensure_future(job)

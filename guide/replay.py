@@ -22,7 +22,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Mapping, Protocol
 
 from guide.actions import Action, End, Start, to_event
 from guide.csvlog import (MAX_T, bytes_read, header_again, id_problem, not_utf8, number_hint, open_csv, plain_float,
@@ -36,6 +36,7 @@ from guide import tracks
 ScanRow = tuple[str, float, str, int]  # visitor, t, beacon, rssi
 
 POLICIES = ("engine", "naive")
+UNKNOWN_NAMES_KEPT = 32  # unknown beacon names a ScanStats keeps for its messages
 
 
 class _Policy(Protocol):
@@ -51,12 +52,24 @@ class ScanStats:
 
     rows: int = 0
     skipped_unknown: int = 0
+    # the first UNKNOWN_NAMES_KEPT unknown beacon names in sorted order (at
+    # most twice that many), not every one: a street's beacons are thousands
     unknown_beacons: set[str] = field(default_factory=set)
     last_t: dict[str, float] = field(default_factory=dict)  # visitor -> last scan time
 
+    def note_unknown(self, beacon: str) -> None:
+        """A row named `beacon`, which the zone map lacks."""
+        self.skipped_unknown += 1
+        names = self.unknown_beacons
+        if beacon not in names:
+            names.add(beacon)
+            if len(names) > 2 * UNKNOWN_NAMES_KEPT:
+                self.unknown_beacons = set(sorted(names)[:UNKNOWN_NAMES_KEPT])
+
     def unknown_names(self, most: int = 10) -> str:
-        """The unknown beacons named, for a message: 'x, y, z ...', each as
-        written, a control character escaped ('dome\\x00x', not 'domex')."""
+        """The unknown beacons named, for a message: 'x, y, z ...' (`most`
+        below UNKNOWN_NAMES_KEPT), each as written, a control character
+        escaped ('dome\\x00x', not 'domex')."""
         return listed([visible(short(b)) for b in sorted(self.unknown_beacons)], most)
 
     def check_site(self, path: str | os.PathLike, site: Site) -> None:
@@ -129,8 +142,7 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
                 if b not in known:
                     b = b.strip()
                     if b not in known:
-                        stats.skipped_unknown += 1
-                        stats.unknown_beacons.add(b)
+                        stats.note_unknown(b)
                         continue
                 if bar is not None and not n & 0xFFFF:
                     bar.update()
@@ -157,6 +169,18 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
             stats.rows += n
             if bar is not None:
                 bar.close()
+
+
+def count_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None = None) -> dict[str, int]:
+    """Each visitor's number of rows `read_scans` yields for `path` (a first
+    read of the log, which checks it whole and fills `stats`, walk ends
+    included): `replay`'s `rows_of`, so that it lets go of each visitor's
+    engine at their last row."""
+    counts: dict[str, int] = {}
+    get = counts.get
+    for v, _, _, _ in read_scans(path, site, stats=stats):
+        counts[v] = get(v, 0) + 1
+    return counts
 
 
 class _BadRow(Exception):
@@ -205,14 +229,24 @@ class _Run:
     track_end: float = math.inf  # when the playing track will finish by itself
     due: float = -math.inf  # earliest time anything but an observation is due
     last: float = 0.0
+    left: int = -1  # rows of theirs still to come (below 0: not known)
 
 
 def replay(site: Site, rows: Iterable[ScanRow], *, lang: str, emit: Callable[[dict], None],
            policy: str = "engine", walk_end: dict[str, float] | None = None,
-           visitor_lang: dict[str, str] | None = None) -> dict[str, float]:
+           visitor_lang: dict[str, str] | None = None,
+           rows_of: Mapping[str, int] | None = None, grouped: bool = False) -> dict[str, float]:
     """Run every visitor's rows through a fresh engine; `emit` receives each
     event-log object in time order per visitor. Returns each visitor's last
-    time (the end of its walk: `walk_end` if given, else its last row)."""
+    time (the end of its walk: `walk_end` if given, else its last row).
+
+    A visitor's engine is kept until its walk is over: with `rows_of`
+    (visitor -> how many rows of theirs `rows` holds, as `count_scans`
+    gives), that is their last row, and with `grouped` (each visitor's rows
+    together, as `guide.radio.scans_from_walk` gives them) the first row of
+    the next visitor; so memory holds the engines of the visitors in progress
+    only, however many the log has (their walk end must then be in
+    `walk_end`). Without either, the end of `rows`."""
     make = {"engine": Engine, "naive": NaiveEngine}.get(policy)
     if make is None:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
@@ -251,16 +285,32 @@ def replay(site: Site, rows: Iterable[ScanRow], *, lang: str, emit: Callable[[di
                 run.due = min(run.track_end, d)
                 return
 
-    runs: dict[str, _Run] = {}
+    runs: dict[str, _Run] = {}  # the visitors in progress
+    ends: dict[str, float] = {}
+
+    def finish(run: _Run) -> None:
+        """The visitor's walk is over: what was due until its end, then let go of its engine."""
+        v = run.visitor
+        end = max(run.last, (walk_end or {}).get(v, run.last))
+        advance(run, end)
+        ends[v] = end
+        del runs[v]
+
     run: _Run | None = None
     inf = math.inf
     cur = None
     for v, t, b, r in rows:
         if v != cur:
+            if grouped and cur is not None:
+                finish(run)
             run = runs.get(v)
             if run is None:
+                if v in ends:
+                    raise ValueError(f"visitor {v!r} has more rows than rows_of says" if not grouped
+                                     else f"the rows of visitor {v!r} are not together (grouped)")
                 vl = (visitor_lang or {}).get(v, lang)
-                run = runs[v] = _Run(visitor=v, engine=make(site, vl))
+                run = runs[v] = _Run(visitor=v, engine=make(site, vl),
+                                     left=rows_of.get(v, -1) if rows_of is not None else -1)
             cur = v
         if t >= run.due:
             advance(run, t)
@@ -272,11 +322,12 @@ def replay(site: Site, rows: Iterable[ScanRow], *, lang: str, emit: Callable[[di
             d = run.engine.next_deadline()
             if d is not None:
                 run.due = d
-    ends: dict[str, float] = {}
-    for v, run in runs.items():
-        end = max(run.last, (walk_end or {}).get(v, run.last))
-        advance(run, end)
-        ends[v] = end
+        run.left -= 1
+        if not run.left:  # their last row (never, without rows_of: left runs below 0)
+            finish(run)
+            cur = None
+    for run in list(runs.values()):
+        finish(run)
     for v, end in (walk_end or {}).items():
         ends.setdefault(v, end)  # visitors the radio never reached still walked
     return ends

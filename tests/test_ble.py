@@ -175,6 +175,25 @@ def test_a_replay_restarted_mid_visit_carries_on_from_the_visit_clock():
     assert got == [-75, -76, -77, -78, -79]  # from 0.5 s, less the catch-up
 
 
+def test_a_replay_reads_its_rows_as_it_delivers_them_never_holding_the_walk():
+    """ReplaySource made a list of its rows first: `guide run --replay` of a
+    day's walk (7 million rows at 10 Hz from 20 beacons) held all of it."""
+    read, ahead = [0], []
+
+    def rows():
+        for k in range(2000):
+            read[0] += 1
+            yield k / 1000, "ghost" if k % 7 == 0 else "dome-n", -70
+    source = ReplaySource(rows(), known={"dome-n"}, catch_up=20.0)
+
+    async def main():  # the clock at 10 s, past every row: all delivered at once
+        await source.run(lambda b, r: ahead.append(read[0] - source.delivered - source.skipped), lambda: 10.0)
+
+    asyncio.run(main())
+    assert source.delivered + source.skipped == 2000 and source.skipped == 286
+    assert max(ahead) <= 1  # the row being delivered, no more
+
+
 # ----- bleak's real BlueZ backend against the mock BlueZ -----------------------
 
 needs_dbus = pytest.mark.skipif(not available(), reason="needs dbus-daemon (Debian: dbus-daemon)")

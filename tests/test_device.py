@@ -594,13 +594,13 @@ def test_a_disk_failing_mid_track_is_said_once_not_at_every_autosave_and_its_ret
         await hold(emit, {"dome": AT}, 0.8)
         assert device.player.playing.name == "dome.wav"
         disk["full"] = True
-        while len(device.unrecorded) < 4:  # autosaves, every 0.2 s while the track plays
+        while device.failed_writes < 4:  # autosaves, every 0.2 s while the track plays
             await hold(emit, {"dome": AT}, 0.1)
         disk["full"] = False
-        saves = len(device.unrecorded)
+        saves = device.failed_writes
         for _ in range(10):  # an autosave or two, which work again
             await hold(emit, {"dome": AT}, 0.1)
-        assert len(device.unrecorded) == saves
+        assert device.failed_writes == saves
         device.player.finish()
         await asyncio.sleep(0.1)
 
@@ -608,7 +608,9 @@ def test_a_disk_failing_mid_track_is_said_once_not_at_every_autosave_and_its_ret
         device, rec = run_device(site, tmp_path, script)
     said = [r.getMessage() for r in caplog.records if "cannot save the visit state" in r.getMessage()]
     assert len(said) == 1 and "No space left on device" in said[0] and "the visit plays on" in said[0]
-    assert len(device.unrecorded) >= 4
+    assert device.failed_writes >= 4 and device.first_failure.startswith("save the visit state: ")
+    # counted, not listed: an all-day full disk fails 36,000 autosaves
+    assert all(len(v) < 4 for v in vars(device).values() if isinstance(v, (list, set, dict)))
     assert any(r.getMessage().startswith("the visit is recorded again") for r in caplog.records)
     assert StateFile(tmp_path / "events.jsonl.state.json").load().engine["heard"] == ["dome"]
 
@@ -1151,6 +1153,39 @@ def test_a_replay_with_nothing_to_play_says_what_is_wrong_with_the_scan_log(zone
         assert guide_main("--zones", zones, "--events", tmp_path / "e.jsonl", *options) == 2
         err = capsys.readouterr().err
         assert says in err and "None" not in err, err
+
+
+def test_guide_run_replay_reads_the_walk_as_it_plays_it(zones, tmp_path, monkeypatch):
+    """--replay read the whole scan log into a list (every visitor's rows,
+    then the chosen one's again) before the visit began; it checks the log
+    whole first, then reads the visitor's rows as they are played."""
+    import guide.ble
+
+    walk = walk_csv(tmp_path / "walk.csv", [(0.5, {"dome": (AWAY, AT)}), (1.0, {"dome": AT})], visitor="v2")
+    walk.write_text(walk.read_text() + "".join(f"v{k},{k / 10:.1f},b-tunnel,-80\n" for k in range(3, 40)))
+    ahead: list[int] = []
+
+    class Watched(guide.ble.ReplaySource):
+        def __init__(self, rows, **kwargs):
+            def counted():
+                for row in rows:
+                    self.read += 1
+                    yield row
+            self.read = 0
+            super().__init__(counted(), **kwargs)
+
+        async def run(self, on_sighting, now):
+            def seen(beacon, rssi):
+                ahead.append(self.read - self.delivered)
+                on_sighting(beacon, rssi)
+            await super().run(seen, now)
+
+    monkeypatch.setattr(guide.ble, "ReplaySource", Watched)
+    with file_sink(tmp_path / "alsa"):
+        assert guide_main("--zones", zones, "--events", tmp_path / "e.jsonl", "--replay", walk,
+                          "--visitor", "v2") == 0
+    assert len(ahead) == 15 and max(ahead) <= 1
+    assert [e["event"] for e in events(tmp_path / "e.jsonl") if e["event"] != "coverage"][:1] == ["start"]
 
 
 def test_guide_run_refuses_visitor_without_replay(zones, tmp_path):

@@ -4,8 +4,11 @@ The simulator's figures are the device's only if the two agree."""
 
 from __future__ import annotations
 
+import gc
+import itertools
 import math
 import random
+import weakref
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ import pytest
 from guide import tracks
 from guide.actions import End, Pause, Resume, Start, to_event
 from guide.engine import Engine
-from guide.replay import read_scans, replay
+from guide.replay import ScanStats, count_scans, read_scans, replay
 from guide.zones import load_zones
 
 
@@ -99,3 +102,119 @@ def test_a_few_seconds_heard_then_a_long_silence_are_no_dwell(gallery):
     steady = [("v", round(0.1 * i, 1), ex.beacon, -50) for i in range(100)]
     replay(site, steady, lang="en", emit=events.append)  # the same packets, without the gap, do start it
     assert [e["event"] for e in events] == ["start"]
+
+
+class _Counted(Engine):
+    """The engine, its live instances counted: what a replay holds in memory."""
+
+    alive: "weakref.WeakSet[_Counted]"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _Counted.alive.add(self)
+
+
+def _many_visitors(site, scans, n: int, *, overlap: int) -> list[tuple]:
+    """The sample's first minute of v001 walked by `n` visitors, each one
+    `overlap` visitors in progress at once (rows interleaved in the order a
+    merged log of several devices has them; overlap 1: grouped)."""
+    walk = [r[1:] for r in itertools.takewhile(lambda r: r[1] < 60.0, read_scans(scans, site))]
+    rows = [(60.0 / overlap * k + t, f"w{k:03d}", t, b, r) for k in range(n) for t, b, r in walk]
+    return [row[1:] for row in sorted(rows, key=lambda row: row[0])]
+
+
+@pytest.mark.parametrize("overlap", [1, 3])
+def test_a_replay_told_each_visitors_rows_holds_only_the_engines_of_visitors_in_progress(
+        gallery, monkeypatch, tmp_path, overlap):
+    """A replay kept every visitor's engine to the end of the log: memory
+    grew with its visitors (a museum's merged log has thousands). Told how
+    many rows each visitor has (count_scans), it lets go of each at their
+    last row, and gives the same events."""
+    site, scans = gallery
+    rows = _many_visitors(site, scans, 24, overlap=overlap)
+    log = tmp_path / "scans.csv"
+    log.write_text("visitor,t,beacon,rssi\n" + "".join(f"{v},{t},{b},{r}\n" for v, t, b, r in rows))
+    _Counted.alive = weakref.WeakSet()
+    monkeypatch.setattr("guide.replay.Engine", _Counted)
+    held: list[int] = []
+    events: list[dict] = []
+
+    def emit(event):
+        gc.collect()
+        held.append(len(_Counted.alive))
+        events.append(event)
+
+    stats = ScanStats()
+    ends = replay(site, read_scans(log, site), lang="en", emit=emit,
+                  rows_of=count_scans(log, site, stats=stats), walk_end=stats.last_t)
+    assert len(ends) == 24 and len(events) > 24
+    assert max(held) <= overlap + 1  # those in progress (and one beginning as another ends)
+    kept: list[dict] = []
+    replay(site, rows, lang="en", emit=kept.append, walk_end=stats.last_t)  # every engine to the end
+    by_visitor = lambda es: sorted(es, key=lambda e: e["visitor"])  # noqa: E731 (stable: time order kept)
+    assert by_visitor(events) == by_visitor(kept)
+
+
+def test_a_grouped_replay_lets_go_of_each_visitor_when_the_next_one_begins(gallery, monkeypatch):
+    site, scans = gallery
+    rows = _many_visitors(site, scans, 12, overlap=1)
+    _Counted.alive = weakref.WeakSet()
+    monkeypatch.setattr("guide.replay.Engine", _Counted)
+    held: list[int] = []
+
+    def emit(event):
+        gc.collect()
+        held.append(len(_Counted.alive))
+
+    assert len(replay(site, rows, lang="en", emit=emit, grouped=True)) == 12
+    assert held and max(held) <= 2
+    with pytest.raises(ValueError, match="not together"):
+        replay(site, rows + rows[:1], lang="en", emit=lambda e: None, grouped=True)
+
+
+@pytest.mark.parametrize("source", ["--scans", "--walks"])
+def test_simulate_lets_go_of_each_visitor_at_the_end_of_their_walk(gallery, monkeypatch, tmp_path, source):
+    """simulate.py --scans reads the log twice (counting each visitor's rows
+    first), --walks replays the scans of one walk after another: either way
+    the engines alive at once are those of the visitors in progress."""
+    from guide.simulator import main
+
+    site, scans = gallery
+    rows = _many_visitors(site, scans, 20, overlap=2)
+    if source == "--scans":
+        log = tmp_path / "scans.csv"
+        log.write_text("visitor,t,beacon,rssi\n" + "".join(f"{v},{t},{b},{r}\n" for v, t, b, r in rows))
+    else:
+        log = tmp_path / "walks.csv"
+        log.write_text("visitor,t,x,y\n" + "".join(f"w{k:03d},{t},{k % 7},{2 * t % 9}\n"
+                                                    for k in range(20) for t in range(0, 60, 2)))
+    born: list[int] = []
+
+    class Born(_Counted):
+        def __init__(self, *args, **kwargs):
+            gc.collect()
+            born.append(len(_Counted.alive))
+            super().__init__(*args, **kwargs)
+
+    _Counted.alive = weakref.WeakSet()
+    monkeypatch.setattr("guide.replay.Engine", Born)
+    assert main(["--zones", str(site.path), source, str(log), "--lang", "en", "--no-progress",
+                 "--events", str(tmp_path / "events.jsonl")]) == 0
+    assert len(born) == 20 and max(born) <= 2
+
+
+def test_a_scan_log_naming_thousands_of_unknown_beacons_keeps_a_few_names_not_every_one(gallery, tmp_path):
+    """Rows of a street's beacons (random ids, never twice the same) are
+    skipped and counted; every name was kept, for a message naming ten."""
+    site, _ = gallery
+    beacon = site.exhibits[0].beacon
+    names = [f"street-{random.Random(k).getrandbits(40):010x}" for k in range(5000)]
+    log = tmp_path / "scans.csv"
+    log.write_text("visitor,t,beacon,rssi\n" + "".join(f"v1,{k / 10},{name},-90\nv1,{k / 10},{beacon},-60\n"
+                                                        for k, name in enumerate(names)))
+    stats = ScanStats()
+    assert sum(1 for _ in read_scans(log, site, stats=stats)) == 5000
+    assert stats.skipped_unknown == 5000
+    assert len(stats.unknown_beacons) <= 64
+    assert stats.unknown_names() == ", ".join(sorted(names)[:10]) + " ..."
+    assert stats.unknown_names(5) == ", ".join(sorted(names)[:5]) + " ..."

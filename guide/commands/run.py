@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from guide.errors import GuideError
     from guide.player import SimpleaudioPlayer
     from guide.eventlog import check_event_log
-    from guide.replay import ScanStats, read_scans
+    from guide.replay import ScanStats, count_scans, read_scans
     from guide.zones import load_zones
 
     setup_logging(args.quiet)
@@ -83,13 +83,14 @@ def run(args: argparse.Namespace) -> int:
                         inputs={**inputs, "--events": events})
     check_event_log(events)
     if args.replay:
+        # read whole once, to check it before anything starts and to know its
+        # visitors; then again as the visit plays: a long walk is never held in memory
         stats = ScanStats()
-        rows = [(v, t, b, r) for v, t, b, r in read_scans(args.replay, site, stats=stats)]
-        visitor = args.visitor or (rows[0][0] if rows else None)
-        mine = [(t, b, r) for v, t, b, r in rows if v == visitor]
-        if not mine:
-            raise GuideError(_no_rows(args, stats, rows))
-        source = ReplaySource(mine)
+        visitors = count_scans(args.replay, site, stats=stats)
+        visitor = args.visitor or next(iter(visitors), None)
+        if visitor not in visitors:
+            raise GuideError(_no_rows(args, stats, visitors))
+        source = ReplaySource((t, b, r) for v, t, b, r in read_scans(args.replay, site) if v == visitor)
     else:
         source = BleakSource(BeaconParser(site.beacons), adapter=args.adapter)
     device = Device(site, lang=lang, make_player=SimpleaudioPlayer,
@@ -103,25 +104,26 @@ def run(args: argparse.Namespace) -> int:
         await device.run(source, buttons, stop_on_signals(asyncio.Event()))
 
     asyncio.run(main())
-    if device.unrecorded:  # the visit played on; whoever collects the device must know
-        print(f"guide run: the visit played to its end, but {len(device.unrecorded)} write(s) of it failed "
-              f"(first: {device.unrecorded[0]}). {events} holds only whole lines and the state file its "
+    if device.failed_writes:  # the visit played on; whoever collects the device must know
+        print(f"guide run: the visit played to its end, but {device.failed_writes} write(s) of it failed "
+              f"(first: {device.first_failure}). {events} holds only whole lines and the state file its "
               f"last whole save; free space on the disk (or make it writable) before the next visit.", file=sys.stderr)
         return 1
     return 0
 
 
-def _no_rows(args: argparse.Namespace, stats, rows: list) -> str:
-    """Why --replay gives the device nothing to play."""
+def _no_rows(args: argparse.Namespace, stats, visitors: dict[str, int]) -> str:
+    """Why --replay gives the device nothing to play (`visitors`: those with
+    rows naming a beacon of the zone map)."""
     from guide.errors import listed
 
     if stats.rows == 0:
         return f"--replay {args.replay}: the scan log has no rows; record a walk into it (guide record)"
-    if not rows:
+    if not visitors:
         return (f"--replay {args.replay}: none of its {stats.rows} rows names a beacon of {args.zones} "
                 f"(it names {stats.unknown_names(5)}); give the zone map the walk was recorded with")
     return (f"--visitor {args.visitor}: {args.replay} has no rows of that visitor with a beacon of "
-            f"{args.zones}; its visitors are {listed(sorted({v for v, _, _, _ in rows}))}")
+            f"{args.zones}; its visitors are {listed(sorted(visitors))}")
 
 
 def stop_on_signals(stop: asyncio.Event) -> asyncio.Event:
