@@ -22,7 +22,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 from guide.actions import Action, End, Start, to_event
 from guide.csvlog import (MAX_T, bytes_read, header_again, id_problem, not_utf8, number_hint, open_csv, plain_float,
@@ -174,8 +174,7 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
 def count_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None = None) -> dict[str, int]:
     """Each visitor's number of rows `read_scans` yields for `path` (a first
     read of the log, which checks it whole and fills `stats`, walk ends
-    included): `replay`'s `rows_of`, so that it lets go of each visitor's
-    engine at their last row."""
+    included): `guide run --replay` checks a walk before it plays it."""
     counts: dict[str, int] = {}
     get = counts.get
     for v, _, _, _ in read_scans(path, site, stats=stats):
@@ -229,24 +228,22 @@ class _Run:
     track_end: float = math.inf  # when the playing track will finish by itself
     due: float = -math.inf  # earliest time anything but an observation is due
     last: float = 0.0
-    left: int = -1  # rows of theirs still to come (below 0: not known)
 
 
 def replay(site: Site, rows: Iterable[ScanRow], *, lang: str, emit: Callable[[dict], None],
            policy: str = "engine", walk_end: dict[str, float] | None = None,
            visitor_lang: dict[str, str] | None = None,
-           rows_of: Mapping[str, int] | None = None, grouped: bool = False) -> dict[str, float]:
+           grouped: bool = False) -> dict[str, float]:
     """Run every visitor's rows through a fresh engine; `emit` receives each
     event-log object in time order per visitor. Returns each visitor's last
     time (the end of its walk: `walk_end` if given, else its last row).
 
-    A visitor's engine is kept until its walk is over: with `rows_of`
-    (visitor -> how many rows of theirs `rows` holds, as `count_scans`
-    gives), that is their last row, and with `grouped` (each visitor's rows
-    together, as `guide.radio.scans_from_walk` gives them) the first row of
-    the next visitor; so memory holds the engines of the visitors in progress
-    only, however many the log has (their walk end must then be in
-    `walk_end`). Without either, the end of `rows`."""
+    A visitor's engine is kept until the end of `rows` (a visitor of a
+    scan log may have a row anywhere up to its last line), or, with
+    `grouped` (each visitor's rows together, as `guide.radio.scans_from_walk`
+    gives them), until the first row of the next visitor: memory then holds
+    one engine however many visitors walk (their walk end must then be in
+    `walk_end` by the time their last row is read)."""
     make = {"engine": Engine, "naive": NaiveEngine}.get(policy)
     if make is None:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
@@ -306,11 +303,9 @@ def replay(site: Site, rows: Iterable[ScanRow], *, lang: str, emit: Callable[[di
             run = runs.get(v)
             if run is None:
                 if v in ends:
-                    raise ValueError(f"visitor {v!r} has more rows than rows_of says" if not grouped
-                                     else f"the rows of visitor {v!r} are not together (grouped)")
+                    raise ValueError(f"the rows of visitor {v!r} are not together (grouped)")
                 vl = (visitor_lang or {}).get(v, lang)
-                run = runs[v] = _Run(visitor=v, engine=make(site, vl),
-                                     left=rows_of.get(v, -1) if rows_of is not None else -1)
+                run = runs[v] = _Run(visitor=v, engine=make(site, vl))
             cur = v
         if t >= run.due:
             advance(run, t)
@@ -322,10 +317,6 @@ def replay(site: Site, rows: Iterable[ScanRow], *, lang: str, emit: Callable[[di
             d = run.engine.next_deadline()
             if d is not None:
                 run.due = d
-        run.left -= 1
-        if not run.left:  # their last row (never, without rows_of: left runs below 0)
-            finish(run)
-            cur = None
     for run in list(runs.values()):
         finish(run)
     for v, end in (walk_end or {}).items():

@@ -25,7 +25,7 @@ from guide.eventlog import check_event_log
 from guide.eventlog import line as event_line
 from guide.files import replace_whole
 from guide.metrics import Metrics, after_walk, after_walk_said, format_table, read_truth, score
-from guide.replay import POLICIES, ScanStats, count_scans, read_scans, replay, started_track_durations
+from guide.replay import POLICIES, ScanStats, read_scans, replay, started_track_durations
 from guide.site import Site
 from guide.zones import load_zones
 
@@ -148,17 +148,11 @@ class _Source:
         self.site, self.args = site, args
         self.stats = ScanStats()
         self.walk_end: dict[str, float] = {}
-        self.rows_of: dict[str, int] | None = None  # a scan log's rows per visitor
 
     def rows(self) -> Iterator[tuple[str, float, str, int]]:
-        """The rows to replay. A scan log is read twice: first whole, to check
-        it and count each visitor's rows and find their walk's end (so the
-        replay lets go of each visitor at their last row: its memory does not
-        grow with the visitors of the log), then to replay."""
         a = self.args
         if a.scans is not None:
-            self.rows_of = count_scans(a.scans, self.site, stats=self.stats)
-            return read_scans(a.scans, self.site, progress=not a.no_progress)
+            return read_scans(a.scans, self.site, stats=self.stats, progress=not a.no_progress)
         from guide.radio import RadioModel, read_walks, scans_from_walk
 
         rows = scans_from_walk(self.site, self._note_ends(read_walks(a.walks)),
@@ -179,7 +173,7 @@ class _Source:
     def ends(self) -> dict[str, float]:
         """Each visitor's walk end: the last row of the scan log (known
         beacon or not), or the walk's last position. A scan log's are
-        complete once `rows()` returns; a walk's are filled as it is read,
+        complete once `rows()` is exhausted; a walk's are filled as it is read,
         each visitor's before their scans (scans_from_walk reads a visitor's
         positions whole first), which is when replay() looks."""
         return self.stats.last_t if self.args.scans is not None else self.walk_end
@@ -197,9 +191,8 @@ def _run(args: argparse.Namespace) -> int:
     for policy in policies:
         source = _Source(site, args)
         events: list[dict] = []
-        rows = source.rows()
-        ends = replay(site, rows, lang=lang, emit=events.append, policy=policy,
-                      walk_end=source.ends(), rows_of=source.rows_of, grouped=args.walks is not None)
+        ends = replay(site, source.rows(), lang=lang, emit=events.append, policy=policy,
+                      walk_end=source.ends(), grouped=args.walks is not None)
         stats = source.stats
         if args.scans is not None:
             stats.check_site(args.scans, site)

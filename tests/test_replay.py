@@ -16,7 +16,7 @@ import pytest
 from guide import tracks
 from guide.actions import End, Pause, Resume, Start, to_event
 from guide.engine import Engine
-from guide.replay import ScanStats, count_scans, read_scans, replay
+from guide.replay import ScanStats, read_scans, replay
 from guide.zones import load_zones
 
 
@@ -123,17 +123,12 @@ def _many_visitors(site, scans, n: int, *, overlap: int) -> list[tuple]:
     return [row[1:] for row in sorted(rows, key=lambda row: row[0])]
 
 
-@pytest.mark.parametrize("overlap", [1, 3])
-def test_a_replay_told_each_visitors_rows_holds_only_the_engines_of_visitors_in_progress(
-        gallery, monkeypatch, tmp_path, overlap):
-    """A replay kept every visitor's engine to the end of the log: memory
-    grew with its visitors (a museum's merged log has thousands). Told how
-    many rows each visitor has (count_scans), it lets go of each at their
-    last row, and gives the same events."""
+def test_a_grouped_replay_lets_go_of_each_visitor_when_the_next_one_begins(gallery, monkeypatch):
+    """A replay kept every visitor's engine to the end of the rows: memory
+    grew with the visitors. Grouped (as simulate.py --walks and the demo give
+    the rows), it lets go of each as the next begins, with the same events."""
     site, scans = gallery
-    rows = _many_visitors(site, scans, 24, overlap=overlap)
-    log = tmp_path / "scans.csv"
-    log.write_text("visitor,t,beacon,rssi\n" + "".join(f"{v},{t},{b},{r}\n" for v, t, b, r in rows))
+    rows = _many_visitors(site, scans, 12, overlap=1)
     _Counted.alive = weakref.WeakSet()
     monkeypatch.setattr("guide.replay.Engine", _Counted)
     held: list[int] = []
@@ -144,50 +139,26 @@ def test_a_replay_told_each_visitors_rows_holds_only_the_engines_of_visitors_in_
         held.append(len(_Counted.alive))
         events.append(event)
 
-    stats = ScanStats()
-    ends = replay(site, read_scans(log, site), lang="en", emit=emit,
-                  rows_of=count_scans(log, site, stats=stats), walk_end=stats.last_t)
-    assert len(ends) == 24 and len(events) > 24
-    assert max(held) <= overlap + 1  # those in progress (and one beginning as another ends)
-    kept: list[dict] = []
-    replay(site, rows, lang="en", emit=kept.append, walk_end=stats.last_t)  # every engine to the end
-    by_visitor = lambda es: sorted(es, key=lambda e: e["visitor"])  # noqa: E731 (stable: time order kept)
-    assert by_visitor(events) == by_visitor(kept)
-
-
-def test_a_grouped_replay_lets_go_of_each_visitor_when_the_next_one_begins(gallery, monkeypatch):
-    site, scans = gallery
-    rows = _many_visitors(site, scans, 12, overlap=1)
-    _Counted.alive = weakref.WeakSet()
-    monkeypatch.setattr("guide.replay.Engine", _Counted)
-    held: list[int] = []
-
-    def emit(event):
-        gc.collect()
-        held.append(len(_Counted.alive))
-
     assert len(replay(site, rows, lang="en", emit=emit, grouped=True)) == 12
     assert held and max(held) <= 2
+    kept: list[dict] = []
+    replay(site, rows, lang="en", emit=kept.append)  # every engine to the end
+    by_visitor = lambda es: sorted(es, key=lambda e: e["visitor"])  # noqa: E731 (stable: time order kept)
+    assert len(events) > 12 and by_visitor(events) == by_visitor(kept)
     with pytest.raises(ValueError, match="not together"):
         replay(site, rows + rows[:1], lang="en", emit=lambda e: None, grouped=True)
 
 
-@pytest.mark.parametrize("source", ["--scans", "--walks"])
-def test_simulate_lets_go_of_each_visitor_at_the_end_of_their_walk(gallery, monkeypatch, tmp_path, source):
-    """simulate.py --scans reads the log twice (counting each visitor's rows
-    first), --walks replays the scans of one walk after another: either way
-    the engines alive at once are those of the visitors in progress."""
+def test_simulate_lets_go_of_each_visitor_at_the_end_of_their_walk(gallery, monkeypatch, tmp_path):
+    """simulate.py --walks replays the scans of one walk after another: the
+    engines alive at once are those of the visitor in progress (and the one
+    beginning), however many walk."""
     from guide.simulator import main
 
     site, scans = gallery
-    rows = _many_visitors(site, scans, 20, overlap=2)
-    if source == "--scans":
-        log = tmp_path / "scans.csv"
-        log.write_text("visitor,t,beacon,rssi\n" + "".join(f"{v},{t},{b},{r}\n" for v, t, b, r in rows))
-    else:
-        log = tmp_path / "walks.csv"
-        log.write_text("visitor,t,x,y\n" + "".join(f"w{k:03d},{t},{k % 7},{2 * t % 9}\n"
-                                                    for k in range(20) for t in range(0, 60, 2)))
+    log = tmp_path / "walks.csv"
+    log.write_text("visitor,t,x,y\n" + "".join(f"w{k:03d},{t},{k % 7},{2 * t % 9}\n"
+                                                for k in range(20) for t in range(0, 60, 2)))
     born: list[int] = []
 
     class Born(_Counted):
@@ -198,7 +169,7 @@ def test_simulate_lets_go_of_each_visitor_at_the_end_of_their_walk(gallery, monk
 
     _Counted.alive = weakref.WeakSet()
     monkeypatch.setattr("guide.replay.Engine", Born)
-    assert main(["--zones", str(site.path), source, str(log), "--lang", "en", "--no-progress",
+    assert main(["--zones", str(site.path), "--walks", str(log), "--lang", "en", "--no-progress",
                  "--events", str(tmp_path / "events.jsonl")]) == 0
     assert len(born) == 20 and max(born) <= 2
 
