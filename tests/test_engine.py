@@ -289,7 +289,7 @@ def test_skip_ends_the_track_and_counts_it_as_heard():
     assert starts(v.log) == ["a"]  # not started again
 
 
-@pytest.mark.parametrize("stop", ["skip", "failed"])
+@pytest.mark.parametrize("stop", ["skip", "failed", "finished"])
 def test_with_replay_heard_a_skipped_or_unplayable_exhibit_waits_for_a_return(stop):
     # replay_heard means on return: not at once, under the feet of a visitor who pressed skip
     v = Visit(make_site(replay_heard=True))
@@ -298,7 +298,7 @@ def test_with_replay_heard_a_skipped_or_unplayable_exhibit_waits_for_a_return(st
         v.log.extend((v.t, a) for a in getattr(v.engine, stop)(v.t))
     assert v.engine.playing is None and "a" in v.engine.heard
     v.stay(20, AT_A)
-    assert starts(v.log) == (["a"] if stop == "skip" else ["a", "a"])  # the fallback, not a restart
+    assert starts(v.log) == (["a", "a"] if stop == "failed" else ["a"])  # the fallback, not a restart
     v.stay(20, AT_C)
     v.finish()
     v.stay(20, AT_A)
@@ -661,3 +661,378 @@ def test_the_naive_policy_starts_a_visitor_at_the_very_edge_of_the_radius():
     at_one_metre = tuple(dataclasses.replace(ex, radius=1.0) for ex in site.exhibits)
     n = NaiveEngine(dataclasses.replace(site, exhibits=at_one_metre), "en")  # edges at tx_power, -59 dBm
     assert n.observe("b-a", -59, 0.0) == [Start(exhibit="a", lang="en", track="en/a.ogg")]
+
+
+# ----- rule 8, the controls, and rule 7's fallbacks, in every state -----
+
+def three_languages(**trigger) -> Site:
+    """The gallery in en, fr and de: a has all three, b en and de, c fr only;
+    German falls back to French, then English."""
+    site = make_site(**trigger)
+    tracks = {"a": {"en": "en/a.ogg", "fr": "fr/a.ogg", "de": "de/a.ogg"},
+              "b": {"en": "en/b.ogg", "de": "de/b.ogg"},
+              "c": {"fr": "fr/c.ogg"}}
+    exhibits = tuple(dataclasses.replace(ex, tracks=tracks[ex.id]) for ex in site.exhibits)
+    return dataclasses.replace(site, languages=("en", "fr", "de"), exhibits=exhibits,
+                               fallback={"en": ("fr",), "fr": ("en",), "de": ("fr", "en")})
+
+
+def test_controls_with_nothing_playing_do_nothing():
+    v = Visit()
+    v.stay(2, NOWHERE)
+    e = v.engine
+    assert e.pause(v.t) == [] and e.resume(v.t) == [] and e.skip(v.t) == []
+    assert e.failed(v.t, "no track") == [] and e.finished(v.t) == []
+    assert e.replay(v.t) == []  # nowhere: nothing to replay
+    assert e.set_language("fr", v.t) == [] and e.lang == "fr"  # the next track is French
+    assert e.playing is None and e.heard == frozenset() and e.position(v.t) is None
+    assert starts(v.stay(20, AT_A)) == ["a"] and v.log[-1][1].lang == "fr"
+
+
+def test_pausing_twice_or_resuming_a_track_that_plays_does_nothing():
+    v = Visit()
+    v.stay(20, AT_A)
+    e = v.engine
+    assert e.resume(v.t) == []  # it plays: nothing to resume
+    (p,) = e.pause(v.t)
+    v.t += 7
+    assert e.pause(v.t) == []  # paused already: the position stays
+    assert e.position(v.t) == p.position
+    (r,) = e.resume(v.t)
+    assert r.position == p.position and e.resume(v.t + 1) == []
+
+
+def test_a_track_paused_in_its_glance_window_is_listened_to():
+    # pausing is listening: walking off after resuming does not fade it out
+    v = Visit()
+    v.stay(v.site.trigger.dwell + 1.5, AT_A)
+    assert v.engine.playing == "a"
+    v.engine.pause(v.t)
+    v.engine.resume(v.t)
+    v.stay(20, AT_C)
+    assert ends(v.log) == [] and v.engine.playing == "a"
+
+
+def test_replay_with_nothing_playing_starts_the_exhibit_where_the_visitor_stands_for_good():
+    v = Visit()
+    v.stay(20, AT_A)
+    v.finish()
+    assert v.stay(10, AT_A) == []  # heard: not again by itself
+    acts = v.engine.replay(v.t)
+    assert acts == [Start(exhibit="a", lang="en", track="en/a.ogg")]
+    assert v.engine.position(v.t + 1) == 1.0
+    v.stay(1, AT_A)
+    v.stay(20, AT_C)  # a replay is asked for: walking off does not fade it out
+    assert ends(v.log) == [("a", "finished")] and v.engine.playing == "a"
+
+
+def test_replay_of_a_paused_track_plays_it_from_the_top():
+    v = Visit()
+    v.stay(20, AT_A)
+    v.engine.pause(v.t)
+    v.stay(20, AT_C)  # paused, then the visitor stands at c
+    acts = v.engine.replay(v.t)
+    assert [(type(a), a.exhibit) for a in acts] == [(End, "a"), (Start, "a")]
+    assert v.engine.position(v.t + 2) == 2.0  # playing, not paused
+
+
+def test_changing_to_a_language_whose_chain_gives_the_same_track_keeps_it_playing():
+    # c has only French: an English visitor hears it in French, and choosing
+    # French does not restart it
+    v = Visit()
+    v.stay(20, AT_C)
+    assert v.log[-1][1] == Start(exhibit="c", lang="fr", track="fr/c.ogg", wanted="en")
+    pos = v.engine.position(v.t)
+    assert v.engine.set_language("fr", v.t) == []
+    assert v.engine.lang == "fr" and v.engine.playing == "c"
+    assert v.engine.position(v.t) == pos
+
+
+def test_an_unknown_language_is_refused_and_the_visitor_keeps_theirs():
+    v = Visit()
+    v.stay(20, AT_A)
+    with pytest.raises(ValueError, match="not offered"):
+        v.engine.set_language("xx", v.t)
+    assert v.engine.lang == "en" and v.engine.playing == "a"
+
+
+def test_an_unplayable_track_falls_back_along_the_chain_to_a_language_that_has_one():
+    # German falls back to French, then English; b has no French track
+    v = Visit(three_languages(), lang="de")
+    v.stay(v.site.trigger.dwell + 1.5, AT_B)
+    assert v.engine.playing == "b"
+    acts = v.engine.failed(v.t, "de/b.ogg: cannot decode")
+    assert acts == [End(exhibit="b", reason="error", track="de/b.ogg", error="de/b.ogg: cannot decode"),
+                    Start(exhibit="b", lang="en", track="en/b.ogg", wanted="de")]
+    assert v.engine.position(v.t + 1) == 1.0  # from its start
+    assert v.engine.playing == "b" and "b" not in v.engine.heard  # in its glance window: not heard yet
+    acts = v.engine.failed(v.t + 1, "en/b.ogg: cannot decode")
+    assert [type(a) for a in acts] == [End] and "b" in v.engine.heard
+
+
+def test_a_track_that_fails_in_a_language_outside_the_visitors_chain_is_skipped():
+    # c plays in French for an English visitor; they choose German (then
+    # English): c has neither, so its French track plays on; if it then fails,
+    # there is no later language of the visitor's to try
+    site = three_languages()
+    v = Visit(dataclasses.replace(site, fallback={**site.fallback, "de": ("en",)}))
+    v.stay(20, AT_C)
+    assert v.engine.set_language("de", v.t) == []  # no German nor English track: it plays on
+    acts = v.engine.failed(v.t, "fr/c.ogg: cannot decode")
+    assert [type(a) for a in acts] == [End] and "c" in v.engine.heard
+
+
+def test_an_exhibit_with_no_track_in_any_language_is_skipped_silently_and_counts_as_heard():
+    site = make_site()
+    mute = dataclasses.replace(site.exhibits[0], tracks={})
+    v = Visit(dataclasses.replace(site, exhibits=(mute, *site.exhibits[1:])))
+    assert v.stay(20, AT_A) == []
+    assert v.engine.heard == {"a"} and v.engine.playing is None
+    assert v.engine.replay(v.t) == []  # nothing to replay either
+    assert starts(v.stay(20, AT_B)) == ["b"]
+
+
+# ----- persistence: what a snapshot holds and how a restore reads it -----
+
+def test_a_snapshot_holds_the_position_to_the_millisecond_and_zero_at_the_start():
+    v = Visit()
+    v.stay(v.site.trigger.dwell + 1.5, AT_A)
+    t0 = started_at(v)
+    assert v.engine.snapshot(t0)["playing"]["position"] == 0.0
+    assert v.engine.snapshot(t0 + 7.123456)["playing"] == {
+        "exhibit": "a", "lang": "en", "track": "en/a.ogg", "position": 7.123, "paused": False}
+
+
+@pytest.mark.parametrize("lang", ["xx", None])
+def test_a_saved_language_the_site_no_longer_offers_restores_in_its_first_language(lang):
+    snap = {"lang": lang, "heard": ["b"], "playing": None}
+    engine, acts = Engine.restore(make_site(), snap, now=0.0)
+    assert engine.lang == "en" and engine.heard == {"b"} and acts == []
+    engine, _ = Engine.restore(make_site(), {**snap, "lang": "fr"}, now=0.0)
+    assert engine.lang == "fr"
+
+
+def test_a_saved_track_of_an_exhibit_no_longer_in_the_map_is_not_resumed():
+    snap = {"lang": "en", "heard": ["a", "gone"],
+            "playing": {"exhibit": "gone", "lang": "en", "track": "en/gone.ogg", "position": 30.0}}
+    engine, acts = Engine.restore(make_site(), snap, now=0.0)
+    assert acts == [] and engine.playing is None and engine.heard == {"a"}
+
+
+def test_a_saved_track_of_an_exhibit_now_without_one_is_not_resumed():
+    site = make_site()
+    mute = dataclasses.replace(site.exhibits[0], tracks={})
+    site = dataclasses.replace(site, exhibits=(mute, *site.exhibits[1:]))
+    snap = {"lang": "en", "heard": [],
+            "playing": {"exhibit": "a", "lang": "en", "track": "en/a.ogg", "position": 30.0}}
+    engine, acts = Engine.restore(site, snap, now=0.0)
+    assert acts == [] and engine.playing is None
+
+
+@pytest.mark.parametrize("rewind, playing, offset", [
+    (3.0, {"exhibit": "a", "lang": "en", "track": "en/a.ogg", "position": 30.0}, 27.0),
+    (3.0, {"exhibit": "a", "lang": "en", "track": "en/a.ogg", "position": 1.5}, 0.0),  # not before its start
+    (0.0, {"exhibit": "a", "lang": "en", "track": "en/a.ogg"}, 0.0),  # no position saved: from the start
+    (0.0, {"exhibit": "a", "lang": "en", "track": "en/old-a.ogg", "position": 30.0}, 0.0),  # the map changed
+])
+def test_a_restored_track_resumes_rewound_but_never_before_its_start_nor_into_another_track(
+        rewind, playing, offset):
+    site = make_site(resume_rewind=rewind)
+    engine, acts = Engine.restore(site, {"lang": "en", "heard": [], "playing": playing}, now=100.0)
+    assert acts == [Start(exhibit="a", lang="en", track="en/a.ogg", offset=offset)]
+    assert engine.position(101.0) == offset + 1.0
+
+
+def test_a_restored_track_in_a_fallback_language_says_which_was_wanted():
+    snap = {"lang": "en", "heard": [],
+            "playing": {"exhibit": "c", "lang": "fr", "track": "fr/c.ogg", "position": 10.0}}
+    engine, acts = Engine.restore(make_site(), snap, now=0.0)
+    assert acts == [Start(exhibit="c", lang="fr", track="fr/c.ogg", offset=7.0, wanted="en")]
+
+
+# ----- rules 3 and 5 at one packet a second: intervals of the beacon's own rate -----
+
+def away_after_start(v: Visit) -> tuple[float, float]:
+    """Settle at a, then b reads 50 dB up: at one packet a second, b's first
+    packet (heard before a's) takes a's lead past -hysteresis. (that packet's
+    time, the abandonment's time)"""
+    v.stay(v.site.trigger.dwell + 2, {"a": -55, "b": -70, "c": FAR})
+    assert starts(v.log) == ["a"] and v.t - started_at(v) <= 2  # well inside its glance window
+    away = v.t
+    v.stay(8, {"b": -20, "a": -55, "c": FAR})
+    (t,) = [t for t, a in v.log if isinstance(a, End)]
+    assert ends(v.log) == [("a", "abandoned")]
+    return away, t
+
+
+@pytest.mark.parametrize("gap", [0, 15])
+def test_at_one_packet_a_second_leaving_takes_three_packets_not_the_two_seconds_of_leave(gap):
+    # rule 5: `leave` (2 s), or LEAVE_PACKETS = 3 packet intervals when that is
+    # longer; a gap in reception (shorter than forget) is no slower packet rate
+    v = Visit(make_site(forget=30.0), rate=1.0)
+    v.stay(30, NOWHERE)  # the engine learns the packet rate
+    v.t += gap
+    v.stay(10, NOWHERE)
+    away, t = away_after_start(v)
+    assert t - away == 3.0
+
+
+def test_at_one_packet_a_second_a_drop_out_of_two_packet_intervals_restarts_the_dwell():
+    # rule 3: at most DIP_PACKETS = 1.5 intervals keep the dwell; here b (heard
+    # first in each second) reads 25, then 15 dB up: a's lead is under the
+    # margin at two evaluations, 2 s
+    v = Visit(rate=1.0)
+    dwell = v.site.trigger.dwell
+    v.stay(30, NOWHERE)
+    there = {"b": -70, "a": -55, "c": FAR}
+    v.stay(3, there)
+    assert v.engine.here == "a"
+    arrived = v.t - 1
+    v.stay(1, {"b": -45, "a": -55, "c": FAR})
+    v.stay(1, {"b": -55, "a": -55, "c": FAR})
+    assert v.engine.here is None
+    back = v.t
+    v.stay(1, there)
+    assert v.engine.here == "a"
+    v.stay(12, there)
+    (t,) = [t for t, a in v.log if isinstance(a, Start)]
+    assert t >= back + dwell > arrived + dwell + 2
+
+
+def test_the_engine_evaluates_every_quarter_second_not_at_every_packet():
+    # STEP = 0.25 s: packets between two evaluations only feed the filter
+    e = Engine(make_site(level=-70), "en")
+    e.observe("b-a", -60, 0.0)
+    assert e.here == "a" and e.next_deadline() == 0.25
+    e.observe("b-b", -40, 0.1)
+    e.observe("b-b", -40, 0.2)
+    assert e.here == "a" and e.next_deadline() == 0.25  # b leads, not yet evaluated
+    e.observe("b-b", -40, 0.25)
+    assert e.here == "b" and e.next_deadline() == 0.5
+
+
+# ----- more of rules 1 to 6, each where a single comparison decides -----
+
+def test_an_exhibit_level_set_in_the_map_replaces_the_one_from_its_radius():
+    # a's level from its radius is -70.5 dBm; set to -60, -65 is not there
+    # (a fresh engine's first packet sets the level as read)
+    e = Engine(make_site(level=-60), "en")
+    e.observe("b-a", -65, 0.0)
+    assert e.here is None
+    e = Engine(make_site(level=-60), "en")
+    e.observe("b-a", -60, 0.0)
+    assert e.here == "a"
+
+
+def test_a_packet_exactly_fade_clip_below_is_no_fade_and_a_packet_from_the_past_weighs_nothing():
+    # rule 1: a packet counts at most FADE_CLIP = 10 dB below the level; one
+    # that far down is not a fade, so the deep one after it is the first
+    e = Engine(make_site(), "en")
+    w = 1 - math.exp(-1.0 / e.site.trigger.smoothing)
+    e.observe("b-a", -55, 0.0)
+    e.observe("b-a", -65, 1.0)
+    level = -55 - 10 * w
+    assert e.levels()["a"] == pytest.approx(level)
+    e.observe("b-a", -95, 2.0)  # clipped
+    level -= 10 * w
+    assert e.levels()["a"] == pytest.approx(level)
+    e.observe("b-a", -40, 1.5)  # stamped before the last packet: no weight, either way
+    e.tick(2.5)
+    assert e.levels()["a"] == pytest.approx(level)
+
+
+def test_a_short_track_that_plays_to_its_end_in_its_glance_window_is_heard():
+    # rule 6: played to its end; and the exhibit where the visitor has settled meanwhile starts at once
+    v = Visit()
+    v.stay(v.site.trigger.dwell + 1.5, AT_A)
+    assert v.engine.playing == "a"
+    v.stay(3, AT_A)
+    acts = v.finish()
+    assert ends(acts) == [("a", "finished")] and v.engine.heard == {"a"}
+    v.stay(20, AT_A)
+    assert starts(v.log) == ["a"]
+
+
+def test_a_track_with_no_language_left_gives_way_at_once_to_the_exhibit_the_visitor_settled_at():
+    site = make_site()
+    v = Visit(dataclasses.replace(site, fallback={"en": (), "fr": ()}))
+    v.stay(v.site.trigger.glance + 5, AT_A)
+    v.stay(10, AT_B)  # listening to a, settled at b
+    acts = v.engine.failed(v.t, "en/a.ogg: cannot decode")
+    assert acts[0].reason == "error" and acts[1:] == [Start(exhibit="b", lang="en", track="en/b.ogg")]
+
+
+def test_with_replay_heard_an_exhibit_starts_again_once_the_visitor_has_left_it_and_come_back():
+    v = Visit(make_site(replay_heard=True))
+    v.stay(20, AT_A)
+    v.engine.skip(v.t)
+    v.stay(10, AT_A)
+    v.stay(8, NOWHERE)
+    assert starts(v.log) == ["a"]
+    v.stay(10, AT_A)
+    assert starts(v.log) == ["a", "a"]
+
+
+def test_a_visitor_whose_beacons_all_fall_silent_and_are_forgotten_has_left_a_glance():
+    v = Visit(make_site(forget=1.0))
+    v.stay(v.site.trigger.dwell + 1.5, AT_A)
+    assert v.engine.playing == "a"
+    v.silence(5)  # forgotten after 1 s: no level at all is leaving
+    assert ends(v.log) == [("a", "abandoned")] and v.engine.levels() == {}
+
+
+def test_a_visitor_back_before_leave_is_confirmed_starts_leaving_afresh_next_time():
+    # rule 5: away for `leave` seconds without a break; 1.5 s away, back, then
+    # away again: the second leaving takes its own 2 s
+    v = Visit()
+    v.stay(v.site.trigger.dwell + 1.0, AT_A)
+    assert v.engine.playing == "a"
+    away = {"b": -20, "a": -55, "c": FAR}
+    v.stay(1.5, away)
+    v.stay(3, AT_A)
+    assert ends(v.log) == []
+    again = v.t
+    v.stay(5, away)
+    (t,) = [t for t, a in v.log if isinstance(a, End)]
+    assert t - again >= v.site.trigger.leave
+
+
+def test_with_no_hysteresis_a_settled_visitor_stays_while_the_exhibit_leads_at_all():
+    v = Visit(make_site(hysteresis=0.0))
+    v.stay(8, AT_A)
+    assert v.engine.here == "a"
+    v.stay(10, {"a": -60, "b": -62, "c": FAR})  # a leads by 2 dB, under the margin
+    assert v.engine.here == "a"
+
+
+def test_a_candidate_left_for_another_exhibit_starts_its_dwell_again_on_return_however_soon():
+    # rule 3: only a drop-out of at most DIP_PACKETS intervals keeps the dwell,
+    # not a visit to another exhibit in between. a's beacon is heard every 2 s
+    # (a 3 s drop-out window), b's every second, half a second after it; the
+    # engine is woken at its deadlines between packets
+    e = Engine(make_site(), "en")
+    trace, started = [], []
+
+    def second(a: int | None, b: int | None, t: float) -> None:
+        for step in range(4):
+            now = t + step * 0.25
+            acts = []
+            if step == 0 and a is not None and int(t) % 2 == 0:
+                acts += e.observe("b-a", a, now)
+            if step == 2 and b is not None:
+                acts += e.observe("b-b", b, now)
+            acts += e.tick(now)
+            trace.append((now, e.here))
+            started.extend(now for x in acts if isinstance(x, Start))
+
+    for t in range(40):
+        second(-80, -82, t)  # nowhere: the engine learns both packet rates
+    for t in range(40, 42):
+        second(-55, -75, t)  # at a from 40 s, not yet settled...
+    for t in range(42, 44):
+        second(-35, -20, t)  # ...b comes up: a is lost, then b leads...
+    for t in range(44, 60):
+        second(-55, -75, t)  # ...and the visitor is back at a
+    assert [h for now, h in trace if 40 <= now < 46] == ["a"] * 14 + [None] * 2 + ["b"] * 6 + ["a"] * 2
+    back = 45.5
+    assert started and started[0] >= back + e.site.trigger.dwell
