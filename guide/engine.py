@@ -47,7 +47,10 @@ The rules
    other exhibit by `margin`: a phone held low reads that much weaker while
    its visitor stands still), for `leave` seconds (or `LEAVE_PACKETS` packet
    intervals of X's beacon when that is longer: a phone scanning at 1 Hz
-   needs more packets' evidence than a 10 Hz scanner). Not a drop from the
+   needs more packets' evidence than a 10 Hz scanner; the interval is
+   learnt from 0.1 s, 10 % a packet, so at 1 Hz it reaches 3 s of leaving
+   only after about 20 packets of the beacon, and leaving X takes `leave`
+   before). Not a drop from the
    level at the start: visitors drift and turn while listening, and that
    alone moves the level by 10 dB.
 6. Heard. An exhibit whose track played to its end, or past its glance
@@ -100,7 +103,7 @@ class _Beacon:
     last: float = -math.inf  # time of the last packet
     heard: bool = False
     low: bool = False  # the last packet was a deep fade (clipped)
-    interval: float = 0.1  # s between this beacon's packets (running estimate)
+    interval: float = 0.1  # s between this beacon's packets (running estimate: from 0.1, 10 % a packet)
 
 
 @dataclass(slots=True)
@@ -242,8 +245,9 @@ class Engine:
         later = chain[chain.index(p.lang) + 1:] if p.lang in chain else ()
         for lang in later:
             if lang in tracks:
+                # the visitor's arrival is the failed track's: a wait there was no wait for this one
                 self._playing = _Playing(exhibit=p.exhibit, index=p.index, lang=lang, track=tracks[lang],
-                                         started=now, offset=0.0, committed=p.committed)
+                                         started=now, offset=0.0, committed=p.committed, arrived=p.arrived)
                 out.append(Start(exhibit=p.exhibit, lang=lang, track=tracks[lang],
                                  wanted=self.lang if lang != self.lang else None))
                 return out

@@ -877,6 +877,24 @@ def test_at_one_packet_a_second_leaving_takes_three_packets_not_the_two_seconds_
     assert t - away == 3.0
 
 
+def test_a_track_restarted_in_a_fallback_language_is_no_more_committed_than_the_failed_one():
+    """A track that fails (cannot be decoded) is started again in the next
+    language of the chain: the visitor arrived when they did, and walking off
+    5 s in is a glance, faded as it would have been without the failure (the
+    restarted track forgot the arrival and took the whole wait_credit as if
+    the visitor had waited there: it played to its end)."""
+    for fail in (False, True):
+        v = Visit(three_languages(), lang="de")
+        v.stay(30, NOWHERE)
+        v.stay(v.site.trigger.dwell + 1.5, AT_B)
+        if fail:
+            v.log.extend((v.t, a) for a in v.engine.failed(v.t, "de/b.ogg: cannot decode"))
+        v.stay(5, AT_B)
+        v.stay(15, AT_C)
+        assert ends(v.log) == [("b", "error")] * fail + [("b", "abandoned")]
+        assert "b" not in v.engine.heard
+
+
 def test_at_one_packet_a_second_a_drop_out_of_two_packet_intervals_restarts_the_dwell():
     # rule 3: at most DIP_PACKETS = 1.5 intervals keep the dwell; here b (heard
     # first in each second) reads 25, then 15 dB up: a's lead is under the
