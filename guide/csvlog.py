@@ -14,9 +14,9 @@ a folder, a pipe or a device (`open_input`), a binary file, one compressed or
 archived otherwise (zip, an .xlsx, xz, bzip2...), an empty one, a header
 lacking a column or naming one it reads twice (`check_header`, which says
 when that is because the file is UTF-16 or its columns are separated by
-semicolons or tabs), raises ScanLogError naming the file. Cells and lines echoed in messages go through
-`short`, a header through `shown`; ids (visitor, exhibit) are checked by
-`id_problem`.
+semicolons or tabs), raises ScanLogError naming the file. Cells and lines
+echoed in messages go through `short`, a header through `shown`; ids
+(visitor, exhibit) are checked by `id_problem`.
 """
 
 from __future__ import annotations
@@ -456,7 +456,8 @@ def open_text(path: str | os.PathLike, what: str) -> IO[str]:
 def open_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...]
              ) -> Iterator[tuple[IO[str], Any, tuple[int, ...]]]:
     """The open file (`open_text`), a csv.reader past the header, and the
-    index of each of `columns` in it (named in any case: `header_keys`). `what` names the file in errors ("scan log", "walk")."""
+    index of each of `columns` in it (named in any case: `header_keys`).
+    `what` names the file in errors ("scan log", "walk")."""
     path = Path(path)
     header_line = ",".join(columns)
     f = open_text(path, what)

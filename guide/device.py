@@ -219,8 +219,8 @@ class Device:
             self._perform(act(now))
 
     # ----- outputs --------------------------------------------------------
-    def _perform(self, actions: list[Action], now: float | None = None, *, always_save: bool = False) -> None:
-        now = self.now() if now is None else now
+    def _perform(self, actions: list[Action], *, always_save: bool = False) -> None:
+        now = self.now()
         for action in actions:
             self._play(action)
         try:

@@ -171,17 +171,6 @@ def read_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None =
                 bar.close()
 
 
-def count_scans(path: str | os.PathLike, site: Site, *, stats: ScanStats | None = None) -> dict[str, int]:
-    """Each visitor's number of rows `read_scans` yields for `path` (a first
-    read of the log, which checks it whole and fills `stats`, walk ends
-    included): `guide run --replay` checks a walk before it plays it."""
-    counts: dict[str, int] = {}
-    get = counts.get
-    for v, _, _, _ in read_scans(path, site, stats=stats):
-        counts[v] = get(v, 0) + 1
-    return counts
-
-
 class _BadRow(Exception):
     pass
 

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from guide.errors import GuideError
     from guide.player import SimpleaudioPlayer
     from guide.eventlog import check_event_log
-    from guide.replay import ScanStats, count_scans, read_scans
+    from guide.replay import ScanStats, read_scans
     from guide.zones import load_zones
 
     setup_logging(args.quiet)
@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
         # read whole once, to check it before anything starts and to know its
         # visitors; then again as the visit plays: a long walk is never held in memory
         stats = ScanStats()
-        visitors = count_scans(args.replay, site, stats=stats)
-        visitor = args.visitor or next(iter(visitors), None)
+        visitors = list(dict.fromkeys(v for v, _, _, _ in read_scans(args.replay, site, stats=stats)))
+        visitor = args.visitor or (visitors[0] if visitors else None)  # the first in the log
         if visitor not in visitors:
             raise GuideError(_no_rows(args, stats, visitors))
         source = ReplaySource((t, b, r) for v, t, b, r in read_scans(args.replay, site) if v == visitor)
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _no_rows(args: argparse.Namespace, stats, visitors: dict[str, int]) -> str:
+def _no_rows(args: argparse.Namespace, stats, visitors: list[str]) -> str:
     """Why --replay gives the device nothing to play (`visitors`: those with
     rows naming a beacon of the zone map)."""
     from guide.errors import listed
