@@ -37,6 +37,7 @@ DEMO_VISITORS = 12
 # a quarter of an hour and about 1 GB; a million filled memory without a word.
 MAX_DEMO_VISITORS = 500
 DEMO_RATES = (10.0, 1.0)
+SEED = 7  # of the radio model and the demo's visitors, when --seed is not given
 
 EXAMPLES = """\
 examples:
@@ -75,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "second per beacon (default: the radio model's, 10; the demo runs 10 and 1)")
     p.add_argument("--radio", choices=("textbook", "museum", "harsh"),
                    help="with --walks or the demo: radio model preset (default: museum)")
-    p.add_argument("--seed", type=seed, default=7, help="random seed of the radio model and "
-                   "the demo's visitors (default: 7)")
+    p.add_argument("--seed", type=seed, help="with --walks or the demo: random seed of the radio "
+                   f"model and the demo's visitors (default: {SEED})")
     p.add_argument("--visitors", type=number(f"a whole number from 1 to {MAX_DEMO_VISITORS} (each 100 "
                                              "visitors cost about 3 minutes and 150 MB; for more, run "
                                              "it again with another --seed)",
@@ -99,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    """Options that do not go together, refused before any work."""
+    """Options that do not go together, refused before any work; then the
+    default seed."""
     demo = args.scans is None and args.walks is None
     if demo:
         for given, name in ((args.truth, "--truth"), (args.render_audio, "--render-audio"),
@@ -113,8 +115,9 @@ def _check_options(args: argparse.Namespace) -> None:
                              f"zone map of the site it was recorded on (the demo's is {DEMO_ZONES})")
         if args.visitors is not None:
             raise GuideError("--visitors is for the demo: --scans and --walks bring their own")
-        if args.scans is not None and (args.rate is not None or args.radio is not None):
-            raise GuideError("--rate and --radio apply to --walks and the demo "
+        if args.scans is not None and (args.rate is not None or args.radio is not None
+                                       or args.seed is not None):
+            raise GuideError("--rate, --radio and --seed apply to --walks and the demo "
                              "(a scan log already has its radio)")
         if args.json and args.truth is None:
             raise GuideError("--json prints the metrics: give --truth")
@@ -122,6 +125,8 @@ def _check_options(args: argparse.Namespace) -> None:
             raise GuideError("--render-audio needs --visitor: whose visit to render")
         if args.visitor is not None and args.render_audio is None:
             raise GuideError("--visitor goes with --render-audio: whose visit to render")
+    if args.seed is None:
+        args.seed = SEED
 
 
 def _check_outputs(args: argparse.Namespace, site: Site) -> None:

@@ -253,8 +253,9 @@ def test_truth_visitors_without_scans_are_reported(scenario, capsys, tmp_path, s
 @pytest.mark.parametrize("args, message", [
     (["--truth", "t.csv"], "--truth goes with --scans or --walks"),
     (["--render-audio", "x.wav", "--visitor", "v1"], "--render-audio goes with --scans or --walks"),
-    (["--scans", "{scans}", "--rate", "1"], "--rate and --radio apply to --walks and the demo"),
-    (["--scans", "{scans}", "--radio", "harsh"], "--rate and --radio apply to --walks"),
+    (["--scans", "{scans}", "--rate", "1"], "--rate, --radio and --seed apply to --walks and the demo"),
+    (["--scans", "{scans}", "--radio", "harsh"], "--rate, --radio and --seed apply to --walks"),
+    (["--scans", "{scans}", "--seed", "3"], "--rate, --radio and --seed apply to --walks"),
     (["--scans", "{scans}", "--visitors", "3"], "--visitors is for the demo"),
     (["--scans", "{scans}", "--json"], "--json prints the metrics: give --truth"),
     (["--scans", "{scans}", "--visitor", "v001"], "--visitor goes with --render-audio"),
