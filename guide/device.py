@@ -39,6 +39,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,7 @@ class Device:
     # ----- outputs --------------------------------------------------------
     def _perform(self, actions: list[Action], *, always_save: bool = False) -> None:
         now = self.now()
+        actions = [self._heard_at(action) for action in actions]
         for action in actions:
             self._play(action)
         try:
@@ -244,6 +246,16 @@ class Device:
                                                  skip=self.engine.heard))
         if self.engine.next_deadline() != self._deadline:
             self._schedule()
+
+    def _heard_at(self, action: Action) -> Action:
+        """A pause or resume says where the audio is, which the player knows:
+        the engine's clock stood still while the radio was lost, so its
+        position lags the audio's by every outage since the track began."""
+        if isinstance(action, (Pause, Resume)):
+            heard = self.player.position()
+            if heard is not None:
+                return replace(action, position=round(heard, 3))
+        return action
 
     def _schedule(self) -> None:
         """Wake the engine at its deadline, on its clock (none while the radio is lost)."""

@@ -125,8 +125,10 @@ def kinds(path: Path) -> list[tuple]:
             if e["event"] != "coverage"]
 
 
-def run_device(site, tmp_path, script, *, keys=None, lang="en", new_visit=False, stop_when=None):
-    """Run a Device with a Recorder player; returns (device, recorder)."""
+def run_device(site, tmp_path, script, *, keys=None, lang="en", new_visit=False, stop_when=None,
+               source=Scripted):
+    """Run a Device with a Recorder player, sightings from `source` (a Scripted
+    class); returns (device, recorder)."""
     made = []
 
     def make_player(on_event):
@@ -144,7 +146,7 @@ def run_device(site, tmp_path, script, *, keys=None, lang="en", new_visit=False,
                 await until(lambda: stop_when(device, made[0]))
                 stop.set()
             watcher = asyncio.ensure_future(watch())
-        await device.run(Scripted(script, ref), keys, stop)
+        await device.run(source(script, ref), keys, stop)
         if stop_when is not None:
             watcher.cancel()
 
@@ -522,6 +524,45 @@ def test_the_buttons_pause_resume_change_language_and_volume_and_skip(site, tmp_
     assert coverage == ["en", "fr"]
     state = StateFile(tmp_path / "events.jsonl.state.json").load()
     assert state.engine["lang"] == "fr" and state.volume == 0.7 and state.engine["heard"] == ["dome"]
+
+
+class ScriptedRadio(Scripted):
+    """A Scripted source that, like a real radio, tells the device when its
+    adapter goes and comes back: the script calls `radio[0](up, why)`."""
+
+    radio: list = []
+
+    def watch_radio(self, on_radio):
+        ScriptedRadio.radio[:] = [on_radio]
+
+
+def test_a_pause_during_a_radio_outage_gives_the_audios_position_not_the_engines(site, tmp_path):
+    """While the adapter is gone the engine's clock stands still and the
+    track plays on. A pause and a resume then say where the audio is (the
+    outage included): the engine's own position lags by the outage."""
+    flags = set()
+    keys = Keys([(lambda: "lost" in flags, Button.PAUSE), (lambda: "back" in flags, Button.PAUSE)])
+
+    async def script(emit, device):
+        await hold(emit, {"dome": (AWAY, AT)}, 0.5)
+        await until(lambda: device.player.playing is not None)
+        ScriptedRadio.radio[0](False, "unplugged")
+        await asyncio.sleep(1.5)
+        flags.add("lost")
+        await until(lambda: device.player.paused)
+        ScriptedRadio.radio[0](True, None)
+        flags.add("back")
+        await until(lambda: not device.player.paused)
+        flags.add("done")
+
+    device, rec = run_device(site, tmp_path, script, keys=keys, source=ScriptedRadio,
+                             stop_when=lambda d, r: "done" in flags)
+    log = [e for e in events(tmp_path / "events.jsonl") if e["event"] in ("pause", "resume")]
+    assert [e["event"] for e in log] == ["pause", "resume"]
+    paused_at = [c for c in rec.calls if c.name == "pause"]
+    assert paused_at and log[0]["position"] >= 1.5  # the 1.5 s of outage played
+    assert log[1]["position"] == log[0]["position"]  # it goes on from where it stopped
+    assert device.engine.position(device.engine_now()) < 1.5 - 0.2  # the engine's clock lagged
 
 
 def test_a_replay_that_ends_while_the_track_is_paused_ends_the_run_keeping_the_pause(site, tmp_path):
