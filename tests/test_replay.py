@@ -149,6 +149,26 @@ def test_a_grouped_replay_lets_go_of_each_visitor_when_the_next_one_begins(galle
         replay(site, rows + rows[:1], lang="en", emit=lambda e: None, grouped=True)
 
 
+def test_visitors_interleaved_in_a_merged_log_each_get_the_events_of_their_own_replay(gallery):
+    """A log merged from several devices interleaves its visitors (FORMATS.md
+    allows it): each visitor's engine carries on where that visitor's last row
+    left it, so each hears what it would have alone, and the replay ends each
+    walk at that visitor's last row."""
+    site, scans = gallery
+    rows = _many_visitors(site, scans, 6, overlap=3)
+    assert sum(a[0] != b[0] for a, b in zip(rows, rows[1:])) > 1000  # each row may be another's
+    events: list[dict] = []
+    ends = replay(site, rows, lang="en", emit=events.append)
+    alone: list[dict] = []
+    for v in sorted({r[0] for r in rows}):
+        mine = [r for r in rows if r[0] == v]
+        assert replay(site, mine, lang="en", emit=alone.append) == {v: mine[-1][1]}
+        assert ends[v] == mine[-1][1]
+    assert any(e["event"] == "start" for e in events)
+    by_visitor = lambda es: sorted(es, key=lambda e: e["visitor"])  # noqa: E731 (stable: time order kept)
+    assert by_visitor(events) == by_visitor(alone)
+
+
 def test_simulate_lets_go_of_each_visitor_at_the_end_of_their_walk(gallery, monkeypatch, tmp_path):
     """simulate.py --walks replays the scans of one walk after another: the
     engines alive at once are those of the visitor in progress (and the one
