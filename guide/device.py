@@ -222,9 +222,11 @@ class Device:
     # ----- outputs --------------------------------------------------------
     def _perform(self, actions: list[Action], *, always_save: bool = False) -> None:
         now = self.now()
-        actions = [self._heard_at(action) for action in actions]
-        for action in actions:
-            self._play(action)
+        played = []
+        for action in actions:  # each as played: a pause after a start reads that start's audio
+            played.append(self._heard_at(action))
+            self._play(played[-1])
+        actions = played
         try:
             for action in actions:
                 broken = _passed_over(self.site, action)
