@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from guide import tracks
-from guide.errors import GuideError, ZoneMapError, counted, half_up
+from guide.errors import GuideError, ZoneMapError, counted
 from guide.site import Site
 
 SEVERITIES = ("error", "warning", "note")
@@ -480,10 +480,11 @@ def format_report(report: CheckReport, *, tracks: bool = False) -> str:
 
 def _duration(seconds: float) -> str:
     """'2 h 05 min', '3 min', '59 s': as guide coverage gives a language's
-    narration, seconds under 90 s and minutes from there, rounded halves up
-    (150 s is 3 min in both, not 2 here, and 30 s is 30 s, not 1 min)."""
-    if seconds < 90:
-        return f"{half_up(seconds)} s"
-    h, m = divmod(half_up(seconds / 60), 60)
-    return f"{h} h {m:02d} min" if h else f"{m} min"
+    narration (`coverage.length`)."""
+    from guide.coverage import length
 
+    n, unit = length(seconds)
+    if unit == "seconds":
+        return f"{n} s"
+    h, m = divmod(n, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min"

@@ -159,7 +159,7 @@ def _english(c: Coverage) -> str:
     name = language_name(c.lang)
     if c.complete:
         exhibits = "the only exhibit" if c.total_exhibits == 1 else f"all {c.total_exhibits} exhibits"
-        n, unit = _total(c)
+        n, unit = length(c.total_seconds)
         return f"{name}: {exhibits}, {n} {_plural(n, unit[:-1], unit)}"
     part, whole, unit = figures(c)
     text = f"{name}: {c.exhibits} of {c.total_exhibits} exhibits, {part} of {whole} {_plural(whole, unit[:-1], unit)}"
@@ -182,7 +182,7 @@ def _french(c: Coverage) -> str:
     if c.complete:
         exhibits = ("la seule étape de la visite" if c.total_exhibits == 1
                     else f"les {c.total_exhibits} étapes de la visite")
-        n, unit = _total(c)
+        n, unit = length(c.total_seconds)
         return f"{name}\u00a0: {exhibits}, {n} {_plural_fr(n, *units[unit])}"
     part, whole, unit = figures(c)
     text = (f"{name}\u00a0: {c.exhibits} {_plural_fr(c.exhibits, 'étape', 'étapes')} sur "
@@ -205,7 +205,7 @@ def _german(c: Coverage) -> str:
     if c.complete:
         exhibits = ("die einzige Station" if c.total_exhibits == 1
                     else f"alle {c.total_exhibits} Stationen")
-        n, unit = _total(c)
+        n, unit = length(c.total_seconds)
         return f"{name}: {exhibits}, {n} {_plural(n, *units[unit])}"
     part, whole, unit = figures(c)
     text = (f"{name}: {c.exhibits} von {c.total_exhibits} "
@@ -227,7 +227,7 @@ def _dutch(c: Coverage) -> str:
     units = {"minutes": ("minuut", "minuten"), "seconds": ("seconde", "seconden")}
     if c.complete:
         exhibits = "de enige stop" if c.total_exhibits == 1 else f"alle {c.total_exhibits} stops"
-        n, unit = _total(c)
+        n, unit = length(c.total_seconds)
         return f"{name}: {exhibits}, {n} {_plural(n, *units[unit])}"
     part, whole, unit = figures(c)
     text = (f"{name}: {c.exhibits} van de {c.total_exhibits} "
@@ -283,11 +283,16 @@ def _join(words: list[str], and_: str = " and ") -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + and_ + words[-1]
 
 
-def _total(c: Coverage) -> tuple[int, str]:
-    """The whole visit's narration: (minutes, "minutes"), or seconds for a short one."""
-    if c.total_seconds >= 90:
-        return half_up(c.total_seconds / 60), "minutes"
-    return half_up(c.total_seconds), "seconds"
+MINUTES_FROM = 90.0  # s: a length of narration from here on is said in minutes
+
+
+def length(seconds: float) -> tuple[int, str]:
+    """A length of narration as people say it, rounded halves up: (minutes,
+    "minutes") from MINUTES_FROM, else (seconds, "seconds") (`guide check`
+    says its lengths so too)."""
+    if seconds >= MINUTES_FROM:
+        return half_up(seconds / 60), "minutes"
+    return half_up(seconds), "seconds"
 
 
 def figures(c: Coverage) -> tuple[int, int, str]:
@@ -295,7 +300,7 @@ def figures(c: Coverage) -> tuple[int, int, str]:
     or seconds for a short visit, rounded so that a part short of the whole
     never reads as the whole ('45 of 45 minutes' when some are missing)."""
     part, whole = c.seconds, c.total_seconds
-    scale, unit = (60.0, "minutes") if whole >= 90 else (1.0, "seconds")
+    scale, unit = (60.0, "minutes") if whole >= MINUTES_FROM else (1.0, "seconds")
     w = half_up(whole / scale)
     p = half_up(part / scale)
     if part < whole and p >= w:

@@ -591,7 +591,6 @@ def test_once_settled_the_visitor_stays_until_the_level_falls_hysteresis_below_i
     assert v.engine.here is None
 
 
-
 @pytest.mark.parametrize("blips, keeps", [(1, True), (2, False)])
 def test_at_one_packet_a_second_a_drop_out_of_one_packet_keeps_the_dwell(blips, keeps):
     # rule 3: a candidate that drops out for at most 1.5 packet intervals keeps
@@ -634,6 +633,7 @@ def test_another_exhibit_leading_by_the_hysteresis_is_leaving_even_above_the_lev
     v.stay(30, {"a": -60, "b": -80, "c": c})
     assert ends(v.log) == ([("a", "abandoned")] if left else [])
     assert ("a" in v.engine.heard) is not left
+
 
 # ----- the naive policy (guide.naive), the baseline scored beside the engine -----
 

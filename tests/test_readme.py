@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from guide import actions
+from guide import actions, zones
 from guide.cli import build_parser, main
 from guide.simulator import build_parser as simulate_parser
-from guide import zones
 from guide.zones import load_zones
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from guide.cli import language
     from guide.coverage import coverage, figures, language_name, sentence
-    from guide.errors import GuideError, counted
+    from guide.errors import counted
     from guide.zones import load_zones
 
     site = load_zones(args.zones)

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     save_map(fig, target)
     parts = [counted(len(site.exhibits), "exhibit")]
     if lint is not None:
-        parts.append(f"{len(lint.findings)} lint finding{'s' if len(lint.findings) != 1 else ''}")
+        parts.append(counted(len(lint.findings), "lint finding"))
     if walk is not None:
         false = sum(1 for m in walk.starts if m.false_start)
         parts.append(f"{walk.visitor}'s walk: {counted(len(walk.starts), 'track')} started"
